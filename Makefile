@@ -1,0 +1,31 @@
+# Two commands on a fresh clone: `make run` and `make test`. Setup output goes to stderr so
+# that `echo question | make run` prints nothing but answers on stdout.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: setup run test lint bench clean
+
+setup: $(INSTALLED)
+
+$(INSTALLED): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]' >&2
+	@touch $@
+
+run: setup
+	@$(BIN)/qabot run
+
+test: setup
+	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: setup
+	@$(BIN)/ruff check bot model tests bench migrations
+
+bench: setup
+	@$(BIN)/python bench/clinc150.py
+
+clean:
+	rm -rf $(VENV) var

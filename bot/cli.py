@@ -1,0 +1,178 @@
+"""The `qabot` command line (see DESIGN.md for the interface)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from bot.logs import setup_logging
+from bot.settings import Settings
+from bot.store import Store, upgrade_database
+
+
+def parse_since(value: str) -> datetime:
+    """An ISO date or time (UTC unless it says otherwise)."""
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date: {value!r}") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qabot", description="A question-answering Telegram bot.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser(
+        "run", help="prepare the store and model, then serve Telegram or the console"
+    )
+    commands.add_parser(
+        "chat", help="console chat (one answer per line when stdin is not a terminal)"
+    )
+    commands.add_parser(
+        "train", help="train a new model version (see `qabot train --help`)", add_help=False
+    )
+    commands.add_parser(
+        "eval", help="evaluate the current model (see `qabot eval --help`)", add_help=False
+    )
+
+    export = commands.add_parser(
+        "export", help="write the logged conversations (or the training set)"
+    )
+    export.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    export.add_argument("--out", type=Path, help="output file (default: standard output)")
+    export.add_argument("--since", type=parse_since, help="only exchanges from this date (UTC)")
+    export.add_argument(
+        "--pairs", action="store_true", help="write the Q&A training set instead (CSV)"
+    )
+
+    importer = commands.add_parser("import", help="add Q&A pairs from a file to the training set")
+    importer.add_argument("file", type=Path)
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    db_commands.add_parser("upgrade", help="apply the Alembic migrations")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    settings = Settings()
+    setup_logging(settings.telegram_bot_token)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command in ("train", "eval"):
+        return run_model_command(settings, args.command, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+
+    if args.command in ("run", "chat"):
+        from bot.app import run
+
+        return run(settings, console=args.command == "chat")
+    upgrade_database(settings.database_url)
+    if args.command == "db":
+        print(
+            f"database is at the newest revision: {settings.database_url.split('@')[-1]}",
+            file=sys.stderr,
+        )
+        return 0
+    if args.command == "export":
+        return asyncio.run(export(settings, args.format, args.out, args.since, args.pairs))
+    if args.command == "import":
+        return asyncio.run(import_pairs(settings, args.file))
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
+    """`qabot train` and `qabot eval` are the model package's own command lines, with the
+    bot's model directory as the default and the store's training set as the default data."""
+    if "--model-dir" not in args and not any(a.startswith("--model-dir=") for a in args):
+        args = [*args, "--model-dir", str(settings.models_dir)]
+    if command == "eval":
+        from model.evaluate import main as evaluate_main
+
+        return evaluate_main(args)
+
+    from model.train import main as train_main
+
+    if (
+        "-h" in args
+        or "--help" in args
+        or any(a == "--data" or a.startswith("--data=") for a in args)
+    ):
+        return train_main(args)
+    upgrade_database(settings.database_url)
+    pairs = asyncio.run(_store_pairs(settings))
+    if not pairs:
+        print("the training set is empty: import pairs first, or give --data", file=sys.stderr)
+        return 1
+    from model.datasets import write_pairs_csv
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = Path(tmp) / "training-set.csv"
+        with data.open("w", encoding="utf-8", newline="") as out:
+            write_pairs_csv(pairs, out)
+        return train_main(["--data", str(data), *args])
+
+
+async def _store_pairs(settings: Settings) -> list:
+    store = Store(settings.database_url)
+    try:
+        return await store.training_pairs()
+    finally:
+        await store.close()
+
+
+async def export(
+    settings: Settings, fmt: str, out_path: Path | None, since: datetime | None, pairs: bool
+) -> int:
+    from bot.exports import write_exchanges
+    from model.datasets import write_pairs_csv
+
+    store = Store(settings.database_url)
+    try:
+        out: TextIO = out_path.open("w", encoding="utf-8", newline="") if out_path else sys.stdout
+        try:
+            if pairs:
+                training_set = await store.training_pairs()
+                write_pairs_csv(training_set, out)
+                count, what = len(training_set), "Q&A pairs"
+            else:
+                count, what = await write_exchanges(store, out, fmt, since), "exchanges"
+        finally:
+            if out_path:
+                out.close()
+    finally:
+        await store.close()
+    print(f"wrote {count} {what}" + (f" to {out_path}" if out_path else ""), file=sys.stderr)
+    return 0
+
+
+async def import_pairs(settings: Settings, path: Path) -> int:
+    from model.datasets import read_pairs
+
+    try:
+        pairs = read_pairs(path)
+    except (OSError, ValueError) as error:
+        print(f"cannot import {path}: {error}", file=sys.stderr)
+        return 1
+    store = Store(settings.database_url)
+    try:
+        added = await store.add_pairs(pairs, source="imported")
+    finally:
+        await store.close()
+    print(
+        f"imported {added} new Q&A pairs from {path} ({len(pairs) - added} already known)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

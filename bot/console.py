@@ -1,0 +1,46 @@
+"""Console chat through the same service as Telegram. Interactive on a terminal; otherwise one
+question per input line and exactly one answer per output line (logs go to stderr)."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import sys
+from typing import TextIO
+
+from bot.service import QAService
+from bot.store import ChatInfo, UserInfo
+
+# The console is chat 0 / user 0 in the log (Telegram ids are never 0).
+CONSOLE_CHAT = ChatInfo(id=0, type="console", title="console")
+
+
+def console_user() -> UserInfo:
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = None
+    return UserInfo(id=0, username=name, first_name=name)
+
+
+async def run_console(
+    service: QAService, stdin: TextIO | None = None, stdout: TextIO | None = None
+) -> None:
+    stdin = stdin or sys.stdin
+    stdout = stdout or sys.stdout
+    interactive = stdin.isatty()
+    user = console_user()
+    if interactive:
+        print("qabot console chat. Ask a question; Ctrl-D quits.", file=stdout)
+    while True:
+        if interactive:
+            print("you> ", end="", file=stdout, flush=True)
+        # Reading in a thread keeps the event loop (and the log writer) running meanwhile.
+        line = await asyncio.to_thread(stdin.readline)
+        if not line:
+            break
+        reply = await service.reply(CONSOLE_CHAT, user, line.rstrip("\r\n"))
+        answer = " ".join(reply.text.splitlines())  # one answer per line, always
+        print(f"bot> {answer}" if interactive else answer, file=stdout, flush=True)
+    if interactive:
+        print(file=stdout)

@@ -1,0 +1,131 @@
+"""Writes logged exchanges to the store in batches (group commit), and keeps them in a bounded
+queue while the database is unreachable, so the bot keeps answering and loses nothing it can
+hold."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+
+from bot.store import ExchangeRecord, Store
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Pending:
+    record: ExchangeRecord
+    written: asyncio.Future[int | None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ExchangeWriter:
+    """One background task writes whatever has queued up since its last commit, in one
+    transaction: under load many exchanges share a commit, and each caller still learns when
+    its own exchange is durable."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_batch: int = 500,
+        max_pending: int = 100_000,
+        retry_seconds: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.max_pending = max_pending
+        self.retry_seconds = retry_seconds
+        self.dropped = 0
+        self._queue: deque[_Pending] = deque()
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._in_flight: list[_Pending] = []
+        self._failing_since_batch = False
+
+    @property
+    def pending(self) -> int:
+        """Exchanges not yet in the database (queued or being written)."""
+        return len(self._queue) + len(self._in_flight)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="exchange-writer")
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Flush what is queued (within `timeout`), then stop."""
+        if self._task is None:
+            return
+        self._wakeup.set()
+        try:
+            await asyncio.wait_for(self.flush(), timeout)
+        except TimeoutError:
+            log.error(
+                "stopping with %d exchanges not written: the database is unreachable", self.pending
+            )
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)
+        self._task = None
+
+    async def write(self, record: ExchangeRecord) -> int | None:
+        """Queue an exchange and wait until it is committed; returns its id, or None when the
+        database failed (the exchange then stays queued and is written once it is back)."""
+        item = _Pending(record)
+        if len(self._queue) >= self.max_pending:
+            oldest = self._queue.popleft()
+            if not oldest.written.done():
+                oldest.written.set_result(None)
+            self.dropped += 1
+            log.error(
+                "exchange queue full (%d): dropped the oldest unwritten exchange", self.max_pending
+            )
+        self._queue.append(item)
+        self._wakeup.set()
+        return await asyncio.shield(item.written)
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written."""
+        while self.pending:
+            await asyncio.sleep(0.01)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                count = min(self.max_batch, len(self._queue))
+                self._in_flight = [self._queue.popleft() for _ in range(count)]
+                try:
+                    ids = await self.store.log_exchanges([p.record for p in self._in_flight])
+                except Exception as error:  # noqa: BLE001 - any database failure: keep and retry
+                    self._queue.extendleft(reversed(self._in_flight))
+                    self._in_flight = []
+                    self._on_failure(error)
+                    await asyncio.sleep(self.retry_seconds)
+                    continue
+                for pending, exchange_id in zip(self._in_flight, ids, strict=True):
+                    if not pending.written.done():
+                        pending.written.set_result(exchange_id)
+                self._in_flight = []
+                if self._failing_since_batch:
+                    self._failing_since_batch = False
+                    log.warning(
+                        "database is back: wrote the queued exchanges (%d still queued)",
+                        self.pending,
+                    )
+
+    def _on_failure(self, error: Exception) -> None:
+        if not self._failing_since_batch:
+            self._failing_since_batch = True
+            log.error(
+                "database unavailable (%s): answering anyway and keeping %d exchanges queued "
+                "until it is back",
+                type(error).__name__,
+                self.pending,
+            )
+        # Callers learn that their exchange is not durable yet; the record itself stays queued.
+        for pending in self._queue:
+            if not pending.written.done():
+                pending.written.set_result(None)

@@ -1,0 +1,77 @@
+"""Conversation exports (CSV or JSON Lines), shared by `qabot export` and `/export`."""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import UTC, datetime
+from typing import Any, TextIO
+
+from bot.store import Store
+from bot.tables import Exchange
+
+FORMATS = ("csv", "jsonl")
+FIELDS = (
+    "id",
+    "created_at",
+    "chat_id",
+    "user_id",
+    "message_id",
+    "kind",
+    "question",
+    "answer",
+    "answer_id",
+    "confidence",
+    "fallback",
+    "model_version",
+    "latency_ms",
+)
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; everything the bot stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def exchange_row(exchange: Exchange) -> dict[str, Any]:
+    return {
+        "id": exchange.id,
+        "created_at": as_utc(exchange.created_at).isoformat(),
+        "chat_id": exchange.chat_id,
+        "user_id": exchange.user_id,
+        "message_id": exchange.message_id,
+        "kind": exchange.kind,
+        "question": exchange.question,
+        "answer": exchange.answer,
+        "answer_id": exchange.answer_id,
+        "confidence": round(exchange.confidence, 6),
+        "fallback": exchange.fallback,
+        "model_version": exchange.model_version,
+        "latency_ms": round(exchange.latency_ms, 3),
+    }
+
+
+async def write_exchanges(
+    store: Store, out: TextIO, fmt: str = "csv", since: datetime | None = None
+) -> int:
+    """Write the logged exchanges to `out` (opened with newline="" for CSV); returns the count."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+    writer = csv.DictWriter(out, fieldnames=FIELDS) if fmt == "csv" else None
+    if writer is not None:
+        writer.writeheader()
+    count = 0
+    async for exchange in store.stream_exchanges(since):
+        row = exchange_row(exchange)
+        if writer is not None:
+            # CSV has no null: empty cells for missing values, true/false spelled out.
+            writer.writerow(
+                {
+                    k: "" if v is None else str(v).lower() if isinstance(v, bool) else v
+                    for k, v in row.items()
+                }
+            )
+        else:
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        count += 1
+    return count

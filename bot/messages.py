@@ -1,0 +1,69 @@
+"""Everything the bot says on its own (not model answers), in English and Simplified Chinese."""
+
+from __future__ import annotations
+
+import re
+
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def language_of(text: str | None, language_code: str | None = None) -> str:
+    """ "zh" when the text is written in Chinese (or, without text, the user's Telegram language
+    is Chinese); "en" otherwise."""
+    if text and _CJK.search(text):
+        return "zh"
+    if not text and language_code and language_code.lower().startswith("zh"):
+        return "zh"
+    return "en"
+
+
+TEXTS: dict[str, dict[str, str]] = {
+    "start": {
+        "en": "Hello{name}! I'm qabot, a question-answering bot. Ask me anything in English or "
+        "Chinese; /help shows what I can do.",
+        "zh": "你好{name}！我是 qabot，一个问答机器人。可以用中文或英文问我问题；"
+        "发送 /help 查看我能做什么。",
+    },
+    "help": {
+        "en": "Send me a question as text and I answer from what I have been taught. When I am "
+        "not sure, I say so instead of guessing.\n\n"
+        "/start – greeting\n/help – this help\n\n"
+        "Admins: /teach question | answer, /retrain, /export [csv|jsonl]",
+        "zh": "用文字问我问题，我会根据学到的内容回答；没有把握时我会直说，而不是乱猜。\n\n"
+        "/start – 问候\n/help – 帮助\n\n"
+        "管理员：/teach 问题 | 答案、/retrain、/export [csv|jsonl]",
+    },
+    "fallback": {
+        "en": "Sorry, I don't know how to answer that yet. Try rephrasing it, or ask an admin "
+        "to teach me.",
+        "zh": "抱歉，这个问题我还不会回答。换个说法试试，或者请管理员教我。",
+    },
+    "no_model": {
+        "en": "I'm still learning and can't answer yet. Please try again in a minute.",
+        "zh": "我还在学习中，暂时无法回答，请稍后再试。",
+    },
+    "empty": {
+        "en": "Please send me your question as text.",
+        "zh": "请用文字发送你的问题。",
+    },
+    "not_text": {
+        "en": "I can only read text messages. Please type your question.",
+        "zh": "我只能读懂文字消息，请把问题打出来。",
+    },
+    "error": {
+        "en": "Sorry, something went wrong on my side. Please try again.",
+        "zh": "抱歉，我这边出了点问题，请再试一次。",
+    },
+    "not_admin": {
+        "en": "Sorry, only the bot's admins can use that command.",
+        "zh": "抱歉，只有管理员可以使用这个命令。",
+    },
+    "unknown_command": {
+        "en": "I don't know that command. /help lists what I can do.",
+        "zh": "我不认识这个命令。发送 /help 查看我能做什么。",
+    },
+}
+
+
+def text(key: str, lang: str = "en", **values: object) -> str:
+    return TEXTS[key][lang].format(**values)

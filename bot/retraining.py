@@ -1,0 +1,118 @@
+"""Retraining in a separate worker process, so the bot keeps answering while a model trains
+and a crash of the trainer cannot take the bot (or the live model) down."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from model.datasets import QAPair, write_pairs_csv
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class TrainingBusyError(RuntimeError):
+    """A training run is already going on."""
+
+
+class TrainingFailedError(RuntimeError):
+    """The worker process failed; the message says why (its last error lines)."""
+
+
+@dataclass
+class TrainedVersion:
+    version: str
+    path: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainingRunner:
+    """Runs `python -m model.train` on a set of pairs, one run at a time."""
+
+    def __init__(self, models_dir: Path, work_dir: Path, seed: int = 0) -> None:
+        self.models_dir = models_dir
+        self.work_dir = work_dir
+        self.seed = seed
+        self._lock = asyncio.Lock()
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def train(
+        self, pairs: Sequence[QAPair], on_progress: ProgressCallback | None = None
+    ) -> TrainedVersion:
+        """Train a new (not yet promoted) version from `pairs`."""
+        if self._lock.locked():
+            raise TrainingBusyError("a training run is already in progress")
+        async with self._lock:
+            self.work_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.NamedTemporaryFile(
+                "w", suffix=".csv", dir=self.work_dir, encoding="utf-8", newline="", delete=False
+            ) as data_file:
+                write_pairs_csv(pairs, data_file)
+            try:
+                return await self._run_worker(Path(data_file.name), on_progress)
+            finally:
+                Path(data_file.name).unlink(missing_ok=True)
+
+    async def _run_worker(self, data: Path, on_progress: ProgressCallback | None) -> TrainedVersion:
+        command = [
+            sys.executable, "-m", "model.train",
+            "--data", str(data),
+            "--model-dir", str(self.models_dir),
+            "--seed", str(self.seed),
+            "--no-promote",
+            "--progress-json",
+        ]  # fmt: skip
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        env.pop("TELEGRAM_BOT_TOKEN", None)  # the trainer never needs it
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        stderr_task = asyncio.create_task(_tail(process.stderr))
+        done: dict[str, Any] | None = None
+        assert process.stdout is not None
+        async for raw_line in process.stdout:
+            try:
+                event = json.loads(raw_line)
+            except ValueError:
+                continue
+            if event.get("event") == "done":
+                done = event
+            elif on_progress is not None:
+                try:
+                    await on_progress(event)
+                except Exception:  # a progress message that cannot be shown must not stop training
+                    log.exception("progress callback failed")
+        code = await process.wait()
+        error_tail = await stderr_task
+        if code != 0 or done is None:
+            reason = error_tail[-1] if error_tail else f"exit code {code}"
+            log.error("training worker failed (exit code %s): %s", code, "\n".join(error_tail))
+            raise TrainingFailedError(reason)
+        return TrainedVersion(done["version"], Path(done["path"]), done.get("metrics", {}))
+
+
+async def _tail(stream: asyncio.StreamReader | None, keep: int = 20) -> list[str]:
+    lines: list[str] = []
+    if stream is None:
+        return lines
+    async for raw_line in stream:
+        line = raw_line.decode("utf-8", "replace").rstrip()
+        if line:
+            lines = [*lines[-(keep - 1) :], line]
+    return lines

@@ -1,0 +1,198 @@
+"""The one reply path for every front end (Telegram, console, tests), and the admin actions
+behind the commands: teach, retrain, export."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import unicodedata
+from dataclasses import dataclass
+from typing import Any
+
+from bot import messages
+from bot.exchange_writer import ExchangeWriter
+from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
+from bot.settings import Settings
+from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
+from model.datasets import QAPair, answer_key
+from model.predictor import AnswerModel
+from model.registry import ModelRegistry
+from model.text import match_key
+
+log = logging.getLogger(__name__)
+
+# Telegram allows 4,096 characters; the model only needs the start of a long message.
+MAX_MODEL_INPUT_CHARS = 1_000
+# How often a replica looks for a model promoted elsewhere (by another replica or the CLI).
+MODEL_WATCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    answer_id: str | None
+    confidence: float
+    fallback: bool
+    model_version: str | None
+    latency_ms: float
+    exchange_id: int | None
+
+
+def clean_question(text: str) -> str:
+    """Drop control and format characters (keeping line breaks) and outer whitespace."""
+    kept = (
+        ch
+        for ch in text
+        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co")
+    )
+    return "".join(kept).strip()
+
+
+class QAService:
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = ModelRegistry(settings.models_dir)
+        self.writer = ExchangeWriter(store)
+        self.trainer = TrainingRunner(
+            settings.models_dir, settings.home / "training", settings.seed
+        )
+        self.model: AnswerModel | None = None
+        # Exact questions of the training set (up to case, spaces and punctuation) → answer:
+        # a taught pair is answered right away, before any retraining.
+        self._known_answers: dict[str, str] = {}
+        self._watch_task: asyncio.Task[None] | None = None
+
+    # -- life cycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.writer.start()
+        await self.reload_model()
+        await self.reload_known_answers()
+        self._watch_task = asyncio.create_task(self._watch_models(), name="model-watch")
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        await self.writer.stop()
+
+    async def reload_model(self) -> None:
+        """Load the registry's current version unless it is the one already serving."""
+        current = self.registry.current_version()
+        if current is None or (self.model is not None and self.model.version == current):
+            return
+        model = await asyncio.to_thread(self.registry.load_current)
+        if model is not None:
+            self.model = model
+            log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+
+    async def reload_known_answers(self) -> None:
+        pairs = await self.store.training_pairs()
+        self._known_answers = {match_key(p.question): p.answer for p in pairs if p.answer}
+
+    async def _watch_models(self) -> None:
+        while True:
+            await asyncio.sleep(MODEL_WATCH_SECONDS)
+            try:
+                await self.reload_model()
+            except Exception:  # a half-copied or broken version must not stop the watcher
+                log.exception("could not load the current model; still serving the previous one")
+
+    # -- answering --------------------------------------------------------------------------
+
+    async def reply(
+        self, chat: ChatInfo, user: UserInfo | None, text: str, *, message_id: int | None = None
+    ) -> Reply:
+        """Answer a question and log the exchange."""
+        started = time.perf_counter()
+        question = clean_question(text)
+        lang = messages.language_of(question, user.language_code if user else None)
+        model = self.model
+        answer_id: str | None = None
+        confidence = 0.0
+        if not question:
+            answer = messages.text("empty", lang)
+            fallback = True
+        elif (known := self._known_answers.get(match_key(question))) is not None:
+            answer, answer_id, confidence, fallback = known, answer_key(known), 1.0, False
+        elif model is None:
+            answer, fallback = messages.text("no_model", lang), True
+        else:
+            prediction = model.predict(question[:MAX_MODEL_INPUT_CHARS])
+            confidence, fallback = prediction.confidence, prediction.fallback
+            if fallback or prediction.answer is None:
+                answer, fallback = messages.text("fallback", lang), True
+            else:
+                answer, answer_id = prediction.answer, prediction.answer_id
+        return await self._log(
+            chat, user, text, answer, kind="text", started=started, message_id=message_id,
+            answer_id=answer_id, confidence=confidence, fallback=fallback,
+            model_version=model.version if model else None,
+        )  # fmt: skip
+
+    async def reply_not_text(
+        self, chat: ChatInfo, user: UserInfo | None, kind: str, *, message_id: int | None = None
+    ) -> Reply:
+        """A sticker, photo, voice note, ...: a hint that the bot reads text, logged too."""
+        started = time.perf_counter()
+        lang = messages.language_of(None, user.language_code if user else None)
+        answer = messages.text("not_text", lang)
+        return await self._log(
+            chat, user, f"[{kind}]", answer, kind=kind, started=started, message_id=message_id,
+            answer_id=None, confidence=0.0, fallback=True, model_version=None,
+        )  # fmt: skip
+
+    async def _log(
+        self,
+        chat: ChatInfo,
+        user: UserInfo | None,
+        question: str,
+        answer: str,
+        *,
+        kind: str,
+        started: float,
+        **fields: Any,
+    ) -> Reply:
+        latency_ms = (time.perf_counter() - started) * 1000
+        record = ExchangeRecord(
+            chat=chat, user=user, question=question, answer=answer, kind=kind,
+            latency_ms=latency_ms, **fields,
+        )  # fmt: skip
+        exchange_id = await self.writer.write(record)
+        return Reply(
+            text=answer,
+            answer_id=record.answer_id,
+            confidence=record.confidence,
+            fallback=record.fallback,
+            model_version=record.model_version,
+            latency_ms=latency_ms,
+            exchange_id=exchange_id,
+        )
+
+    # -- admin actions ----------------------------------------------------------------------
+
+    async def teach(self, question: str, answer: str) -> bool:
+        """Add a pair to the training set; it is answered at once. False if it was known."""
+        question, answer = clean_question(question), clean_question(answer)
+        if not question or not answer:
+            raise ValueError("both a question and an answer are needed")
+        added = await self.store.add_pairs([QAPair(question, answer)], source="taught")
+        self._known_answers[match_key(question)] = answer
+        return added > 0
+
+    async def retrain(self, on_progress: ProgressCallback | None = None) -> TrainedVersion:
+        """Train a new version from the store's training set in a worker process, then promote
+        it and start serving it (no restart)."""
+        pairs = await self.store.training_pairs()
+        trained = await self.trainer.train(pairs, on_progress)
+        await self.promote(trained, n_pairs=len(pairs))
+        return trained
+
+    async def promote(self, trained: TrainedVersion, n_pairs: int) -> None:
+        await asyncio.to_thread(self.registry.promote, trained.version)
+        await self.store.record_model_version(
+            trained.version, n_pairs, trained.metrics, promoted=True
+        )
+        await self.reload_model()

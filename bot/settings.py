@@ -1,0 +1,111 @@
+"""Settings: one typed class read from the environment (and an optional `.env` file)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """Token bucket per user: `burst` messages at once, refilled at `per_second`."""
+
+    burst: int
+    per_second: float
+
+    @property
+    def enabled(self) -> bool:
+        return self.burst > 0
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    home: Path = Field(PROJECT_ROOT / "var", alias="QABOT_HOME")
+    database_url_setting: str | None = Field(None, alias="QABOT_DATABASE_URL")
+    telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot", alias="TELEGRAM_API_BASE_URL"
+    )
+    telegram_file_base_url: str = Field(
+        "https://api.telegram.org/file/bot", alias="TELEGRAM_FILE_BASE_URL"
+    )
+    # NoDecode: the variable is a plain comma-separated list, not JSON.
+    admin_ids: Annotated[frozenset[int], NoDecode] = Field(frozenset(), alias="QABOT_ADMIN_IDS")
+    webhook_url: str | None = Field(None, alias="TELEGRAM_WEBHOOK_URL")
+    webhook_listen: str = Field("127.0.0.1:8443", alias="QABOT_WEBHOOK_LISTEN")
+    webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
+    rate_limit_setting: str = Field("10/1", alias="QABOT_RATE_LIMIT")
+    retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
+    seed: int = Field(0, alias="QABOT_SEED")
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator(
+        "database_url_setting",
+        "telegram_bot_token",
+        "webhook_url",
+        "webhook_secret",
+        "retention_days",
+        mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("rate_limit_setting")
+    @classmethod
+    def _check_rate_limit(cls, value: str) -> str:
+        parse_rate_limit(value)
+        return value
+
+    @cached_property
+    def database_url(self) -> str:
+        return self.database_url_setting or f"sqlite+aiosqlite:///{self.home / 'qabot.sqlite3'}"
+
+    @cached_property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @cached_property
+    def rate_limit(self) -> RateLimit:
+        return parse_rate_limit(self.rate_limit_setting)
+
+    @cached_property
+    def webhook_host_port(self) -> tuple[str, int]:
+        host, _, port = self.webhook_listen.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+    def is_admin(self, user_id: int | None) -> bool:
+        return user_id is not None and user_id in self.admin_ids
+
+
+def parse_rate_limit(value: str) -> RateLimit:
+    """`"10/1"` → burst 10, refill 1 a second; `"0"` turns the limit off."""
+    value = value.strip()
+    if value in ("", "0"):
+        return RateLimit(0, 0.0)
+    burst, sep, per_second = value.partition("/")
+    try:
+        limit = RateLimit(int(burst), float(per_second) if sep else 1.0)
+    except ValueError:
+        raise ValueError(
+            f"QABOT_RATE_LIMIT must look like BURST/PER_SECOND, got {value!r}"
+        ) from None
+    if limit.burst < 0 or limit.per_second <= 0:
+        raise ValueError(f"QABOT_RATE_LIMIT must be positive, got {value!r}")
+    return limit

@@ -1,0 +1,218 @@
+"""The SQL store: every query the bot makes, as named async functions over SQLAlchemy 2."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+
+from bot.settings import PROJECT_ROOT
+from bot.tables import Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
+from model.datasets import QAPair
+
+log = logging.getLogger(__name__)
+
+# How long a SQLite writer waits for another one before "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def create_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL mode and a busy timeout so readers never block writers."""
+    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    if engine.dialect.name == "sqlite":
+        path = engine.url.database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.close()
+
+    return engine
+
+
+def upgrade_database(url: str, revision: str = "head") -> None:
+    """Apply the Alembic migrations (synchronous: call it before the event loop starts)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    command.upgrade(config, revision)
+
+
+@dataclass(frozen=True)
+class ChatInfo:
+    id: int
+    type: str = "private"
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    username: str | None = None
+    first_name: str | None = None
+    language_code: str | None = None
+
+
+@dataclass
+class ExchangeRecord:
+    """An exchange as the service produces it, before it is written."""
+
+    chat: ChatInfo
+    user: UserInfo | None
+    question: str
+    answer: str
+    answer_id: str | None
+    confidence: float
+    fallback: bool
+    model_version: str | None
+    latency_ms: float
+    kind: str = "text"
+    message_id: int | None = None
+    created_at: datetime = field(default_factory=utcnow)
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        self.session = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._insert = (
+            postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
+        )
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- conversations --------------------------------------------------------------------
+
+    async def log_exchanges(self, records: Sequence[ExchangeRecord]) -> list[int]:
+        """Write a batch of exchanges (and their chats and users) in one transaction."""
+        chats = {r.chat.id: r.chat for r in records}
+        users = {r.user.id: r.user for r in records if r.user is not None}
+        async with self.session.begin() as session:
+            if chats:
+                rows = [vars(c) for c in chats.values()]
+                stmt = self._insert(Chat).values(rows)
+                await session.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["id"], set_={"title": stmt.excluded.title}
+                    )
+                )
+            if users:
+                rows = [vars(u) for u in users.values()]
+                stmt = self._insert(User).values(rows)
+                await session.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={
+                            "username": stmt.excluded.username,
+                            "first_name": stmt.excluded.first_name,
+                            "language_code": stmt.excluded.language_code,
+                        },
+                    )
+                )
+            exchanges = [
+                Exchange(
+                    created_at=r.created_at,
+                    chat_id=r.chat.id,
+                    user_id=r.user.id if r.user else None,
+                    message_id=r.message_id,
+                    kind=r.kind,
+                    question=r.question,
+                    answer=r.answer,
+                    answer_id=r.answer_id,
+                    confidence=r.confidence,
+                    fallback=r.fallback,
+                    model_version=r.model_version,
+                    latency_ms=r.latency_ms,
+                )
+                for r in records
+            ]
+            session.add_all(exchanges)
+            await session.flush()
+            return [e.id for e in exchanges]
+
+    async def stream_exchanges(self, since: datetime | None = None) -> AsyncIterator[Exchange]:
+        """Every logged exchange in order, read in chunks so big logs stay out of memory."""
+        query = select(Exchange).order_by(Exchange.id).execution_options(yield_per=1000)
+        if since is not None:
+            query = query.where(Exchange.created_at >= since)
+        async with self.session() as session:
+            result = await session.stream_scalars(query)
+            async for exchange in result:
+                yield exchange
+
+    async def count_exchanges(self) -> int:
+        async with self.session() as session:
+            return await session.scalar(select(func.count(Exchange.id))) or 0
+
+    # -- training set -----------------------------------------------------------------------
+
+    async def add_pairs(self, pairs: Iterable[QAPair], source: str) -> int:
+        """Add Q&A pairs; pairs already in the set are skipped. Returns how many were added."""
+        # dict, not set: keeps the file order, so ids follow it.
+        rows = dict.fromkeys((p.question.strip(), p.answer.strip()) for p in pairs if p.question.strip())
+        if not rows:
+            return 0
+        async with self.session.begin() as session:
+            before = await session.scalar(select(func.count(QAPairRow.id))) or 0
+            values = [
+                {"question": q, "answer": a, "source": source, "created_at": utcnow()}
+                for q, a in rows
+            ]
+            # Chunked: SQLite caps the number of bound parameters in one statement.
+            for start in range(0, len(values), 500):
+                stmt = self._insert(QAPairRow).values(values[start : start + 500])
+                await session.execute(
+                    stmt.on_conflict_do_nothing(index_elements=["question", "answer"])
+                )
+            after = await session.scalar(select(func.count(QAPairRow.id))) or 0
+        return after - before
+
+    async def training_pairs(self) -> list[QAPair]:
+        async with self.session() as session:
+            rows = await session.execute(
+                select(QAPairRow.question, QAPairRow.answer).order_by(QAPairRow.id)
+            )
+            return [QAPair(question, answer) for question, answer in rows]
+
+    async def count_pairs(self) -> int:
+        async with self.session() as session:
+            return await session.scalar(select(func.count(QAPairRow.id))) or 0
+
+    # -- model versions ---------------------------------------------------------------------
+
+    async def record_model_version(
+        self, version: str, n_pairs: int, metrics: dict[str, Any], promoted: bool
+    ) -> None:
+        async with self.session.begin() as session:
+            stmt = self._insert(ModelVersionRow).values(
+                version=version,
+                created_at=utcnow(),
+                n_pairs=n_pairs,
+                metrics=metrics,
+                promoted_at=utcnow() if promoted else None,
+            )
+            await session.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
+
+    async def mark_promoted(self, version: str) -> None:
+        async with self.session.begin() as session:
+            await session.execute(
+                update(ModelVersionRow)
+                .where(ModelVersionRow.version == version)
+                .values(promoted_at=utcnow())
+            )
