@@ -82,6 +82,9 @@ class ExchangeWriter:
                 "exchange queue full (%d): dropped the oldest unwritten exchange", self.max_pending
             )
         self._queue.append(item)
+        if self._failing_since_batch:
+            # Known outage: don't hold the reply up; the record is written once it is back.
+            item.written.set_result(None)
         self._wakeup.set()
         return await asyncio.shield(item.written)
 

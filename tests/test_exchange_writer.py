@@ -1,0 +1,61 @@
+"""Group commit of exchanges, and what happens while the database is unreachable."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from bot.exchange_writer import ExchangeWriter
+from bot.store import Store
+from tests.factories import record
+
+
+async def test_concurrent_writes_share_commits_and_all_land(store: Store) -> None:
+    writer = ExchangeWriter(store)
+    await writer.start()
+    ids = await asyncio.gather(*(writer.write(record(question=f"q{i}")) for i in range(200)))
+    await writer.stop()
+    assert sorted(ids) == sorted(set(ids)) and None not in ids
+    assert await store.count_exchanges() == 200
+
+
+async def test_database_outage_keeps_exchanges_until_it_is_back(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_log = store.log_exchanges
+    outage = True
+
+    async def flaky(records):
+        if outage:
+            raise OSError("database is gone")
+        return await real_log(records)
+
+    store.log_exchanges = flaky  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, retry_seconds=0.05)
+    await writer.start()
+    with caplog.at_level(logging.WARNING):
+        # Callers are not held up by the outage: they learn the write is pending.
+        results = await asyncio.wait_for(
+            asyncio.gather(*(writer.write(record(question=f"q{i}")) for i in range(5))), 2
+        )
+        assert results == [None] * 5 and writer.pending == 5
+        outage = False
+        await asyncio.wait_for(writer.flush(), 5)
+    await writer.stop()
+    assert await store.count_exchanges() == 5
+    assert "database unavailable" in caplog.text and "database is back" in caplog.text
+
+
+async def test_queue_is_bounded(store: Store) -> None:
+    async def down(records):
+        raise OSError("down")
+
+    store.log_exchanges = down  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, max_pending=3, retry_seconds=10)
+    await writer.start()
+    for i in range(5):
+        await writer.write(record(question=f"q{i}"))
+    assert writer.pending == 3 and writer.dropped == 2
+    await writer.stop(timeout=0.1)

@@ -1,0 +1,53 @@
+"""Conversation exports parse with the standard library and carry every field."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime
+
+import pytest
+
+from bot.exports import FIELDS, write_exchanges
+from bot.store import Store
+from tests.factories import record
+
+REQUIRED = {"id", "created_at", "chat_id", "user_id", "question", "answer", "answer_id",
+            "confidence", "fallback", "model_version", "latency_ms"}  # fmt: skip
+
+
+async def fill(store: Store) -> None:
+    await store.log_exchanges(
+        [
+            record(question='他说："你好",\n然后走了', answer="好的"),
+            record(question="zzz", answer="Sorry", answer_id=None, fallback=True, confidence=0.1),
+        ]
+    )
+
+
+async def test_csv_export(store: Store) -> None:
+    await fill(store)
+    out = io.StringIO(newline="")
+    assert await write_exchanges(store, out, "csv") == 2
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert set(rows[0]) >= REQUIRED and set(rows[0]) == set(FIELDS)
+    assert rows[0]["question"] == '他说："你好",\n然后走了'
+    assert rows[1]["answer_id"] == "" and rows[1]["fallback"] == "true"
+    assert float(rows[1]["confidence"]) == pytest.approx(0.1)
+    assert datetime.fromisoformat(rows[0]["created_at"]).utcoffset().total_seconds() == 0
+
+
+async def test_jsonl_export(store: Store) -> None:
+    await fill(store)
+    out = io.StringIO()
+    await write_exchanges(store, out, "jsonl")
+    rows = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(rows) == 2 and set(rows[0]) >= REQUIRED
+    assert rows[1]["answer_id"] is None and rows[1]["fallback"] is True
+    assert rows[0]["chat_id"] == 1 and isinstance(rows[0]["latency_ms"], float)
+
+
+async def test_unknown_format_is_refused(store: Store) -> None:
+    with pytest.raises(ValueError, match="unknown export format"):
+        await write_exchanges(store, io.StringIO(), "xml")

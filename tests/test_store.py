@@ -1,0 +1,91 @@
+"""The store and its migrations on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import inspect
+
+from bot.settings import Settings
+from bot.store import Store, UserInfo, upgrade_database
+from bot.tables import Base
+from model.datasets import QAPair
+from tests.factories import record
+
+
+async def test_upgrade_from_empty_creates_every_table(settings: Settings) -> None:
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    path = settings.home / "qabot.sqlite3"
+    with sqlite3.connect(path) as db:
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type='table'")}
+        journal_mode = db.execute("pragma journal_mode").fetchone()[0]
+    assert set(Base.metadata.tables) <= tables
+    assert journal_mode == "wal"
+    # The migrations and the ORM tables agree, column by column.
+    store = Store(settings.database_url)
+    async with store.engine.connect() as connection:
+        columns = await connection.run_sync(
+            lambda sync: {
+                t: {c["name"] for c in inspect(sync).get_columns(t)} for t in Base.metadata.tables
+            }
+        )
+    await store.close()
+    for name, table in Base.metadata.tables.items():
+        assert columns[name] == {c.name for c in table.columns}, name
+
+
+async def test_upgrade_twice_is_harmless(settings: Settings) -> None:
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+
+
+async def test_exchanges_are_logged_with_chats_and_users(store: Store) -> None:
+    ids = await store.log_exchanges([record(question="你好"), record(chat_id=-100, user_id=2)])
+    assert len(ids) == 2 and ids[0] < ids[1]
+    # The same user again, renamed: upserted, not duplicated.
+    renamed = record(question="again")
+    renamed.user = UserInfo(1, "new_name", "Ann", "en")
+    await store.log_exchanges([renamed])
+    logged = [e async for e in store.stream_exchanges()]
+    assert [e.question for e in logged] == ["你好", "hi", "again"]
+    assert logged[1].chat_id == -100 and logged[1].user_id == 2
+    assert await store.count_exchanges() == 3
+    with sqlite3.connect(store.engine.url.database) as db:
+        assert db.execute("select username from users where id = 1").fetchone() == ("new_name",)
+        assert db.execute("select count(*) from chats").fetchone() == (2,)
+
+
+async def test_channel_posts_without_a_user_are_logged(store: Store) -> None:
+    await store.log_exchanges([record(user_id=None)])
+    [exchange] = [e async for e in store.stream_exchanges()]
+    assert exchange.user_id is None
+
+
+async def test_stream_exchanges_since(store: Store) -> None:
+    old = record(question="old", created_at=datetime.now(UTC) - timedelta(days=10))
+    await store.log_exchanges([old, record(question="new")])
+    recent = [
+        e.question async for e in store.stream_exchanges(datetime.now(UTC) - timedelta(days=1))
+    ]
+    assert recent == ["new"]
+
+
+async def test_add_pairs_skips_duplicates_and_keeps_order(store: Store) -> None:
+    pairs = [QAPair("你好", "你好！"), QAPair("hello", "Hi!"), QAPair("stock price?", "")]
+    assert await store.add_pairs(pairs, source="bundled") == 3
+    assert await store.add_pairs([*pairs, QAPair("  hello ", "Hi!")], source="imported") == 0
+    assert await store.add_pairs([QAPair("hey", "Hi!")], source="taught") == 1
+    assert await store.training_pairs() == [*pairs, QAPair("hey", "Hi!")]
+    assert await store.count_pairs() == 4
+
+
+async def test_model_versions_are_recorded(store: Store) -> None:
+    await store.record_model_version("v1", 10, {"in_scope_accuracy": 0.9}, promoted=False)
+    await store.mark_promoted("v1")
+    with sqlite3.connect(store.engine.url.database) as db:
+        n_pairs, promoted_at, metrics = db.execute(
+            "select n_pairs, promoted_at, metrics from model_versions"
+        ).fetchone()
+    assert n_pairs == 10 and promoted_at is not None and "0.9" in metrics
