@@ -165,7 +165,9 @@ class Store:
     async def add_pairs(self, pairs: Iterable[QAPair], source: str) -> int:
         """Add Q&A pairs; pairs already in the set are skipped. Returns how many were added."""
         # dict, not set: keeps the file order, so ids follow it.
-        rows = dict.fromkeys((p.question.strip(), p.answer.strip()) for p in pairs if p.question.strip())
+        rows = dict.fromkeys(
+            (p.question.strip(), p.answer.strip()) for p in pairs if p.question.strip()
+        )
         if not rows:
             return 0
         async with self.session.begin() as session:

@@ -1,0 +1,49 @@
+"""The console chat: in-process, and through `make run` on a fresh home with piped input."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+
+import pytest
+
+from bot.console import run_console
+from bot.service import QAService
+from bot.settings import PROJECT_ROOT
+
+
+async def test_piped_console_prints_one_answer_per_line(service: QAService) -> None:
+    questions = ["你好", "", "what's your name", "line with\ttab", "😀"]
+    stdout = io.StringIO()
+    await run_console(service, io.StringIO("\n".join(questions) + "\n"), stdout)
+    answers = stdout.getvalue().splitlines()
+    assert len(answers) == len(questions)
+    assert answers[0] == "你好！"
+    assert answers[2] == "My name is Chatbot."
+    await service.writer.flush()
+    assert await service.store.count_exchanges() == len(questions)
+
+
+@pytest.mark.slow
+def test_make_run_first_start_answers_piped_questions(tmp_path) -> None:
+    """A fresh home: `make run` migrates, loads the bundled set, trains, then answers stdin."""
+    env = {**os.environ, "QABOT_HOME": str(tmp_path / "home")}
+    for name in ("TELEGRAM_BOT_TOKEN", "QABOT_DATABASE_URL", "MAKEFLAGS", "MAKELEVEL"):
+        env.pop(name, None)
+    questions = "你好\n你的名字是什么？\nhello there\n\n"
+    result = subprocess.run(
+        ["make", "--no-print-directory", "run"],
+        cwd=PROJECT_ROOT,
+        input=questions,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    answers = result.stdout.splitlines()
+    assert answers[:2] == ["你好！", "我的名字是 Chatbot。"]
+    assert len(answers) == 4 and all(answers)
+    assert "first model" in result.stderr
+    assert (tmp_path / "home" / "qabot.sqlite3").exists()
