@@ -1,0 +1,63 @@
+"""Helpers every handler module uses: the service, who is asking, and the admin check."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import Message, Update
+from telegram.ext import ContextTypes
+
+from bot import messages
+from bot.service import QAService
+from bot.store import ChatInfo, UserInfo
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+
+
+def service_of(context: ContextTypes.DEFAULT_TYPE) -> QAService:
+    return context.application.bot_data["service"]
+
+
+def chat_info(update: Update) -> ChatInfo:
+    chat = update.effective_chat
+    assert chat is not None
+    return ChatInfo(id=chat.id, type=chat.type, title=chat.title)
+
+
+def user_info(update: Update) -> UserInfo | None:
+    user = update.effective_user
+    if user is None:
+        return None
+    return UserInfo(user.id, user.username, user.first_name, user.language_code)
+
+
+def user_lang(update: Update) -> str:
+    user = update.effective_user
+    return messages.language_of(None, user.language_code if user else None)
+
+
+def command_argument(message: Message) -> str:
+    """The text after the command (`/teach a | b` → `a | b`)."""
+    return (message.text or "").partition(" ")[2].strip()
+
+
+def admin_only(handler: Handler) -> Handler:
+    """Runs `handler` for QABOT_ADMIN_IDS; anyone else gets a refusal and nothing changes."""
+
+    @functools.wraps(handler)
+    async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        user = update.effective_user
+        if not service_of(context).settings.is_admin(user.id if user else None):
+            log.warning("refused %s to user %s", handler.__name__, user.id if user else None)
+            if update.effective_message:
+                await update.effective_message.reply_text(
+                    messages.text("not_admin", user_lang(update))
+                )
+            return
+        await handler(update, context)
+
+    return checked
