@@ -1,0 +1,108 @@
+"""Choosing the temperature and the fallback rule on validation data (NumPy only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from model.predictor import decide, softmax
+
+# Labels of validation examples that no model class can answer correctly.
+OUT_OF_SCOPE = -1  # the fallback is the right reply
+UNKNOWN_ANSWER = -2  # an in-scope answer the model was not trained on: always counted wrong
+
+# Fallback threshold used when the validation data has no out-of-scope examples to tune it on.
+DEFAULT_THRESHOLD = 0.4
+MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)
+THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.005), 3)
+
+
+@dataclass(frozen=True)
+class FallbackRule:
+    threshold: float
+    margin: float
+
+
+def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising the negative log-likelihood of labels (labels < 0 are ignored)."""
+    known = labels >= 0
+    if known.sum() < 10:
+        return 1.0
+    logits, labels = logits[known], labels[known]
+
+    def nll(log_t: float) -> float:
+        probs = softmax(logits / np.exp(log_t))
+        return float(-np.log(probs[np.arange(len(labels)), labels] + 1e-12).mean())
+
+    # Golden-section search on log T in [ln 0.05, ln 20]: NLL is unimodal in T.
+    low, high = np.log(0.05), np.log(20.0)
+    ratio = (np.sqrt(5) - 1) / 2
+    for _ in range(40):
+        a = high - ratio * (high - low)
+        b = low + ratio * (high - low)
+        if nll(a) < nll(b):
+            high = b
+        else:
+            low = a
+    return float(np.exp((low + high) / 2))
+
+
+def scores(
+    probs: np.ndarray, labels: np.ndarray, oos_class: int | None, rule: FallbackRule
+) -> dict:
+    """In-scope accuracy (a fallback counts as wrong) and out-of-scope recall under a rule."""
+    decision = decide(probs, oos_class, rule.threshold, rule.margin)
+    in_scope = labels != OUT_OF_SCOPE
+    correct = ~decision.fallback & (decision.top_class == labels)
+    return {
+        "in_scope_accuracy": float(correct[in_scope].mean()) if in_scope.any() else float("nan"),
+        "oos_recall": float(decision.fallback[~in_scope].mean())
+        if (~in_scope).any()
+        else float("nan"),
+    }
+
+
+def choose_rule(
+    probs: np.ndarray, labels: np.ndarray, oos_class: int | None, target_oos_recall: float
+) -> FallbackRule:
+    """The rule with the best in-scope accuracy among those reaching the target out-of-scope recall.
+
+    When no rule reaches the target, the one maximising accuracy + recall. Without out-of-scope
+    examples, DEFAULT_THRESHOLD, lowered if needed so at most 5 % of right answers are lost.
+    """
+    in_scope = labels != OUT_OF_SCOPE
+    if not (~in_scope).any():
+        decision = decide(probs, oos_class, 0.0, 0.0)
+        right = decision.confidence[in_scope & (decision.top_class == labels) & ~decision.fallback]
+        threshold = DEFAULT_THRESHOLD
+        if len(right):
+            threshold = min(threshold, float(np.quantile(right, 0.05)))
+        return FallbackRule(threshold=round(threshold, 3), margin=0.0)
+
+    decision = decide(probs, oos_class, 0.0, 0.0)
+    masked = probs.copy()
+    if oos_class is not None:
+        masked[:, oos_class] = -1.0
+    best_two = -np.partition(-masked, 1, axis=1)[:, :2] if masked.shape[1] > 1 else None
+    gap = best_two[:, 0] - best_two[:, 1] if best_two is not None else np.ones(len(probs))
+    right = decision.top_class == labels
+    oos_win = decision.fallback  # with threshold 0 and margin 0 only the OOS class falls back
+
+    # Rows of the grid: margins; columns: thresholds. Answered = confident, clear, not OOS.
+    thresholds = THRESHOLDS[None, :, None]
+    margins = np.asarray(MARGINS)[:, None, None]
+    answered = (
+        (decision.confidence[None, None, :] >= thresholds)
+        & (gap[None, None, :] >= margins)
+        & ~oos_win[None, None, :]
+    )
+    accuracy = (answered & right)[:, :, in_scope].mean(axis=2)
+    recall = (~answered[:, :, ~in_scope]).mean(axis=2)
+    feasible = recall >= target_oos_recall - 1e-9
+    # Ties go to the higher recall, then the smaller margin and threshold (grid order).
+    objective = (
+        np.where(feasible, accuracy + 1e-6 * recall, -1.0) if feasible.any() else accuracy + recall
+    )
+    m, t = np.unravel_index(int(np.argmax(objective)), objective.shape)
+    return FallbackRule(threshold=float(THRESHOLDS[t]), margin=float(MARGINS[m]))

@@ -1,0 +1,121 @@
+"""Question–answer pairs: the import/export file formats and stable answer ids."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+CSV_FIELDS = ("question", "answer")
+
+
+@dataclass(frozen=True)
+class QAPair:
+    """One training example; an empty answer marks an out-of-scope question."""
+
+    question: str
+    answer: str
+
+    @property
+    def out_of_scope(self) -> bool:
+        return not self.answer.strip()
+
+
+def answer_key(answer: str) -> str:
+    """Stable short id of an answer text: 12 hex digits of the SHA-1 of its NFC-stripped form."""
+    canonical = unicodedata.normalize("NFC", answer).strip()
+    return hashlib.sha1(canonical.encode("utf-8")).hexdigest()[:12]
+
+
+def read_pairs(path: Path) -> list[QAPair]:
+    """Read a CSV (`question,answer` header) or JSON Lines file of pairs, chosen by suffix."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _read_csv(path)
+    if suffix in (".jsonl", ".json"):
+        return _read_jsonl(path)
+    raise ValueError(f"{path.name}: unsupported file type {suffix!r} (use .csv or .jsonl)")
+
+
+def write_pairs_csv(pairs: Iterable[QAPair], path_or_file: Path | str | IO[str]) -> None:
+    """Write pairs in the import format: UTF-8 CSV with a `question,answer` header."""
+    if isinstance(path_or_file, str | Path):
+        with open(path_or_file, "w", encoding="utf-8", newline="") as handle:
+            _write_csv(pairs, handle)
+    else:
+        _write_csv(pairs, path_or_file)
+
+
+def _write_csv(pairs: Iterable[QAPair], handle: IO[str]) -> None:
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(CSV_FIELDS)
+    for pair in pairs:
+        writer.writerow((pair.question, pair.answer))
+
+
+def _read_csv(path: Path) -> list[QAPair]:
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        raise ValueError(f"{path.name}: empty file, expected a header 'question,answer'")
+    columns = [name.strip().lower() for name in header]
+    if "question" not in columns or "answer" not in columns:
+        raise ValueError(f"{path.name}, line 1: header must name 'question' and 'answer'")
+    question_at, answer_at = columns.index("question"), columns.index("answer")
+    pairs = []
+    for row in reader:
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) != len(columns):
+            raise ValueError(
+                f"{path.name}, line {reader.line_num}: expected {len(columns)} fields, "
+                f"found {len(row)}"
+            )
+        pairs.append(_make_pair(row[question_at], row[answer_at], path, reader.line_num))
+    return pairs
+
+
+def _read_jsonl(path: Path) -> list[QAPair]:
+    pairs = []
+    for line_number, line in enumerate(_read_text(path).splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(
+                f"{path.name}, line {line_number}: invalid JSON ({error.msg})"
+            ) from None
+        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+            raise ValueError(
+                f"{path.name}, line {line_number}: expected an object with a 'question' string"
+            )
+        answer = record.get("answer") or ""
+        if not isinstance(answer, str):
+            raise ValueError(f"{path.name}, line {line_number}: 'answer' must be a string")
+        pairs.append(_make_pair(record["question"], answer, path, line_number))
+    return pairs
+
+
+def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPair:
+    if not question.strip():
+        raise ValueError(f"{path.name}, line {line_number}: empty question")
+    return QAPair(question=question.strip(), answer=answer.strip())
+
+
+def _read_text(path: Path) -> str:
+    try:
+        # utf-8-sig drops a byte-order mark written by spreadsheet programs.
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path.name}: not UTF-8 text ({error.reason} at byte {error.start})"
+        ) from None

@@ -1,0 +1,218 @@
+"""Evaluation of a loaded model on Q&A pairs (CLINC150 protocol), NumPy only."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from model.datasets import QAPair, answer_key, read_pairs
+from model.predictor import AnswerModel, Prediction
+from model.registry import ModelRegistry
+
+LATENCY_SAMPLES = 500
+THROUGHPUT_BATCH = 1000
+MOST_CONFUSED = 30
+FALLBACK_LABEL = "(fallback)"
+
+
+def evaluate(model: AnswerModel, pairs: list[QAPair]) -> dict:
+    """Accuracy on in-scope pairs (a fallback counts as wrong), OOS recall, latency, throughput."""
+    if not pairs:
+        raise ValueError("no pairs to evaluate on")
+    questions = [p.question for p in pairs]
+    predictions = model.predict_batch(questions)
+    in_scope = [(p, pred) for p, pred in zip(pairs, predictions, strict=True) if not p.out_of_scope]
+    oos = [pred for p, pred in zip(pairs, predictions, strict=True) if p.out_of_scope]
+    correct = sum(pred.answer_id == answer_key(p.answer) for p, pred in in_scope)
+    return {
+        "in_scope_accuracy": correct / len(in_scope) if in_scope else None,
+        "oos_recall": sum(pred.fallback for pred in oos) / len(oos) if oos else None,
+        "threshold": model.threshold,
+        "margin": model.margin,
+        "n": len(pairs),
+        "n_in_scope": len(in_scope),
+        "n_oos": len(oos),
+        "model_version": model.version,
+        **measure_speed(model.predict, model.predict_batch, questions),
+    }
+
+
+def measure_speed(predict_one, predict_batch, questions: Sequence[str]) -> dict:
+    """Single-question latency percentiles and the rate of one batch of 1,000 questions."""
+    sample = [questions[i % len(questions)] for i in range(LATENCY_SAMPLES)]
+    for question in sample[:20]:
+        predict_one(question)  # warm caches before timing
+    timings = []
+    for question in sample:
+        start = time.perf_counter()
+        predict_one(question)
+        timings.append((time.perf_counter() - start) * 1000)
+    batch = [questions[i % len(questions)] for i in range(THROUGHPUT_BATCH)]
+    start = time.perf_counter()
+    predict_batch(batch)
+    elapsed = time.perf_counter() - start
+    return {
+        "latency_ms": {
+            "p50": round(float(np.percentile(timings, 50)), 3),
+            "p99": round(float(np.percentile(timings, 99)), 3),
+        },
+        "throughput_per_s": round(THROUGHPUT_BATCH / elapsed),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qabot eval", description="Evaluate the current model.")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="Q&A file to evaluate on; repeatable",
+    )
+    parser.add_argument(
+        "--oos",
+        type=Path,
+        action="append",
+        default=[],
+        help="file of out-of-scope questions; repeatable",
+    )
+    parser.add_argument("--model-dir", type=Path, required=True, help="model registry folder")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--report", type=Path, help="write a per-answer report into this folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        model = ModelRegistry(args.model_dir).load_current()
+        if model is None:
+            raise ValueError(f"no current model in {args.model_dir}: train one first")
+        pairs = [pair for path in args.data for pair in read_pairs(path)]
+        pairs += [QAPair(p.question, "") for path in args.oos for p in read_pairs(path)]
+        result = evaluate(model, pairs)
+        if args.report:
+            write_report(model, pairs, args.report)
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_human(result)
+    return 0
+
+
+def _print_human(result: dict) -> None:
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f} %"
+
+    print(
+        f"model {result['model_version']} on {result['n']} questions "
+        f"({result['n_in_scope']} in scope, {result['n_oos']} out of scope)"
+    )
+    print(f"  in-scope accuracy: {percent(result['in_scope_accuracy'])}")
+    print(f"  out-of-scope recall: {percent(result['oos_recall'])}")
+    print(f"  fallback threshold: {result['threshold']} (margin {result['margin']})")
+    print(
+        f"  latency: p50 {result['latency_ms']['p50']} ms, p99 {result['latency_ms']['p99']} ms;"
+        f" {result['throughput_per_s']} questions/s in a batch of {THROUGHPUT_BATCH}"
+    )
+
+
+def write_report(model: AnswerModel, pairs: list[QAPair], out_dir: Path) -> None:
+    """Per-answer precision/recall/F1, the most confused answer pairs, a confidence histogram."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictions = model.predict_batch([p.question for p in pairs])
+    # The fallback is one more "answer" here: the right reply to out-of-scope questions.
+    truth = ["" if p.out_of_scope else answer_key(p.answer) for p in pairs]
+    guess = [pred.answer_id or "" for pred in predictions]
+    texts = {**model.answers(), "": FALLBACK_LABEL}
+    texts.update(
+        {
+            answer_key(p.answer): p.answer
+            for p in pairs
+            if not p.out_of_scope and answer_key(p.answer) not in texts
+        }
+    )
+    labels = sorted(set(truth) | set(guess))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        truth, guess, labels=labels, zero_division=0
+    )
+    with open(out_dir / "per_answer.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["answer_id", "answer", "support", "precision", "recall", "f1"])
+        for row in sorted(
+            zip(labels, precision, recall, f1, support, strict=True), key=lambda r: (r[3], r[0])
+        ):
+            label, p, r, f, n = row
+            writer.writerow([label, texts[label], int(n), f"{p:.4f}", f"{r:.4f}", f"{f:.4f}"])
+
+    confusions = Counter((t, g) for t, g in zip(truth, guess, strict=True) if t != g)
+    with open(out_dir / "confusions.csv", "w", encoding="utf-8", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["count", "expected_id", "expected", "given_id", "given"])
+        for (expected, given), count in confusions.most_common(MOST_CONFUSED):
+            writer.writerow([count, expected, texts[expected], given, texts[given]])
+
+    _plot_confidence(model, pairs, predictions, truth, out_dir / "confidence.png")
+
+
+def _plot_confidence(
+    model: AnswerModel,
+    pairs: list[QAPair],
+    predictions: list[Prediction],
+    truth: list[str],
+    path: Path,
+) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = {
+        "in scope, right answer first": [],
+        "in scope, wrong answer first": [],
+        "out of scope": [],
+    }
+    for pair, pred, expected in zip(pairs, predictions, truth, strict=True):
+        best = pred.candidates[0][0] if pred.candidates else None
+        if pair.out_of_scope:
+            groups["out of scope"].append(pred.confidence)
+        elif best == expected:
+            groups["in scope, right answer first"].append(pred.confidence)
+        else:
+            groups["in scope, wrong answer first"].append(pred.confidence)
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    bins = np.linspace(0, 1, 41)
+    for name, values in groups.items():
+        if values:
+            axes.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")
+    axes.axvline(
+        model.threshold,
+        color="black",
+        linestyle="--",
+        label=f"fallback threshold {model.threshold:.3f}",
+    )
+    axes.set_yscale("log")
+    axes.set_xlabel("confidence (probability of the best in-scope answer)")
+    axes.set_ylabel("questions")
+    axes.set_title(f"Confidence, model {model.version}")
+    axes.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

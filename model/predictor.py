@@ -1,0 +1,188 @@
+"""Serving: a trained model directory answered in NumPy (TensorFlow is never imported here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from model.text import Featurizer
+
+META_FILE = "meta.json"
+FEATURES_FILE = "features.json"
+WEIGHTS_FILE = "weights.npz"
+ANSWERS_FILE = "answers.json"
+TOP_K = 3
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's reply to one text: an answer, or the fallback with the best guesses."""
+
+    answer_id: str | None
+    answer: str | None
+    confidence: float
+    fallback: bool
+    candidates: tuple[tuple[str, str, float], ...]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Predictions as arrays: best in-scope class, its probability, and fallback, per text."""
+
+    top_class: np.ndarray  # int, best in-scope class
+    confidence: np.ndarray  # its probability
+    fallback: np.ndarray  # bool
+
+
+def decide(probs: np.ndarray, oos_class: int | None, threshold: float, margin: float) -> Decision:
+    """Fallback when the out-of-scope class wins, confidence is low, or the top two are close."""
+    in_scope = probs.copy()
+    if oos_class is not None:
+        in_scope[:, oos_class] = -1.0
+    if in_scope.shape[1] > 1:
+        best_two = -np.partition(-in_scope, 1, axis=1)[:, :2]
+        gap = best_two[:, 0] - best_two[:, 1]
+    else:
+        gap = np.ones(len(probs))
+    top_class = in_scope.argmax(axis=1)
+    confidence = in_scope[np.arange(len(probs)), top_class]
+    fallback = (confidence < threshold) | (gap < margin)
+    if oos_class is not None:
+        fallback |= probs.argmax(axis=1) == oos_class
+    return Decision(top_class=top_class, confidence=confidence, fallback=fallback)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    np.exp(shifted, out=shifted)
+    shifted /= shifted.sum(axis=1, keepdims=True)
+    return shifted
+
+
+class Network:
+    """An ensemble of MLPs whose first layer reads sparse features; member logits are averaged."""
+
+    def __init__(self, members: list[list[tuple[np.ndarray, np.ndarray]]]):
+        self.members = members
+
+    @classmethod
+    def from_npz(cls, arrays: dict[str, np.ndarray]) -> Network:
+        members: list[list[tuple[np.ndarray, np.ndarray]]] = []
+        m = 0
+        while f"m{m}.l0.kernel" in arrays:
+            layers = []
+            layer = 0
+            while f"m{m}.l{layer}.kernel" in arrays:
+                layers.append((arrays[f"m{m}.l{layer}.kernel"], arrays[f"m{m}.l{layer}.bias"]))
+                layer += 1
+            members.append(layers)
+            m += 1
+        if not members:
+            raise ValueError("no network weights found")
+        return cls(members)
+
+    def to_npz(self) -> dict[str, np.ndarray]:
+        arrays = {}
+        for m, layers in enumerate(self.members):
+            for layer, (kernel, bias) in enumerate(layers):
+                arrays[f"m{m}.l{layer}.kernel"] = kernel
+                arrays[f"m{m}.l{layer}.bias"] = bias
+        return arrays
+
+    def logits(self, features: sparse.csr_matrix) -> np.ndarray:
+        total = None
+        for layers in self.members:
+            kernel, bias = layers[0]
+            if features.shape[0] == 1:
+                # One row: gathering the few used kernel rows beats a sparse product.
+                hidden = (features.data @ kernel[features.indices].astype(np.float32))[None, :]
+            else:
+                hidden = np.asarray(features @ kernel, dtype=np.float32)
+            hidden += bias
+            for kernel, bias in layers[1:]:
+                np.maximum(hidden, 0.0, out=hidden)
+                hidden = hidden @ kernel + bias
+            total = hidden if total is None else total + hidden
+        return total / len(self.members)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(k.size + b.size for layers in self.members for k, b in layers)
+
+
+class AnswerModel:
+    """A loaded model version: featurizer, network, answer table and fallback rule."""
+
+    def __init__(
+        self,
+        path: Path,
+        meta: dict,
+        featurizer: Featurizer,
+        network: Network,
+        classes: list[str | None],
+        answers: dict[str, str],
+    ):
+        self.path = path
+        self.meta = meta
+        self.version: str = meta["version"]
+        self.threshold: float = float(meta["threshold"])
+        self.margin: float = float(meta.get("margin", 0.0))
+        self.temperature: float = float(meta.get("temperature", 1.0))
+        self.metrics: dict = meta.get("metrics", {})
+        self.featurizer = featurizer
+        self.network = network
+        self.classes = classes
+        self._answers = answers
+        self.oos_class: int | None = classes.index(None) if None in classes else None
+
+    @classmethod
+    def load(cls, path: Path) -> AnswerModel:
+        path = Path(path)
+        meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        featurizer = Featurizer.load(path / FEATURES_FILE)
+        with np.load(path / WEIGHTS_FILE) as arrays:
+            network = Network.from_npz({name: arrays[name] for name in arrays.files})
+        table = json.loads((path / ANSWERS_FILE).read_text(encoding="utf-8"))
+        return cls(path, meta, featurizer, network, table["classes"], table["answers"])
+
+    def answers(self) -> dict[str, str]:
+        return dict(self._answers)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        """Calibrated class probabilities (rows follow texts, columns follow self.classes)."""
+        return softmax(self.network.logits(self.featurizer.transform(texts)) / self.temperature)
+
+    def predict(self, text: str) -> Prediction:
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        if not texts:
+            return []
+        probs = self.probabilities(texts)
+        decision = decide(probs, self.oos_class, self.threshold, self.margin)
+        if self.oos_class is not None:
+            probs[:, self.oos_class] = -1.0
+        k = min(TOP_K, len(self.classes) - (self.oos_class is not None))
+        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        predictions = []
+        for row in range(len(texts)):
+            candidates = tuple(
+                (self.classes[c], self._answers[self.classes[c]], float(probs[row, c]))
+                for c in top[row]
+            )
+            answer_id = None if decision.fallback[row] else self.classes[decision.top_class[row]]
+            predictions.append(
+                Prediction(
+                    answer_id=answer_id,
+                    answer=None if answer_id is None else self._answers[answer_id],
+                    confidence=float(decision.confidence[row]),
+                    fallback=bool(decision.fallback[row]),
+                    candidates=candidates,
+                )
+            )
+        return predictions

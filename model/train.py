@@ -1,0 +1,463 @@
+"""Training: Keras fits the network in this (worker) process; the result is a model version.
+
+TensorFlow is imported inside the functions that need it, so importing this module is cheap
+and the serving process never loads TensorFlow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from model.calibration import (
+    DEFAULT_THRESHOLD,
+    OUT_OF_SCOPE,
+    UNKNOWN_ANSWER,
+    FallbackRule,
+    choose_rule,
+    fit_temperature,
+    scores,
+)
+from model.datasets import QAPair, answer_key, read_pairs
+from model.predictor import (
+    ANSWERS_FILE,
+    FEATURES_FILE,
+    META_FILE,
+    WEIGHTS_FILE,
+    Network,
+    softmax,
+)
+from model.registry import ModelRegistry
+from model.text import FeatureSpec, Featurizer
+
+FORMAT_VERSION = 1
+# Without validation pairs, a stratified share of each answer's questions is held out (from
+# answers with enough questions); a set smaller than MIN_PAIRS_FOR_HOLDOUT is refitted on all.
+MIN_PAIRS_FOR_HOLDOUT = 1000
+MIN_CLASS_SIZE_FOR_HOLDOUT = 5
+MIN_CLASS_SIZE_FOR_SMALL_HOLDOUT = 3
+HOLDOUT_SHARE = 0.1
+MIN_VALIDATION_SIZE = 10
+# How the validation figures were obtained (metrics["validation"]).
+GIVEN = "given"
+HOLDOUT = "holdout"
+REFIT = "holdout, then refitted on all pairs"
+NO_VALIDATION = "none"
+# Below this many training questions, rare n-grams are kept (min_df 1): every example counts.
+MIN_PAIRS_FOR_RARE_TERM_PRUNING = 2000
+
+Progress = Callable[[dict], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Tuning knobs; the defaults are the ones measured best on CLINC150 validation."""
+
+    hidden_units: int = 256
+    members: int = 1
+    epochs: int = 12
+    batch_size: int = 64
+    learning_rate: float = 2e-3
+    dropout: float = 0.3
+    label_smoothing: float = 0.1
+    # The fallback rule is the most accurate one that still catches this share of OOS questions.
+    target_oos_recall: float = 0.6
+    features: FeatureSpec = field(default_factory=FeatureSpec)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    version: str
+    path: Path
+    metrics: dict
+    promoted: bool
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    questions: list[str]
+    labels: np.ndarray  # class index, or OUT_OF_SCOPE / UNKNOWN_ANSWER (validation only)
+
+
+def train(
+    pairs: list[QAPair],
+    registry_root: Path,
+    *,
+    val_pairs: list[QAPair] | None = None,
+    seed: int = 0,
+    progress: Progress | None = None,
+    promote: bool = True,
+    **tuning: object,
+) -> TrainResult:
+    """Train a model version from pairs (empty answer = out-of-scope) into the registry.
+
+    The temperature and the fallback rule are chosen on validation data: val_pairs when given;
+    otherwise a stratified holdout of pairs. Small sets cannot spare it, so their final model is
+    refitted on all pairs, keeping the rule chosen on the holdout.
+    """
+    config = TrainConfig(**tuning)  # type: ignore[arg-type]
+    report = progress or (lambda event: None)
+    started = time.perf_counter()
+    answers = {answer_key(p.answer): p.answer for p in pairs if not p.out_of_scope}
+    if not answers:
+        raise ValueError("training data has no answered questions (every answer is empty)")
+    classes: list[str | None] = sorted(answers)
+    if any(p.out_of_scope for p in pairs):
+        classes.append(None)
+    class_index = {answer_id: i for i, answer_id in enumerate(classes)}
+    oos_class = class_index.get(None)
+
+    validation_kind, train_pairs, validation = _split(pairs, val_pairs, seed)
+    val_set = _labelled(validation, class_index) if validation else None
+    featurizer, network = _fit(train_pairs, val_set, class_index, config, seed, report)
+
+    if val_set is None:
+        rule, temperature = FallbackRule(threshold=DEFAULT_THRESHOLD, margin=0.0), 1.0
+        figures = {"in_scope_accuracy": None, "oos_recall": None}
+    else:
+        logits = network.logits(featurizer.transform(val_set.questions))
+        temperature = fit_temperature(logits, _targets(val_set.labels, oos_class))
+        probs = softmax(logits / temperature)
+        rule = choose_rule(probs, val_set.labels, oos_class, config.target_oos_recall)
+        figures = scores(probs, val_set.labels, oos_class, rule)
+    if validation_kind == REFIT:
+        featurizer, network = _fit(pairs, None, class_index, config, seed, report)
+
+    metrics = {
+        "validation": validation_kind,
+        **{k: None if v is None or np.isnan(v) else v for k, v in figures.items()},
+        "threshold": rule.threshold,
+        "margin": rule.margin,
+        "temperature": round(temperature, 4),
+        "n": len(validation),
+        "n_train": len(pairs) if validation_kind == REFIT else len(train_pairs),
+        "n_classes": len(classes),
+        "n_features": featurizer.size,
+        "seed": seed,
+        "train_seconds": round(time.perf_counter() - started, 2),
+    }
+    registry = ModelRegistry(registry_root)
+    with registry.new_version() as (version, staging):
+        _write_version(
+            staging,
+            version,
+            seed,
+            config,
+            rule,
+            temperature,
+            metrics,
+            featurizer,
+            network,
+            classes,
+            answers,
+        )
+    if promote:
+        registry.promote(version)
+    return TrainResult(
+        version=version, path=registry.path(version), metrics=metrics, promoted=promote
+    )
+
+
+def _fit(
+    train_pairs: list[QAPair],
+    val_set: LabelledSet | None,
+    class_index: dict[str | None, int],
+    config: TrainConfig,
+    seed: int,
+    report: Progress,
+) -> tuple[Featurizer, Network]:
+    """Fit the featurizer and the network on train_pairs (val_set only reports progress)."""
+    train_set = _labelled(train_pairs, class_index)
+    spec = config.features
+    if len(train_pairs) >= MIN_PAIRS_FOR_RARE_TERM_PRUNING and spec.min_df < 2:
+        spec = FeatureSpec(**{**asdict(spec), "min_df": 2})
+    featurizer = Featurizer.fit(train_set.questions, spec)
+    report(
+        {
+            "event": "start",
+            "n_train": len(train_pairs),
+            "n_val": 0 if val_set is None else len(val_set.questions),
+            "n_classes": len(class_index),
+            "n_features": featurizer.size,
+        }
+    )
+    oos_class = class_index.get(None)
+    network = _fit_network(
+        featurizer.transform(train_set.questions),
+        _targets(train_set.labels, oos_class),
+        len(class_index),
+        config,
+        seed,
+        report,
+        None if val_set is None else featurizer.transform(val_set.questions),
+        None if val_set is None else _targets(val_set.labels, oos_class),
+    )
+    return featurizer, network
+
+
+def _split(
+    pairs: list[QAPair], val_pairs: list[QAPair] | None, seed: int
+) -> tuple[str, list[QAPair], list[QAPair]]:
+    """(how validation was obtained, training pairs, validation pairs)."""
+    if val_pairs:
+        return GIVEN, pairs, val_pairs
+    large = len(pairs) >= MIN_PAIRS_FOR_HOLDOUT
+    min_class_size = MIN_CLASS_SIZE_FOR_HOLDOUT if large else MIN_CLASS_SIZE_FOR_SMALL_HOLDOUT
+    rng = np.random.default_rng(seed)
+    by_answer: dict[str, list[int]] = {}
+    for i, pair in enumerate(pairs):
+        by_answer.setdefault(pair.answer.strip(), []).append(i)
+    held_out: set[int] = set()
+    for indices in by_answer.values():
+        if len(indices) >= min_class_size:
+            count = max(1, int(len(indices) * HOLDOUT_SHARE))
+            held_out.update(rng.choice(indices, size=count, replace=False).tolist())
+    if len(held_out) < MIN_VALIDATION_SIZE:
+        return NO_VALIDATION, pairs, []
+    train_pairs = [p for i, p in enumerate(pairs) if i not in held_out]
+    validation = [p for i, p in enumerate(pairs) if i in held_out]
+    return (HOLDOUT if large else REFIT), train_pairs, validation
+
+
+def _labelled(pairs: Sequence[QAPair], class_index: dict[str | None, int]) -> LabelledSet:
+    labels = [
+        OUT_OF_SCOPE if p.out_of_scope else class_index.get(answer_key(p.answer), UNKNOWN_ANSWER)
+        for p in pairs
+    ]
+    return LabelledSet([p.question for p in pairs], np.asarray(labels, dtype=np.int64))
+
+
+def _targets(labels: np.ndarray, oos_class: int | None) -> np.ndarray:
+    """Training class indices: out-of-scope examples go to the OOS class."""
+    return np.where(labels == OUT_OF_SCOPE, -1 if oos_class is None else oos_class, labels)
+
+
+def _fit_network(
+    features,
+    targets: np.ndarray,
+    n_classes: int,
+    config: TrainConfig,
+    seed: int,
+    report: Progress,
+    val_features,
+    val_targets: np.ndarray | None,
+) -> Network:
+    """Fit `config.members` MLPs side by side in one Keras model, each with its own loss."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+    inputs = keras.Input(shape=(features.shape[1],), sparse=True, name="features")
+    outputs = []
+    for m in range(config.members):
+        hidden = keras.layers.Dense(config.hidden_units, activation="relu", name=f"m{m}_l0")(inputs)
+        hidden = keras.layers.Dropout(config.dropout, name=f"m{m}_dropout")(hidden)
+        outputs.append(keras.layers.Dense(n_classes, name=f"m{m}_l1")(hidden))
+    model = keras.Model(inputs, outputs)
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss=[
+            keras.losses.CategoricalCrossentropy(
+                from_logits=True, label_smoothing=config.label_smoothing
+            )
+            for _ in range(config.members)
+        ],
+    )
+    one_hot = np.eye(n_classes, dtype=np.float32)[targets]
+
+    def export() -> Network:
+        return Network(
+            [
+                [
+                    (
+                        model.get_layer(f"m{m}_l{layer}").kernel.numpy(),
+                        model.get_layer(f"m{m}_l{layer}").bias.numpy(),
+                    )
+                    for layer in (0, 1)
+                ]
+                for m in range(config.members)
+            ]
+        )
+
+    class ReportEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            event = {
+                "event": "epoch",
+                "epoch": epoch + 1,
+                "epochs": config.epochs,
+                "loss": round(float((logs or {}).get("loss", float("nan"))), 4),
+            }
+            if val_targets is not None:
+                predicted = export().logits(val_features).argmax(axis=1)
+                event["val_accuracy"] = round(float((predicted == val_targets).mean()), 4)
+            report(event)
+
+    model.fit(
+        features,
+        [one_hot] * config.members,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=[ReportEpoch()],
+    )
+    return export()
+
+
+def _write_version(
+    directory: Path,
+    version: str,
+    seed: int,
+    config: TrainConfig,
+    rule: FallbackRule,
+    temperature: float,
+    metrics: dict,
+    featurizer: Featurizer,
+    network: Network,
+    classes: list[str | None],
+    answers: dict[str, str],
+) -> None:
+    meta = {
+        "format": FORMAT_VERSION,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "threshold": rule.threshold,
+        "margin": rule.margin,
+        "temperature": temperature,
+        "seed": seed,
+        "config": asdict(config),
+        "metrics": metrics,
+    }
+    featurizer.save(directory / FEATURES_FILE)
+    np.savez(directory / WEIGHTS_FILE, **network.to_npz())
+    (directory / ANSWERS_FILE).write_text(
+        json.dumps({"classes": classes, "answers": answers}, ensure_ascii=False, indent=1),
+        encoding="utf-8",
+    )
+    # meta.json last: a directory without it is never taken for a complete version.
+    (directory / META_FILE).write_text(
+        json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8"
+    )
+
+
+def _load_pairs(paths: Sequence[Path], oos_paths: Sequence[Path]) -> list[QAPair]:
+    pairs = [pair for path in paths for pair in read_pairs(path)]
+    # Everything in an --oos file is out-of-scope, whatever its answer column says.
+    pairs += [QAPair(pair.question, "") for path in oos_paths for pair in read_pairs(path)]
+    return pairs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qabot train", description="Train a new model version.")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        required=True,
+        help="Q&A file (CSV question,answer or JSON Lines); repeatable",
+    )
+    parser.add_argument(
+        "--oos",
+        type=Path,
+        action="append",
+        default=[],
+        help="file of out-of-scope questions; repeatable",
+    )
+    parser.add_argument("--val", type=Path, help="validation Q&A file (threshold and figures)")
+    parser.add_argument("--oos-val", type=Path, help="validation out-of-scope questions")
+    parser.add_argument("--model-dir", type=Path, required=True, help="model registry folder")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--no-promote", action="store_true", help="write the version but keep the current one live"
+    )
+    parser.add_argument(
+        "--progress-json", action="store_true", help="print one JSON object per line on stdout"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    emit = _json_printer if args.progress_json else _human_printer
+    try:
+        pairs = _load_pairs(args.data, args.oos)
+        val_paths = [args.val] if args.val else []
+        val_pairs = _load_pairs(val_paths, [args.oos_val] if args.oos_val else []) or None
+        result = train(
+            pairs,
+            args.model_dir,
+            val_pairs=val_pairs,
+            seed=args.seed,
+            progress=emit,
+            promote=not args.no_promote,
+        )
+    except (OSError, ValueError) as error:
+        emit({"event": "error", "message": str(error)})
+        return 1
+    emit(
+        {
+            "event": "done",
+            "version": result.version,
+            "path": str(result.path),
+            "promoted": result.promoted,
+            "metrics": result.metrics,
+        }
+    )
+    return 0
+
+
+def _json_printer(event: dict) -> None:
+    print(json.dumps(event, ensure_ascii=False), flush=True)
+
+
+def _human_printer(event: dict) -> None:
+    kind = event["event"]
+    if kind == "start":
+        print(
+            f"training on {event['n_train']} questions, {event['n_classes']} answers, "
+            f"{event['n_features']} features; validating on {event['n_val']}",
+            file=sys.stderr,
+        )
+    elif kind == "epoch":
+        extra = f", val accuracy {event['val_accuracy']:.3f}" if "val_accuracy" in event else ""
+        print(
+            f"epoch {event['epoch']}/{event['epochs']}: loss {event['loss']:.4f}{extra}",
+            file=sys.stderr,
+        )
+    elif kind == "error":
+        print(f"error: {event['message']}", file=sys.stderr)
+    elif kind == "done":
+        metrics = event["metrics"]
+        print(
+            f"model {event['version']} written to {event['path']}"
+            f"{' and promoted' if event['promoted'] else ''}"
+        )
+        for name in (
+            "validation",
+            "in_scope_accuracy",
+            "oos_recall",
+            "threshold",
+            "margin",
+            "n",
+            "train_seconds",
+        ):
+            print(f"  {name}: {metrics.get(name)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
