@@ -204,6 +204,7 @@ class BotMessage:
     reply_to_message_id: int | None = None
     files: dict[str, FakeFile] = field(default_factory=dict)  # by media kind
     edits: int = 0
+    edit_date: int | None = None
     deleted: bool = False
 
     @property
@@ -244,8 +245,8 @@ class BotMessage:
             "chat": self.chat.to_api(),
             "from": bot_user,
         }
-        if self.edits:
-            message["edit_date"] = int(time.time())
+        if self.edit_date is not None:
+            message["edit_date"] = self.edit_date
         if self.text is not None:
             message["text"] = self.text
         if self.caption is not None:
@@ -961,7 +962,7 @@ class FakeTelegram:
         return True
 
     def _target_chat(self, params: JsonDict) -> FakeChat:
-        chat = self._chats.get(params.get("chat_id"))  # type: ignore[arg-type]
+        chat = self._chats.get(params.get("chat_id"))
         if chat is None:
             raise _bad_request("chat not found")
         return chat
@@ -971,25 +972,23 @@ class FakeTelegram:
     ) -> JsonDict:
         """Validate, store and announce a message the bot sends; its API object."""
         chat = self._target_chat(params)
-        text, caption = params.get("text"), params.get("caption")
-        if caption is not None and len(_plain_text(caption, params.get("parse_mode"))) > (
-            MAX_CAPTION_LENGTH
-        ):
+        caption, parse_mode = params.get("caption"), params.get("parse_mode")
+        if caption is not None and len(_plain_text(caption, parse_mode)) > MAX_CAPTION_LENGTH:
             raise _bad_request("message caption is too long")
         _check_reply_markup(params.get("reply_markup"))
-        reply_to = (params.get("reply_parameters") or {}).get("message_id") or params.get(
-            "reply_to_message_id"
-        )
+        reply_parameters = params.get("reply_parameters") or {}
         message = BotMessage(
             chat=chat,
             message_id=self._new_message_id(chat.id),
             method=method,
             date=int(time.time()),
-            text=text,
+            text=params.get("text"),
             caption=caption,
-            parse_mode=params.get("parse_mode"),
+            parse_mode=parse_mode,
             reply_markup=params.get("reply_markup"),
-            reply_to_message_id=reply_to,
+            reply_to_message_id=reply_parameters.get(
+                "message_id", params.get("reply_to_message_id")
+            ),
             files=files or {},
         )
         self._messages[(chat.id, message.message_id)] = message
@@ -1034,7 +1033,7 @@ class FakeTelegram:
 
     def _bot_message_to_edit(self, params: JsonDict) -> BotMessage:
         chat = self._target_chat(params)
-        message = self._messages.get((chat.id, params.get("message_id")))  # type: ignore[arg-type]
+        message = self._messages.get((chat.id, params.get("message_id")))
         if message is None or message.deleted:
             raise _bad_request("message to edit not found")
         return message
@@ -1049,6 +1048,7 @@ class FakeTelegram:
             )
         message.text, message.reply_markup = text, markup
         message.edits += 1
+        message.edit_date = int(time.time())
         return message.to_api(self.bot_user)
 
     async def _edit_message_text(self, params: JsonDict, files: dict[str, UploadedFile]) -> Any:
@@ -1086,16 +1086,14 @@ class FakeTelegram:
     async def _delete_message(self, params: JsonDict, files: dict[str, UploadedFile]) -> bool:
         chat = self._target_chat(params)
         message_id = params.get("message_id")
-        key = (chat.id, message_id)
-        if (
-            not isinstance(message_id, int)
-            or not (0 < message_id <= self._last_message_id[chat.id])
-            or key in self._deleted
-        ):
+        if not isinstance(message_id, int) or not 0 < message_id <= self._last_message_id[chat.id]:
             raise _bad_request("message to delete not found")
-        self._deleted.add(key)  # type: ignore[arg-type]
+        key = (chat.id, message_id)
+        if key in self._deleted:
+            raise _bad_request("message to delete not found")
+        self._deleted.add(key)
         if key in self._messages:
-            self._messages[key].deleted = True  # type: ignore[index]
+            self._messages[key].deleted = True
         return True
 
     async def _get_file(self, params: JsonDict, files: dict[str, UploadedFile]) -> JsonDict:

@@ -226,6 +226,25 @@ async def test_files_both_ways(tg: FakeTelegram) -> None:
     assert len(tg.downloads) == 1
 
 
+async def name_attachment(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Say what kind of attachment the user sent."""
+    attachment = update.effective_message.effective_attachment
+    kind = type(attachment[-1] if isinstance(attachment, tuple) else attachment).__name__
+    await update.effective_message.reply_text(kind)
+
+
+async def test_user_media_reaches_the_bot_as_telegram_objects(tg: FakeTelegram) -> None:
+    ann = tg.user(id=1001)
+    app = tg.application_builder().build()
+    app.add_handler(MessageHandler(filters.ATTACHMENT, name_attachment))
+    async with running_application(app, tg):
+        await tg.send_photo(ann, caption="a view")
+        await tg.send_voice(ann)
+        await tg.send_sticker(ann, emoji="🎉")
+        kinds = [(await tg.next_reply(ann, timeout=5)).text for _ in range(3)]
+    assert kinds == ["PhotoSize", "Voice", "Sticker"]
+
+
 async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
     ann = tg.user(id=1001)
     app = echo_app(tg)
@@ -236,10 +255,12 @@ async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
         no_secret = await tg.post_to_webhook({"update_id": 999_999}, secret_token=None)
         with pytest.raises(Conflict):
             await app.bot.get_updates()
+        info = await app.bot.get_webhook_info()
 
     set_webhook = next(call for call in tg.calls if call.method == "setWebhook")
     assert set_webhook.params["secret_token"] == "s3cret-token"
     assert tg.webhook_url and tg.webhook_url.endswith("/telegram-webhook")
+    assert (info.url, info.pending_update_count) == (tg.webhook_url, 0)
     assert reply.text == "over the webhook"
     assert [delivery.status for delivery in tg.webhook_deliveries][-1] == 200
     assert wrong_secret == no_secret == 403
