@@ -5,14 +5,19 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from telegram.ext import Application
 
 from bot.app import BUNDLED_PAIRS
+from bot.handlers import build_application
+from bot.service import QAService
 from bot.settings import Settings
 from bot.store import Store, upgrade_database
 from model.datasets import read_pairs
+from tests.fake_telegram import FakeTelegram, FakeUser, running_application
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
 ADMIN_ID = 4242
@@ -74,9 +79,9 @@ async def seeded_store(store: Store) -> Store:
 
 
 @pytest.fixture
-async def service(settings: Settings, seeded_store: Store, models_dir: Path) -> AsyncIterator:
-    from bot.service import QAService
-
+async def service(
+    settings: Settings, seeded_store: Store, models_dir: Path
+) -> AsyncIterator[QAService]:
     service = QAService(settings, seeded_store)
     await service.start()
     yield service
@@ -86,3 +91,42 @@ async def service(settings: Settings, seeded_store: Store, models_dir: Path) -> 
 @pytest.fixture
 def bundled_pairs() -> Iterator[list]:
     yield read_pairs(BUNDLED_PAIRS)
+
+
+@dataclass
+class TelegramBot:
+    """The real Application, started against the fake Bot API, with its service."""
+
+    tg: FakeTelegram
+    service: QAService
+    application: Application
+    admin: FakeUser
+    user: FakeUser
+
+
+@pytest.fixture
+async def telegram_bot(
+    home: Path, seeded_store: Store, seed_model_dir: Path
+) -> AsyncIterator[TelegramBot]:
+    """The bot polling a fake Bot API server on 127.0.0.1, with the bundled model loaded."""
+    async with FakeTelegram(token=TOKEN) as tg:
+        bot_settings = make_settings(
+            home,
+            TELEGRAM_API_BASE_URL=f"{tg.url}/bot",
+            TELEGRAM_FILE_BASE_URL=f"{tg.url}/file/bot",
+        )
+        shutil.copytree(seed_model_dir, bot_settings.models_dir)
+        service = QAService(bot_settings, seeded_store)
+        await service.start()
+        application = build_application(service)
+        try:
+            async with running_application(application, tg, poll_timeout=1):
+                yield TelegramBot(
+                    tg,
+                    service,
+                    application,
+                    admin=tg.user(ADMIN_ID, "Ada", username="ada", language_code="en"),
+                    user=tg.user(1001, "Bo", username="bo", language_code="zh-hans"),
+                )
+        finally:
+            await service.stop()
