@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import random
 import sys
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from scipy import sparse
 
 from model.calibration import (
     DEFAULT_THRESHOLD,
@@ -48,6 +50,10 @@ MIN_CLASS_SIZE_FOR_HOLDOUT = 5
 MIN_CLASS_SIZE_FOR_SMALL_HOLDOUT = 3
 HOLDOUT_SHARE = 0.1
 MIN_VALIDATION_SIZE = 10
+# Small sets converge only with enough optimizer steps.
+MIN_STEPS_PER_EPOCH = 20
+MIN_BATCH_SIZE = 16
+MIN_TRAINING_STEPS = 300
 # How the validation figures were obtained (metrics["validation"]).
 GIVEN = "given"
 HOLDOUT = "holdout"
@@ -65,9 +71,9 @@ class TrainConfig:
 
     hidden_units: int = 256
     members: int = 1
-    epochs: int = 12
-    batch_size: int = 64
-    learning_rate: float = 2e-3
+    epochs: int = 8
+    batch_size: int = 256
+    learning_rate: float = 4e-3
     dropout: float = 0.3
     label_smoothing: float = 0.1
     # The fallback rule is the most accurate one that still catches this share of OOS questions.
@@ -262,15 +268,17 @@ def _fit_network(
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
-    inputs = keras.Input(shape=(features.shape[1],), sparse=True, name="features")
-    outputs = []
-    for m in range(config.members):
-        hidden = keras.layers.Dense(config.hidden_units, activation="relu", name=f"m{m}_l0")(inputs)
-        hidden = keras.layers.Dropout(config.dropout, name=f"m{m}_dropout")(hidden)
-        outputs.append(keras.layers.Dense(n_classes, name=f"m{m}_l1")(hidden))
-    model = keras.Model(inputs, outputs)
+    from model.keras_network import LazyAdam, build_network
+
+    model = build_network(
+        features.shape[1],
+        n_classes,
+        members=config.members,
+        hidden_units=config.hidden_units,
+        dropout=config.dropout,
+    )
     model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate),
+        optimizer=LazyAdam(config.learning_rate),
         loss=[
             keras.losses.CategoricalCrossentropy(
                 from_logits=True, label_smoothing=config.label_smoothing
@@ -279,6 +287,10 @@ def _fit_network(
         ],
     )
     one_hot = np.eye(n_classes, dtype=np.float32)[targets]
+    batch_size, repeats = _schedule(len(targets), config)
+    if repeats > 1:
+        features = sparse.vstack([features] * repeats, format="csr")
+        one_hot = np.tile(one_hot, (repeats, 1))
 
     def export() -> Network:
         return Network(
@@ -311,12 +323,20 @@ def _fit_network(
         features,
         [one_hot] * config.members,
         epochs=config.epochs,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         shuffle=True,
         verbose=0,
         callbacks=[ReportEpoch()],
     )
     return export()
+
+
+def _schedule(n_examples: int, config: TrainConfig) -> tuple[int, int]:
+    """(batch size, repeats of the data per epoch): small sets need more, smaller steps."""
+    batch_size = int(np.clip(n_examples // MIN_STEPS_PER_EPOCH, MIN_BATCH_SIZE, config.batch_size))
+    steps_per_pass = math.ceil(n_examples / batch_size)
+    repeats = math.ceil(MIN_TRAINING_STEPS / (config.epochs * steps_per_pass))
+    return batch_size, max(1, repeats)
 
 
 def _write_version(

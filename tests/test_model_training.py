@@ -1,0 +1,289 @@
+"""Training a tiny bilingual model, serving it in NumPy, the train and eval command lines."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from model.datasets import QAPair, answer_key, write_pairs_csv
+from model.evaluate import evaluate
+from model.evaluate import main as eval_main
+from model.predictor import WEIGHTS_FILE, AnswerModel
+from model.registry import ModelRegistry
+from model.train import REFIT, _split, train
+from model.train import main as train_main
+
+pytestmark = pytest.mark.slow
+
+GREETING_ZH, NAME_ZH, FOOD_ZH = "你好！", "我的名字是 Chatbot。", "我喜欢吃蘑菇。"
+WEATHER_ZH = "我住在服务器里，看不到外面的天气。"
+GREETING_EN, NAME_EN, FOOD_EN = "Hello! How can I help?", "My name is Chatbot.", "I like mushrooms."
+WEATHER_EN = "I live on a server, so I can't see the weather."
+
+TRAINING_PAIRS = [
+    *[QAPair(q, GREETING_ZH) for q in ("你好", "您好", "你好呀", "嗨，你好")],
+    *[QAPair(q, NAME_ZH) for q in ("你的名字是什么？", "你叫什么名字", "怎么称呼你", "你叫啥")],
+    *[
+        QAPair(q, FOOD_ZH)
+        for q in ("你喜欢什么样的食物？", "你爱吃什么", "你最喜欢的菜是什么", "你喜欢吃什么东西")
+    ],
+    *[
+        QAPair(q, WEATHER_ZH)
+        for q in ("今天天气怎么样", "外面下雨了吗", "明天天气好吗", "天气冷不冷")
+    ],
+    *[QAPair(q, GREETING_EN) for q in ("hello", "hi there", "hey", "good morning")],
+    *[
+        QAPair(q, NAME_EN)
+        for q in ("what is your name", "what are you called", "your name?", "who are you")
+    ],
+    *[
+        QAPair(q, FOOD_EN)
+        for q in (
+            "what food do you like",
+            "what do you like to eat",
+            "favorite food?",
+            "do you like pizza",
+        )
+    ],
+    *[
+        QAPair(q, WEATHER_EN)
+        for q in (
+            "how is the weather",
+            "is it raining outside",
+            "will it be sunny tomorrow",
+            "is it cold today",
+        )
+    ],
+    *[
+        QAPair(q, "")
+        for q in (
+            "transfer money to my account",
+            "book a flight to paris",
+            "what is 17 times 23",
+            "帮我订一张机票",
+            "股票会涨吗",
+            "play some jazz music",
+        )
+    ],
+]
+
+PARAPHRASES = [
+    ("你好啊", GREETING_ZH),
+    ("你叫什么", NAME_ZH),
+    ("你喜欢吃什么食物", FOOD_ZH),
+    ("今天外面天气怎么样？", WEATHER_ZH),
+    ("Hello!", GREETING_EN),
+    ("What's your name?", NAME_EN),
+    ("What FOOD do you like to eat?", FOOD_EN),
+    ("how's the weather today", WEATHER_EN),
+]
+OUT_OF_SCOPE = ["transfer money to my account", "please book me a flight", "帮我订一张火车票"]
+
+
+@pytest.fixture(scope="module")
+def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("models")
+    events: list[dict] = []
+    result = train(TRAINING_PAIRS, root, seed=7, progress=events.append)
+    assert result.promoted and result.path == root / result.version
+    assert events[0]["event"] == "start"
+    assert any(e["event"] == "epoch" and e["epoch"] == e["epochs"] for e in events)
+    return root
+
+
+@pytest.fixture(scope="module")
+def model(registry_root: Path) -> AnswerModel:
+    loaded = ModelRegistry(registry_root).load_current()
+    assert loaded is not None
+    return loaded
+
+
+@pytest.mark.parametrize(("question", "answer"), PARAPHRASES)
+def test_paraphrases_in_chinese_and_english_get_the_right_answer(
+    model: AnswerModel, question: str, answer: str
+) -> None:
+    prediction = model.predict(question)
+    assert not prediction.fallback
+    assert prediction.answer == answer
+    assert prediction.answer_id == answer_key(answer)
+    assert prediction.candidates[0] == (answer_key(answer), answer, prediction.confidence)
+
+
+@pytest.mark.parametrize("question", [*OUT_OF_SCOPE, "", "   ", "😀😀", "x" * 10_000])
+def test_out_of_scope_and_junk_get_the_fallback(model: AnswerModel, question: str) -> None:
+    prediction = model.predict(question)
+    assert prediction.fallback
+    assert prediction.answer_id is None and prediction.answer is None
+    assert 0.0 <= prediction.confidence <= 1.0
+
+
+def test_candidates_are_in_scope_best_first(model: AnswerModel) -> None:
+    prediction = model.predict("你喜欢吃什么")
+    probabilities = [p for _, _, p in prediction.candidates]
+    assert len(prediction.candidates) == 3
+    assert probabilities == sorted(probabilities, reverse=True)
+    assert all(answer_id in model.answers() for answer_id, _, _ in prediction.candidates)
+    assert prediction.confidence == probabilities[0]
+
+
+def test_batch_matches_single_predictions(model: AnswerModel) -> None:
+    questions = [q for q, _ in PARAPHRASES] + OUT_OF_SCOPE
+    batch = model.predict_batch(questions)
+    singles = [model.predict(q) for q in questions]
+    for one, other in zip(batch, singles, strict=True):
+        assert one.answer_id == other.answer_id and one.fallback == other.fallback
+        assert one.confidence == pytest.approx(other.confidence, abs=1e-5)
+    assert model.predict_batch([]) == []
+
+
+def test_model_metadata_and_answers(model: AnswerModel) -> None:
+    assert set(model.answers().values()) == {
+        GREETING_ZH,
+        NAME_ZH,
+        FOOD_ZH,
+        WEATHER_ZH,
+        GREETING_EN,
+        NAME_EN,
+        FOOD_EN,
+        WEATHER_EN,
+    }
+    assert 0.0 < model.threshold < 1.0
+    assert model.metrics["n_classes"] == 9  # eight answers and the out-of-scope class
+    # Too few questions per answer to hold any out: trained on all, default threshold.
+    assert model.metrics["validation"] == "none"
+    assert model.path.name == model.version
+
+
+def test_reload_gives_identical_probabilities(model: AnswerModel) -> None:
+    again = AnswerModel.load(model.path)
+    questions = [q for q, _ in PARAPHRASES]
+    np.testing.assert_array_equal(again.probabilities(questions), model.probabilities(questions))
+
+
+def test_same_seed_gives_the_same_model(model: AnswerModel, tmp_path: Path) -> None:
+    retrained = train(TRAINING_PAIRS, tmp_path, seed=7, promote=False)
+    with (
+        np.load(model.path / WEIGHTS_FILE) as first,
+        np.load(retrained.path / WEIGHTS_FILE) as second,
+    ):
+        assert first.files == second.files
+        for name in first.files:
+            np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    assert ModelRegistry(tmp_path).current_version() is None  # promote=False
+
+
+def test_serving_never_imports_tensorflow(registry_root: Path) -> None:
+    script = (
+        "import sys\n"
+        "from model.registry import ModelRegistry\n"
+        f"model = ModelRegistry({str(registry_root)!r}).load_current()\n"
+        "print(model.predict('你好啊').answer)\n"
+        "model.predict_batch(['hello', 'what is your name'])\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras'))\n"
+        "print(loaded)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [GREETING_ZH, "[]"]
+
+
+def test_tiny_sets_train_and_tolerate_single_example_answers(tmp_path: Path) -> None:
+    pairs = [QAPair("hi", "hello"), QAPair("bye", "goodbye"), QAPair("thanks", "you're welcome")]
+    result = train(pairs, tmp_path, seed=1)
+    assert result.metrics["validation"] == "none"
+    model = AnswerModel.load(result.path)
+    assert model.predict("hi").answer == "hello"
+
+
+@pytest.mark.parametrize(
+    ("answers", "per_answer", "given", "expected"),
+    [
+        (200, 6, False, "holdout"),
+        (20, 5, False, REFIT),
+        (3, 3, False, "none"),
+        (3, 3, True, "given"),
+    ],
+)
+def test_validation_split_depends_on_the_size_of_the_set(
+    answers: int, per_answer: int, given: bool, expected: str
+) -> None:
+    pairs = [
+        QAPair(f"question {i} {j}", f"answer {i}")
+        for i in range(answers)
+        for j in range(per_answer)
+    ]
+    val = [QAPair("question 0", "answer 0")] if given else None
+    kind, train_pairs, validation = _split(pairs, val, seed=0)
+    assert kind == expected
+    if expected in ("holdout", REFIT):
+        assert len(train_pairs) + len(validation) == len(pairs)
+        held_per_answer = {p.answer for p in validation}
+        assert len(held_per_answer) == answers  # stratified: every answer keeps most questions
+        assert all(sum(p.answer == f"answer {i}" for p in train_pairs) >= 4 for i in range(answers))
+
+
+def test_training_without_answers_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no answered questions"):
+        train([QAPair("q", ""), QAPair("r", " ")], tmp_path)
+
+
+def test_evaluate_reports_accuracy_recall_and_speed(model: AnswerModel) -> None:
+    pairs = [QAPair(q, a) for q, a in PARAPHRASES] + [QAPair(q, "") for q in OUT_OF_SCOPE]
+    result = evaluate(model, pairs)
+    assert result["in_scope_accuracy"] == 1.0 and result["oos_recall"] == 1.0
+    assert (result["n"], result["n_in_scope"], result["n_oos"]) == (11, 8, 3)
+    assert result["threshold"] == model.threshold
+    assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+    assert result["throughput_per_s"] > 0
+
+
+def test_train_and_eval_command_lines(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data, oos = tmp_path / "data.csv", tmp_path / "oos.csv"
+    write_pairs_csv([p for p in TRAINING_PAIRS if not p.out_of_scope], data)
+    write_pairs_csv([QAPair(q, "") for q in OUT_OF_SCOPE], oos)
+    models = tmp_path / "models"
+    argv = ["--data", str(data), "--oos", str(oos), "--model-dir", str(models), "--progress-json"]
+    assert train_main(argv) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert events[-1]["event"] == "done"
+    assert events[-1]["version"] == ModelRegistry(models).current_version()
+    assert {"in_scope_accuracy", "oos_recall", "threshold"} <= set(events[-1]["metrics"])
+    assert any(event["event"] == "epoch" for event in events)
+
+    assert (
+        eval_main(["--data", str(data), "--oos", str(oos), "--model-dir", str(models), "--json"])
+        == 0
+    )
+    figures = json.loads(capsys.readouterr().out)
+    assert {"in_scope_accuracy", "oos_recall", "threshold", "n", "latency_ms"} <= set(figures)
+    assert figures["n"] == len(TRAINING_PAIRS) - 6 + len(OUT_OF_SCOPE)
+
+    report = tmp_path / "report"
+    assert (
+        eval_main(["--data", str(data), "--model-dir", str(models), "--report", str(report)]) == 0
+    )
+    assert {p.name for p in report.iterdir()} == {
+        "per_answer.csv",
+        "confusions.csv",
+        "confidence.png",
+    }
+
+
+def test_train_command_line_fails_clearly_on_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("question,answer\nq,a,extra\n", encoding="utf-8")
+    assert (
+        train_main(["--data", str(bad), "--model-dir", str(tmp_path / "m"), "--progress-json"]) == 1
+    )
+    event = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert event == {"event": "error", "message": "bad.csv, line 2: expected 2 fields, found 3"}
+    assert eval_main(["--data", str(bad), "--model-dir", str(tmp_path / "m")]) == 1
+    assert "no current model" in capsys.readouterr().err
