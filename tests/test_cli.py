@@ -1,0 +1,103 @@
+"""The `qabot` command line, run in-process on a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.conftest import ADMIN_ID
+
+
+@pytest.fixture
+def qabot_home(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("QABOT_HOME", str(home))
+    monkeypatch.setenv("QABOT_ADMIN_IDS", str(ADMIN_ID))
+    for name in ("QABOT_DATABASE_URL", "TELEGRAM_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_db_upgrade_creates_the_database(qabot_home: Path) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert (qabot_home / "qabot.sqlite3").exists()
+
+
+def test_import_then_export_pairs(qabot_home: Path, tmp_path: Path, capsys) -> None:
+    data = write(
+        tmp_path / "pairs.csv", 'question,answer\n你好,你好！\n"a, b?","yes, ""quoted"""\nspam,\n'
+    )
+    jsonl = write(tmp_path / "more.jsonl", '{"question": "hi", "answer": "hello"}\n')
+    assert main(["import", str(data)]) == 0
+    assert main(["import", str(data)]) == 0  # the same file again adds nothing
+    assert main(["import", str(jsonl)]) == 0
+    assert "imported 0 new" in capsys.readouterr().err
+    out = tmp_path / "out.csv"
+    assert main(["export", "--pairs", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert [(r["question"], r["answer"]) for r in rows] == [
+        ("你好", "你好！"), ("a, b?", 'yes, "quoted"'), ("spam", ""), ("hi", "hello"),
+    ]  # fmt: skip
+
+
+def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys) -> None:
+    bad = write(tmp_path / "bad.csv", "q;a\nfoo;bar\n")
+    assert main(["import", str(bad)]) == 1
+    assert "cannot import" in capsys.readouterr().err
+    assert main(["import", str(tmp_path / "missing.csv")]) == 1
+
+
+async def test_export_conversations(
+    qabot_home: Path, tmp_path: Path, service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.store import ChatInfo, UserInfo
+
+    url = service.store.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("QABOT_DATABASE_URL", url)  # the database `service` logs into
+
+    await service.reply(ChatInfo(5), UserInfo(6), "你好")
+    await service.reply(ChatInfo(5), UserInfo(6), "zzzz qqqq")
+    await service.writer.flush()
+
+    for fmt in ("csv", "jsonl"):
+        out = tmp_path / f"log.{fmt}"
+        code = await asyncio.to_thread(main, ["export", "--format", fmt, "--out", str(out)])
+        assert code == 0
+        text = out.read_text(encoding="utf-8")
+        if fmt == "csv":
+            rows = list(csv.DictReader(text.splitlines()))
+        else:
+            rows = [json.loads(line) for line in text.splitlines()]
+        assert [r["question"] for r in rows] == ["你好", "zzzz qqqq"]
+        assert str(rows[0]["user_id"]) == "6"
+    out = tmp_path / "future.csv"
+    await asyncio.to_thread(main, ["export", "--since", "2999-01-01", "--out", str(out)])
+    assert out.read_text(encoding="utf-8").count("\n") == 1  # the header only
+
+
+def test_eval_json_reports_the_current_model(
+    qabot_home: Path, seed_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    shutil.copytree(seed_model_dir, qabot_home / "models")
+    data = Path(__file__).parent.parent / "bot" / "data" / "seed_paraphrases_test.csv"
+    assert main(["eval", "--data", str(data), "--json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert {"in_scope_accuracy", "oos_recall", "threshold", "n", "latency_ms"} <= set(figures)
+    assert figures["n"] == 75 and figures["in_scope_accuracy"] > 0.7
+
+
+def test_bad_arguments_are_refused(qabot_home: Path) -> None:
+    with pytest.raises(SystemExit):
+        main(["export", "--since", "yesterday"])
+    with pytest.raises(SystemExit):
+        main(["frobnicate"])
