@@ -168,7 +168,9 @@ class AnswerModel:
         if self.oos_class is not None:
             probs[:, self.oos_class] = -1.0
         k = min(TOP_K, len(self.classes) - (self.oos_class is not None))
-        top = np.argsort(-probs, axis=1, kind="stable")[:, :k]
+        top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
+        top_probs = np.take_along_axis(probs, top, axis=1)
+        top = np.take_along_axis(top, np.argsort(-top_probs, axis=1, kind="stable"), axis=1)
         predictions = []
         for row in range(len(texts)):
             candidates = tuple(

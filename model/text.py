@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 import re
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from itertools import chain, repeat
 from pathlib import Path
 
 import numpy as np
@@ -54,99 +54,141 @@ class FeatureSpec:
     max_features: int = 200_000
 
 
-def _ngrams(text: str, spec: FeatureSpec) -> tuple[list[str], list[str]]:
-    """Word n-grams and character n-grams (over the words joined by single spaces)."""
-    words = _WORD.findall(normalize(text[:MAX_FEATURE_CHARS]))
-    word_grams: list[str] = []
+def _words(text: str) -> list[str]:
+    return _WORD.findall(normalize(text[:MAX_FEATURE_CHARS]))
+
+
+def _word_ngrams(words: list[str], spec: FeatureSpec) -> list[str]:
     low, high = spec.word_ngrams
-    for n in range(low, high + 1):
-        word_grams.extend(" ".join(words[i : i + n]) for i in range(len(words) - n + 1))
-    joined = " " + " ".join(words) + " "
-    char_grams: list[str] = []
+    return [
+        " ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)
+    ]
+
+
+# Character n-grams are identified by a 64-bit polynomial hash of their code points (computed
+# for a whole batch at once in NumPy); the vocabulary keeps the hashes of the n-grams it knows.
+_HASH_SEED = np.uint64(0x9E3779B97F4A7C15)
+_HASH_BASE = np.uint64(0x100000001B3)
+
+
+def char_ngram_key(gram: str) -> int:
+    """The hash of one character n-gram, as computed for a batch by _char_ngram_keys."""
+    key = int(_HASH_SEED)
+    for ch in gram:
+        key = (key * int(_HASH_BASE) + ord(ch)) % 2**64
+    return key
+
+
+def _char_ngram_keys(words_per_text: Sequence[list[str]], spec: FeatureSpec):
+    """(row ids, n-gram keys) of the character n-grams of each text's words, space-padded."""
+    padded = [" " + " ".join(words) + " " for words in words_per_text]
+    lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
+    codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    row_of_position = np.repeat(np.arange(len(padded)), lengths)
+    end_of_position = np.repeat(np.cumsum(lengths), lengths)
+    positions = np.arange(len(codes))
     low, high = spec.char_ngrams
-    for n in range(low, high + 1):
-        char_grams.extend(joined[i : i + n] for i in range(len(joined) - n + 1))
-    return word_grams, char_grams
+    keys = np.full(len(codes), _HASH_SEED, dtype=np.uint64)
+    rows_out, keys_out = [], []
+    for n in range(1, high + 1):
+        # keys[i] becomes the hash of codes[i : i + n] (uint64 arithmetic wraps around).
+        keys = keys[: len(codes) - n + 1] * _HASH_BASE + codes[n - 1 :]
+        if n >= low:
+            inside = positions[: len(keys)] + n <= end_of_position[: len(keys)]
+            rows_out.append(row_of_position[: len(keys)][inside])
+            keys_out.append(keys[inside])
+    return np.concatenate(rows_out), np.concatenate(keys_out)
 
 
 class Featurizer:
-    """Sublinear TF-IDF over word and character n-grams; each of the two blocks is L2-normalised."""
+    """Sublinear TF-IDF over word and character n-grams; each of the two blocks is L2-normalised.
+
+    Columns: the known word n-grams (sorted), then the known character n-grams (by key).
+    """
 
     def __init__(
-        self, spec: FeatureSpec, words: Sequence[str], chars: Sequence[str], idf: np.ndarray
+        self, spec: FeatureSpec, words: Sequence[str], char_keys: np.ndarray, idf: np.ndarray
     ):
         self.spec = spec
         self.words = list(words)
-        self.chars = list(chars)
         self._word_index = {term: i for i, term in enumerate(self.words)}
-        offset = len(self.words)
-        self._char_index = {term: offset + i for i, term in enumerate(self.chars)}
+        self.char_keys = np.asarray(char_keys, dtype=np.uint64)
+        if np.any(self.char_keys[1:] <= self.char_keys[:-1]):
+            raise ValueError("character n-gram keys must be sorted and unique")
         self.idf = np.asarray(idf, dtype=np.float32)
 
     @property
     def size(self) -> int:
-        return len(self.words) + len(self.chars)
+        return len(self.words) + len(self.char_keys)
 
     @classmethod
     def fit(cls, questions: Sequence[str], spec: FeatureSpec | None = None) -> Featurizer:
         spec = spec or FeatureSpec()
+        words_per_text = [_words(q) for q in questions]
         word_df: Counter[str] = Counter()
-        char_df: Counter[str] = Counter()
-        for question in questions:
-            word_grams, char_grams = _ngrams(question, spec)
-            word_df.update(set(word_grams))
-            char_df.update(set(char_grams))
-        word_df.pop(" ", None)
-        char_df.pop(" ", None)
-        kept = [
-            (term, df, block)
-            for block, counts in ((0, word_df), (1, char_df))
-            for term, df in counts.items()
-            if df >= spec.min_df
-        ]
-        # Keep the most frequent terms; ties broken by the term so the vocabulary is deterministic.
-        kept.sort(key=lambda item: (-item[1], item[0]))
-        kept = kept[: spec.max_features]
-        words = sorted(term for term, _, block in kept if block == 0)
-        chars = sorted(term for term, _, block in kept if block == 1)
-        n = len(questions)
-        df = [word_df[t] for t in words] + [char_df[t] for t in chars]
-        idf = np.array([math.log((1 + n) / (1 + d)) + 1.0 for d in df], dtype=np.float32)
-        return cls(spec, words, chars, idf)
+        for words in words_per_text:
+            word_df.update(set(_word_ngrams(words, spec)))
+        rows, keys = _char_ngram_keys(words_per_text, spec)
+        # Document frequency of a key: the number of distinct rows it occurs in.
+        order = np.lexsort((rows, keys))
+        rows, keys = rows[order], keys[order]
+        first_in_row = np.ones(len(keys), dtype=bool)
+        first_in_row[1:] = (keys[1:] != keys[:-1]) | (rows[1:] != rows[:-1])
+        char_keys, char_df = np.unique(keys[first_in_row], return_counts=True)
+        not_blank = char_keys != char_ngram_key(" ")
+
+        words = sorted(term for term, df in word_df.items() if df >= spec.min_df)
+        word_counts = np.array([word_df[t] for t in words], dtype=np.int64)
+        keep_chars = not_blank & (char_df >= spec.min_df)
+        char_keys, char_df = char_keys[keep_chars], char_df[keep_chars]
+        if len(words) + len(char_keys) > spec.max_features:
+            # Keep the most frequent terms; ties go to words, then to the smaller sorted position.
+            frequencies = np.concatenate([word_counts, char_df])
+            block = np.concatenate([np.zeros(len(words)), np.ones(len(char_keys))])
+            position = np.concatenate([np.arange(len(words)), np.arange(len(char_keys))])
+            kept = np.lexsort((position, block, -frequencies))[: spec.max_features]
+            kept_words = np.sort(position[kept][block[kept] == 0])
+            kept_chars = np.sort(position[kept][block[kept] == 1])
+            words = [words[i] for i in kept_words]
+            word_counts = word_counts[kept_words]
+            char_keys, char_df = char_keys[kept_chars], char_df[kept_chars]
+        df = np.concatenate([word_counts, char_df]).astype(np.float64)
+        idf = np.log((1 + len(questions)) / (1 + df)) + 1.0
+        return cls(spec, words, char_keys, idf)
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Feature rows for texts, as a CSR matrix (float32) of shape (len(texts), size)."""
-        rows: list[int] = []
-        cols: list[int] = []
-        counts: list[int] = []
-        blocks: list[int] = []
-        for row, text in enumerate(texts):
-            for block, (grams, index) in enumerate(
-                zip(_ngrams(text, self.spec), (self._word_index, self._char_index), strict=True)
-            ):
-                for term, count in Counter(grams).items():
-                    col = index.get(term)
-                    if col is not None:
-                        rows.append(row)
-                        cols.append(col)
-                        counts.append(count)
-                        blocks.append(block)
-        row_ids = np.asarray(rows, dtype=np.int64)
-        col_ids = np.asarray(cols, dtype=np.int32)
-        values = (1.0 + np.log(np.asarray(counts, dtype=np.float32))) * self.idf[col_ids]
+        words_per_text = [_words(text) for text in texts]
+        word_grams = [_word_ngrams(words, self.spec) for words in words_per_text]
+        # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
+        flat = list(chain.from_iterable(word_grams))
+        word_cols = np.fromiter(map(self._word_index.get, flat, repeat(-1)), np.int64, len(flat))
+        word_rows = np.repeat(np.arange(len(texts)), [len(grams) for grams in word_grams])
+        char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
+        where = np.searchsorted(self.char_keys, keys)
+        where[where == len(self.char_keys)] = 0
+        known = self.char_keys[where] == keys if len(self.char_keys) else np.zeros(len(keys), bool)
+        row_ids = np.concatenate([word_rows[word_cols >= 0], char_rows[known]])
+        col_ids = np.concatenate([word_cols[word_cols >= 0], len(self.words) + where[known]])
+        # Building the matrix sums repeated n-grams of a row into their counts.
+        matrix = sparse.csr_matrix(
+            (np.ones(len(col_ids), dtype=np.float32), (row_ids, col_ids)),
+            shape=(len(texts), self.size),
+        )
+        matrix.sum_duplicates()
+        values = (1.0 + np.log(matrix.data)) * self.idf[matrix.indices]
         # L2 norm per (row, block): each block weighs the same whatever the text length.
-        group = row_ids * 2 + np.asarray(blocks, dtype=np.int64)
+        row_of_value = np.repeat(np.arange(len(texts)), np.diff(matrix.indptr))
+        group = row_of_value * 2 + (matrix.indices >= len(self.words))
         norms = np.sqrt(np.bincount(group, weights=values * values, minlength=2 * len(texts)))
-        values = (values / norms[group]).astype(np.float32)
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(row_ids, minlength=len(texts)), out=indptr[1:])
-        return sparse.csr_matrix((values, col_ids, indptr), shape=(len(texts), self.size))
+        matrix.data = (values / norms[group]).astype(np.float32)
+        return matrix
 
     def to_json(self) -> dict:
         return {
             "spec": asdict(self.spec),
             "words": self.words,
-            "chars": self.chars,
+            "char_keys": [int(key) for key in self.char_keys],
             "idf": [float(x) for x in self.idf],
         }
 
@@ -159,7 +201,8 @@ class Featurizer:
             min_df=spec_fields["min_df"],
             max_features=spec_fields["max_features"],
         )
-        return cls(spec, data["words"], data["chars"], np.asarray(data["idf"], dtype=np.float32))
+        char_keys = np.array(data["char_keys"], dtype=np.uint64)
+        return cls(spec, data["words"], char_keys, np.asarray(data["idf"], dtype=np.float32))
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(self.to_json(), ensure_ascii=False), encoding="utf-8")

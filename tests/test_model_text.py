@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from model.datasets import QAPair, answer_key, read_pairs, write_pairs_csv
-from model.text import FeatureSpec, Featurizer, match_key, normalize
+from model.text import FeatureSpec, Featurizer, char_ngram_key, match_key, normalize
 
 
 def test_normalize_folds_width_case_controls_and_spaces() -> None:
@@ -35,6 +35,13 @@ def test_featurizer_uses_character_ngrams_for_chinese() -> None:
     assert row.nnz >= 6
     first, second = featurizer.transform(["你喜欢什么样的食物", "你的名字是什么"])
     assert (row @ first.T).toarray()[0, 0] > (row @ second.T).toarray()[0, 0]
+
+
+def test_character_ngram_keys_match_the_vocabulary() -> None:
+    featurizer = Featurizer.fit(["ab", "ab c"], FeatureSpec(char_ngrams=(1, 3)))
+    expected = {" a", "ab", "b ", " ab", "ab ", "a", "b", "c", " c", "c ", " c ", "b c", "b c"}
+    assert sorted(featurizer.char_keys.tolist()) == sorted({char_ngram_key(g) for g in expected})
+    assert featurizer.words == ["ab", "ab c", "c"]
 
 
 def test_featurizer_rows_are_normalised_per_block() -> None:
