@@ -16,6 +16,8 @@ META_FILE = "meta.json"
 FEATURES_FILE = "features.json"
 WEIGHTS_FILE = "weights.npz"
 ANSWERS_FILE = "answers.json"
+# Version of the model directory layout; bumped whenever files change meaning.
+FORMAT_VERSION = 2
 TOP_K = 3
 
 
@@ -144,6 +146,11 @@ class AnswerModel:
     def load(cls, path: Path) -> AnswerModel:
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
+        if meta.get("format") != FORMAT_VERSION:
+            raise ValueError(
+                f"model {path.name} has format {meta.get('format')}, this code reads format "
+                f"{FORMAT_VERSION}: train a new model"
+            )
         featurizer = Featurizer.load(path / FEATURES_FILE)
         with np.load(path / WEIGHTS_FILE) as arrays:
             network = Network.from_npz({name: arrays[name] for name in arrays.files})
@@ -171,20 +178,17 @@ class AnswerModel:
         top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
         top_probs = np.take_along_axis(probs, top, axis=1)
         top = np.take_along_axis(top, np.argsort(-top_probs, axis=1, kind="stable"), axis=1)
+        labels = [(answer_id, self._answers.get(answer_id)) for answer_id in self.classes]
         predictions = []
-        for row in range(len(texts)):
-            candidates = tuple(
-                (self.classes[c], self._answers[self.classes[c]], float(probs[row, c]))
-                for c in top[row]
-            )
-            answer_id = None if decision.fallback[row] else self.classes[decision.top_class[row]]
-            predictions.append(
-                Prediction(
-                    answer_id=answer_id,
-                    answer=None if answer_id is None else self._answers[answer_id],
-                    confidence=float(decision.confidence[row]),
-                    fallback=bool(decision.fallback[row]),
-                    candidates=candidates,
-                )
-            )
+        for top_row, probs_row, confidence, fallback, best in zip(
+            top.tolist(),
+            np.take_along_axis(probs, top, axis=1).tolist(),
+            decision.confidence.tolist(),
+            decision.fallback.tolist(),
+            decision.top_class.tolist(),
+            strict=True,
+        ):
+            answer_id, answer = (None, None) if fallback else labels[best]
+            candidates = tuple((*labels[c], p) for c, p in zip(top_row, probs_row, strict=True))
+            predictions.append(Prediction(answer_id, answer, confidence, fallback, candidates))
         return predictions

@@ -60,9 +60,11 @@ def _words(text: str) -> list[str]:
 
 def _word_ngrams(words: list[str], spec: FeatureSpec) -> list[str]:
     low, high = spec.word_ngrams
-    return [
-        " ".join(words[i : i + n]) for n in range(low, high + 1) for i in range(len(words) - n + 1)
-    ]
+    grams = words.copy() if low == 1 else []
+    for n in range(max(low, 2), high + 1):
+        # zip stops at the shortest slice: exactly the n-grams that fit.
+        grams += map(" ".join, zip(*(words[i:] for i in range(n)), strict=False))
+    return grams
 
 
 # Character n-grams are identified by a 64-bit polynomial hash of their code points (computed

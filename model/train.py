@@ -34,6 +34,7 @@ from model.datasets import QAPair, answer_key, read_pairs
 from model.predictor import (
     ANSWERS_FILE,
     FEATURES_FILE,
+    FORMAT_VERSION,
     META_FILE,
     WEIGHTS_FILE,
     Network,
@@ -42,7 +43,6 @@ from model.predictor import (
 from model.registry import ModelRegistry
 from model.text import FeatureSpec, Featurizer
 
-FORMAT_VERSION = 1
 # Without validation pairs, a stratified share of each answer's questions is held out (from
 # answers with enough questions); a set smaller than MIN_PAIRS_FOR_HOLDOUT is refitted on all.
 MIN_PAIRS_FOR_HOLDOUT = 1000
@@ -76,6 +76,9 @@ class TrainConfig:
     learning_rate: float = 4e-3
     dropout: float = 0.3
     label_smoothing: float = 0.1
+    input_dropout: float = 0.0
+    # Out-of-scope examples form a class of their own, or else are trained towards uniform output.
+    oos_class: bool = True
     # The fallback rule is the most accurate one that still catches this share of OOS questions.
     target_oos_recall: float = 0.6
     features: FeatureSpec = field(default_factory=FeatureSpec)
@@ -118,7 +121,7 @@ def train(
     if not answers:
         raise ValueError("training data has no answered questions (every answer is empty)")
     classes: list[str | None] = sorted(answers)
-    if any(p.out_of_scope for p in pairs):
+    if config.oos_class and any(p.out_of_scope for p in pairs):
         classes.append(None)
     class_index = {answer_id: i for i, answer_id in enumerate(classes)}
     oos_class = class_index.get(None)
@@ -276,6 +279,7 @@ def _fit_network(
         members=config.members,
         hidden_units=config.hidden_units,
         dropout=config.dropout,
+        input_dropout=config.input_dropout,
     )
     model.compile(
         optimizer=LazyAdam(config.learning_rate),
@@ -286,7 +290,10 @@ def _fit_network(
             for _ in range(config.members)
         ],
     )
-    one_hot = np.eye(n_classes, dtype=np.float32)[targets]
+    # Out-of-scope examples without a class of their own learn a flat distribution instead.
+    one_hot = np.where(
+        (targets >= 0)[:, None], np.eye(n_classes, dtype=np.float32)[targets], 1.0 / n_classes
+    ).astype(np.float32)
     batch_size, repeats = _schedule(len(targets), config)
     if repeats > 1:
         features = sparse.vstack([features] * repeats, format="csr")

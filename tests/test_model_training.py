@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -165,6 +166,15 @@ def test_reload_gives_identical_probabilities(model: AnswerModel) -> None:
     np.testing.assert_array_equal(again.probabilities(questions), model.probabilities(questions))
 
 
+def test_models_of_another_format_are_refused_clearly(model: AnswerModel, tmp_path: Path) -> None:
+    copy = tmp_path / model.version
+    shutil.copytree(model.path, copy)
+    meta = json.loads((copy / "meta.json").read_text(encoding="utf-8"))
+    (copy / "meta.json").write_text(json.dumps({**meta, "format": 1}), encoding="utf-8")
+    with pytest.raises(ValueError, match="has format 1.*train a new model"):
+        AnswerModel.load(copy)
+
+
 def test_same_seed_gives_the_same_model(model: AnswerModel, tmp_path: Path) -> None:
     retrained = train(TRAINING_PAIRS, tmp_path, seed=7, promote=False)
     with (
@@ -240,6 +250,7 @@ def test_evaluate_reports_accuracy_recall_and_speed(model: AnswerModel) -> None:
     assert (result["n"], result["n_in_scope"], result["n_oos"]) == (11, 8, 3)
     assert result["threshold"] == model.threshold
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
+    assert 0.0 <= result["calibration_error"] <= 1.0
     assert result["throughput_per_s"] > 0
 
 
