@@ -100,9 +100,13 @@ def choose_rule(
     accuracy = (answered & right)[:, :, in_scope].mean(axis=2)
     recall = (~answered[:, :, ~in_scope]).mean(axis=2)
     feasible = recall >= target_oos_recall - 1e-9
-    # Ties go to the higher recall, then the smaller margin and threshold (grid order).
-    objective = (
-        np.where(feasible, accuracy + 1e-6 * recall, -1.0) if feasible.any() else accuracy + recall
-    )
-    m, t = np.unravel_index(int(np.argmax(objective)), objective.shape)
-    return FallbackRule(threshold=float(THRESHOLDS[t]), margin=float(MARGINS[m]))
+    if feasible.any():
+        # Ties go to the higher recall, then to the smaller margin (grid order).
+        objective = np.where(feasible, accuracy + 1e-6 * recall, -1.0)
+    else:
+        objective = accuracy + recall
+    m = int(np.argmax(objective.max(axis=1)))
+    # Thresholds doing equally well on validation form a plateau: take its middle, the choice
+    # least tied to the exact validation examples.
+    tied = np.flatnonzero(objective[m] >= objective[m].max() - 1e-12)
+    return FallbackRule(threshold=float(THRESHOLDS[tied[len(tied) // 2]]), margin=float(MARGINS[m]))

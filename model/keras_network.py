@@ -14,11 +14,9 @@ import tensorflow as tf
 class SparseDense(keras.layers.Layer):
     """Dense layer over a sparse input whose kernel gradient stays sparse (IndexedSlices)."""
 
-    def __init__(self, units: int, input_dropout: float = 0.0, **kwargs):
+    def __init__(self, units: int, **kwargs):
         super().__init__(**kwargs)
         self.units = units
-        self.input_dropout = input_dropout
-        self.seed_generator = keras.random.SeedGenerator()
 
     def build(self, input_shape) -> None:
         self.kernel = self.add_weight(
@@ -26,17 +24,7 @@ class SparseDense(keras.layers.Layer):
         )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
 
-    def call(self, inputs: tf.SparseTensor, training: bool = False) -> tf.Tensor:
-        if training and self.input_dropout > 0:
-            # Dropping whole n-grams teaches the layer not to lean on any single one.
-            keep = (
-                keras.random.uniform(tf.shape(inputs.values), seed=self.seed_generator)
-                >= self.input_dropout
-            )
-            inputs = tf.sparse.retain(inputs, keep)
-            inputs = tf.SparseTensor(
-                inputs.indices, inputs.values / (1.0 - self.input_dropout), inputs.dense_shape
-            )
+    def call(self, inputs: tf.SparseTensor) -> tf.Tensor:
         rows, columns = inputs.indices[:, 0], inputs.indices[:, 1]
         # Gather the used kernel rows once; the product then runs over batch-local columns.
         used, local_columns = tf.unique(columns)
@@ -85,20 +73,12 @@ class LazyAdam(keras.optimizers.Adam):
 
 
 def build_network(
-    n_features: int,
-    n_classes: int,
-    *,
-    members: int,
-    hidden_units: int,
-    dropout: float,
-    input_dropout: float,
+    n_features: int, n_classes: int, *, hidden_units: int, dropout: float
 ) -> keras.Model:
-    """`members` independent MLPs side by side on the same input; each has its own output."""
+    """Sparse features -> hidden ReLU layer -> dropout -> class logits."""
     inputs = keras.Input(shape=(n_features,), sparse=True, name="features")
-    outputs = []
-    for m in range(members):
-        hidden = SparseDense(hidden_units, input_dropout, name=f"m{m}_l0")(inputs)
-        hidden = keras.layers.ReLU(name=f"m{m}_relu")(hidden)
-        hidden = keras.layers.Dropout(dropout, name=f"m{m}_dropout")(hidden)
-        outputs.append(keras.layers.Dense(n_classes, name=f"m{m}_l1")(hidden))
+    hidden = SparseDense(hidden_units, name="l0")(inputs)
+    hidden = keras.layers.ReLU(name="relu")(hidden)
+    hidden = keras.layers.Dropout(dropout, name="dropout")(hidden)
+    outputs = keras.layers.Dense(n_classes, name="l1")(hidden)
     return keras.Model(inputs, outputs)

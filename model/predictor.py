@@ -17,7 +17,7 @@ FEATURES_FILE = "features.json"
 WEIGHTS_FILE = "weights.npz"
 ANSWERS_FILE = "answers.json"
 # Version of the model directory layout; bumped whenever files change meaning.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 TOP_K = 3
 
 
@@ -67,54 +67,39 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Network:
-    """An ensemble of MLPs whose first layer reads sparse features; member logits are averaged."""
+    """The trained MLP in NumPy: sparse features, then dense layers with ReLU between them."""
 
-    def __init__(self, members: list[list[tuple[np.ndarray, np.ndarray]]]):
-        self.members = members
+    def __init__(self, layers: list[tuple[np.ndarray, np.ndarray]]):
+        self.layers = layers
 
     @classmethod
     def from_npz(cls, arrays: dict[str, np.ndarray]) -> Network:
-        members: list[list[tuple[np.ndarray, np.ndarray]]] = []
-        m = 0
-        while f"m{m}.l0.kernel" in arrays:
-            layers = []
-            layer = 0
-            while f"m{m}.l{layer}.kernel" in arrays:
-                layers.append((arrays[f"m{m}.l{layer}.kernel"], arrays[f"m{m}.l{layer}.bias"]))
-                layer += 1
-            members.append(layers)
-            m += 1
-        if not members:
+        layers = []
+        while f"l{len(layers)}.kernel" in arrays:
+            layers.append((arrays[f"l{len(layers)}.kernel"], arrays[f"l{len(layers)}.bias"]))
+        if not layers:
             raise ValueError("no network weights found")
-        return cls(members)
+        return cls(layers)
 
     def to_npz(self) -> dict[str, np.ndarray]:
         arrays = {}
-        for m, layers in enumerate(self.members):
-            for layer, (kernel, bias) in enumerate(layers):
-                arrays[f"m{m}.l{layer}.kernel"] = kernel
-                arrays[f"m{m}.l{layer}.bias"] = bias
+        for i, (kernel, bias) in enumerate(self.layers):
+            arrays[f"l{i}.kernel"] = kernel
+            arrays[f"l{i}.bias"] = bias
         return arrays
 
     def logits(self, features: sparse.csr_matrix) -> np.ndarray:
-        total = None
-        for layers in self.members:
-            kernel, bias = layers[0]
-            if features.shape[0] == 1:
-                # One row: gathering the few used kernel rows beats a sparse product.
-                hidden = (features.data @ kernel[features.indices].astype(np.float32))[None, :]
-            else:
-                hidden = np.asarray(features @ kernel, dtype=np.float32)
-            hidden += bias
-            for kernel, bias in layers[1:]:
-                np.maximum(hidden, 0.0, out=hidden)
-                hidden = hidden @ kernel + bias
-            total = hidden if total is None else total + hidden
-        return total / len(self.members)
-
-    @property
-    def n_parameters(self) -> int:
-        return sum(k.size + b.size for layers in self.members for k, b in layers)
+        kernel, bias = self.layers[0]
+        if features.shape[0] == 1:
+            # One row: gathering the few kernel rows it uses beats a sparse product.
+            hidden = (features.data @ kernel[features.indices])[None, :]
+        else:
+            hidden = np.asarray(features @ kernel, dtype=np.float32)
+        hidden += bias
+        for kernel, bias in self.layers[1:]:
+            np.maximum(hidden, 0.0, out=hidden)
+            hidden = hidden @ kernel + bias
+        return hidden
 
 
 class AnswerModel:

@@ -172,19 +172,19 @@ class Featurizer:
         known = self.char_keys[where] == keys if len(self.char_keys) else np.zeros(len(keys), bool)
         row_ids = np.concatenate([word_rows[word_cols >= 0], char_rows[known]])
         col_ids = np.concatenate([word_cols[word_cols >= 0], len(self.words) + where[known]])
-        # Building the matrix sums repeated n-grams of a row into their counts.
-        matrix = sparse.csr_matrix(
-            (np.ones(len(col_ids), dtype=np.float32), (row_ids, col_ids)),
+        # Sorting (row, column) cells groups repeated n-grams of a row into counts.
+        cells, counts = np.unique(row_ids * self.size + col_ids, return_counts=True)
+        rows, columns = np.divmod(cells, self.size)
+        values = (1.0 + np.log(counts)) * self.idf[columns]
+        # L2 norm per (row, block): each block weighs the same whatever the text length.
+        group = rows * 2 + (columns >= len(self.words))
+        norms = np.sqrt(np.bincount(group, weights=values * values, minlength=2 * len(texts)))
+        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
+        return sparse.csr_matrix(
+            ((values / norms[group]).astype(np.float32), columns.astype(np.int32), indptr),
             shape=(len(texts), self.size),
         )
-        matrix.sum_duplicates()
-        values = (1.0 + np.log(matrix.data)) * self.idf[matrix.indices]
-        # L2 norm per (row, block): each block weighs the same whatever the text length.
-        row_of_value = np.repeat(np.arange(len(texts)), np.diff(matrix.indptr))
-        group = row_of_value * 2 + (matrix.indices >= len(self.words))
-        norms = np.sqrt(np.bincount(group, weights=values * values, minlength=2 * len(texts)))
-        matrix.data = (values / norms[group]).astype(np.float32)
-        return matrix
 
     def to_json(self) -> dict:
         return {

@@ -53,7 +53,7 @@ MIN_VALIDATION_SIZE = 10
 # Small sets converge only with enough optimizer steps.
 MIN_STEPS_PER_EPOCH = 20
 MIN_BATCH_SIZE = 16
-MIN_TRAINING_STEPS = 300
+MIN_TRAINING_STEPS = 200
 # How the validation figures were obtained (metrics["validation"]).
 GIVEN = "given"
 HOLDOUT = "holdout"
@@ -67,20 +67,19 @@ Progress = Callable[[dict], None]
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Tuning knobs; the defaults are the ones measured best on CLINC150 validation."""
+    """Tuning knobs. Defaults measured on CLINC150 validation (seeds differ by about 0.4 points):
+    more than 4 epochs overfit; dropout 0.5 and no label smoothing did best; 512 hidden units,
+    word trigrams, or ensembles (2-3 members of 128 or 256 units averaged) did not do better."""
 
     hidden_units: int = 256
-    members: int = 1
-    epochs: int = 8
+    epochs: int = 4
     batch_size: int = 256
     learning_rate: float = 4e-3
-    dropout: float = 0.3
-    label_smoothing: float = 0.1
-    input_dropout: float = 0.0
-    # Out-of-scope examples form a class of their own, or else are trained towards uniform output.
-    oos_class: bool = True
-    # The fallback rule is the most accurate one that still catches this share of OOS questions.
-    target_oos_recall: float = 0.6
+    dropout: float = 0.5
+    label_smoothing: float = 0.0
+    # The fallback rule is the most accurate one that still catches this share of the validation
+    # OOS questions; above 0.6 so that unseen data, too, keeps a recall of 60 %.
+    target_oos_recall: float = 0.7
     features: FeatureSpec = field(default_factory=FeatureSpec)
 
 
@@ -121,7 +120,7 @@ def train(
     if not answers:
         raise ValueError("training data has no answered questions (every answer is empty)")
     classes: list[str | None] = sorted(answers)
-    if config.oos_class and any(p.out_of_scope for p in pairs):
+    if any(p.out_of_scope for p in pairs):
         classes.append(None)
     class_index = {answer_id: i for i, answer_id in enumerate(classes)}
     oos_class = class_index.get(None)
@@ -261,7 +260,7 @@ def _fit_network(
     val_features,
     val_targets: np.ndarray | None,
 ) -> Network:
-    """Fit `config.members` MLPs side by side in one Keras model, each with its own loss."""
+    """Fit the Keras network; progress reports each epoch (with validation accuracy if any)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
@@ -274,44 +273,23 @@ def _fit_network(
     from model.keras_network import LazyAdam, build_network
 
     model = build_network(
-        features.shape[1],
-        n_classes,
-        members=config.members,
-        hidden_units=config.hidden_units,
-        dropout=config.dropout,
-        input_dropout=config.input_dropout,
+        features.shape[1], n_classes, hidden_units=config.hidden_units, dropout=config.dropout
     )
     model.compile(
         optimizer=LazyAdam(config.learning_rate),
-        loss=[
-            keras.losses.CategoricalCrossentropy(
-                from_logits=True, label_smoothing=config.label_smoothing
-            )
-            for _ in range(config.members)
-        ],
+        loss=keras.losses.CategoricalCrossentropy(
+            from_logits=True, label_smoothing=config.label_smoothing
+        ),
     )
-    # Out-of-scope examples without a class of their own learn a flat distribution instead.
-    one_hot = np.where(
-        (targets >= 0)[:, None], np.eye(n_classes, dtype=np.float32)[targets], 1.0 / n_classes
-    ).astype(np.float32)
+    one_hot = np.eye(n_classes, dtype=np.float32)[targets]
     batch_size, repeats = _schedule(len(targets), config)
     if repeats > 1:
         features = sparse.vstack([features] * repeats, format="csr")
         one_hot = np.tile(one_hot, (repeats, 1))
 
     def export() -> Network:
-        return Network(
-            [
-                [
-                    (
-                        model.get_layer(f"m{m}_l{layer}").kernel.numpy(),
-                        model.get_layer(f"m{m}_l{layer}").bias.numpy(),
-                    )
-                    for layer in (0, 1)
-                ]
-                for m in range(config.members)
-            ]
-        )
+        layers = (model.get_layer("l0"), model.get_layer("l1"))
+        return Network([(layer.kernel.numpy(), layer.bias.numpy()) for layer in layers])
 
     class ReportEpoch(keras.callbacks.Callback):
         def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -328,7 +306,7 @@ def _fit_network(
 
     model.fit(
         features,
-        [one_hot] * config.members,
+        one_hot,
         epochs=config.epochs,
         batch_size=batch_size,
         shuffle=True,
