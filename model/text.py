@@ -102,6 +102,50 @@ def _char_ngram_keys(words_per_text: Sequence[list[str]], spec: FeatureSpec):
     return np.concatenate(rows_out), np.concatenate(keys_out)
 
 
+class KeyTable:
+    """Open-addressing hash table from n-gram keys to their positions, probed for many keys at once.
+
+    A sorted array with binary search costs ~16 cache misses per key; here most keys are
+    resolved by the first slot they look at (the table is at most a quarter full).
+    """
+
+    _EMPTY = np.uint64(0)  # no key hashes to 0 in practice (one chance in 2**64)
+    _MIX = np.uint64(0x9E3779B97F4A7C15)
+
+    def __init__(self, keys: np.ndarray):
+        self.bits = max(4, int(np.ceil(np.log2(4 * max(len(keys), 1)))))
+        self.slot_keys = np.full(1 << self.bits, self._EMPTY, dtype=np.uint64)
+        self.slot_positions = np.full(1 << self.bits, -1, dtype=np.int64)
+        positions = np.arange(len(keys))
+        slots = self._home(keys)
+        while len(positions):
+            # Place every key whose slot is free (first come per slot); the rest move on.
+            free = self.slot_keys[slots] == self._EMPTY
+            chosen, first = np.unique(slots[free], return_index=True)
+            placed = np.flatnonzero(free)[first]
+            self.slot_keys[chosen] = keys[positions[placed]]
+            self.slot_positions[chosen] = positions[placed]
+            waiting = np.ones(len(positions), dtype=bool)
+            waiting[placed] = False
+            positions, slots = positions[waiting], (slots[waiting] + 1) & ((1 << self.bits) - 1)
+
+    def _home(self, keys: np.ndarray) -> np.ndarray:
+        return ((keys * self._MIX) >> np.uint64(64 - self.bits)).astype(np.int64)
+
+    def lookup(self, keys: np.ndarray) -> np.ndarray:
+        """Position of each key in the table's key list, or -1 when it is not there."""
+        found = np.full(len(keys), -1, dtype=np.int64)
+        pending = np.arange(len(keys))
+        slots = self._home(keys)
+        while len(pending):
+            seen = self.slot_keys[slots]
+            hit = seen == keys[pending]
+            found[pending[hit]] = self.slot_positions[slots[hit]]
+            going_on = ~hit & (seen != self._EMPTY)
+            pending, slots = pending[going_on], (slots[going_on] + 1) & ((1 << self.bits) - 1)
+        return found
+
+
 class Featurizer:
     """Sublinear TF-IDF over word and character n-grams; each of the two blocks is L2-normalised.
 
@@ -117,6 +161,7 @@ class Featurizer:
         self.char_keys = np.asarray(char_keys, dtype=np.uint64)
         if np.any(self.char_keys[1:] <= self.char_keys[:-1]):
             raise ValueError("character n-gram keys must be sorted and unique")
+        self._char_table = KeyTable(self.char_keys)
         self.idf = np.asarray(idf, dtype=np.float32)
 
     @property
@@ -167,13 +212,16 @@ class Featurizer:
         word_cols = np.fromiter(map(self._word_index.get, flat, repeat(-1)), np.int64, len(flat))
         word_rows = np.repeat(np.arange(len(texts)), [len(grams) for grams in word_grams])
         char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
-        where = np.searchsorted(self.char_keys, keys)
-        where[where == len(self.char_keys)] = 0
-        known = self.char_keys[where] == keys if len(self.char_keys) else np.zeros(len(keys), bool)
+        where = self._char_table.lookup(keys)
+        known = where >= 0
         row_ids = np.concatenate([word_rows[word_cols >= 0], char_rows[known]])
         col_ids = np.concatenate([word_cols[word_cols >= 0], len(self.words) + where[known]])
-        # Sorting (row, column) cells groups repeated n-grams of a row into counts.
-        cells, counts = np.unique(row_ids * self.size + col_ids, return_counts=True)
+        # Sorting (row, column) cells groups repeated n-grams of a row into counts. (A stable
+        # sort of integers is a radix sort in NumPy: twice as fast as np.unique's sort.)
+        cells = np.sort(row_ids * self.size + col_ids, kind="stable")
+        starts = np.flatnonzero(np.diff(cells, prepend=-1))
+        counts = np.diff(starts, append=len(cells))
+        cells = cells[starts]
         rows, columns = np.divmod(cells, self.size)
         values = (1.0 + np.log(counts)) * self.idf[columns]
         # L2 norm per (row, block): each block weighs the same whatever the text length.
