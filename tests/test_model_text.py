@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 
 from model.datasets import QAPair, answer_key, read_pairs, write_pairs_csv
-from model.text import FeatureSpec, Featurizer, char_ngram_key, match_key, normalize
+from model.text import (
+    FeatureSpec,
+    Featurizer,
+    KeyTable,
+    char_ngram_key,
+    match_key,
+    normalize,
+)
 
 
 def test_normalize_folds_width_case_controls_and_spaces() -> None:
@@ -42,6 +49,17 @@ def test_character_ngram_keys_match_the_vocabulary() -> None:
     expected = {" a", "ab", "b ", " ab", "ab ", "a", "b", "c", " c", "c ", " c ", "b c"}
     assert sorted(featurizer.char_keys.tolist()) == sorted({char_ngram_key(g) for g in expected})
     assert featurizer.words == ["ab", "ab c", "c"]
+
+
+def test_key_table_finds_every_key_and_only_those() -> None:
+    rng = np.random.default_rng(0)
+    keys = np.unique(rng.integers(1, 2**63, size=5000, dtype=np.uint64))
+    table = KeyTable(keys)
+    shuffled = rng.permutation(len(keys))
+    np.testing.assert_array_equal(table.lookup(keys[shuffled]), shuffled)
+    absent = np.setdiff1d(rng.integers(1, 2**63, size=5000, dtype=np.uint64), keys)
+    assert (table.lookup(absent) == -1).all()
+    assert KeyTable(np.array([], dtype=np.uint64)).lookup(keys[:3]).tolist() == [-1, -1, -1]
 
 
 def test_featurizer_rows_are_normalised_per_block() -> None:
