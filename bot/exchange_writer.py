@@ -9,6 +9,8 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
+from sqlalchemy.exc import DataError, IntegrityError
+
 from bot.store import ExchangeRecord, Store
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,14 @@ class ExchangeWriter:
         max_batch: int = 500,
         max_pending: int = 100_000,
         retry_seconds: float = 1.0,
+        max_wait_seconds: float = 5.0,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.max_pending = max_pending
         self.retry_seconds = retry_seconds
+        # A database that hangs (rather than fails) must not hold replies up for longer.
+        self.max_wait_seconds = max_wait_seconds
         self.dropped = 0
         self._queue: deque[_Pending] = deque()
         self._wakeup = asyncio.Event()
@@ -71,7 +76,8 @@ class ExchangeWriter:
 
     async def write(self, record: ExchangeRecord) -> int | None:
         """Queue an exchange and wait until it is committed; returns its id, or None when the
-        database failed (the exchange then stays queued and is written once it is back)."""
+        database failed or did not answer within `max_wait_seconds` (the exchange then stays
+        queued and is written once it is back)."""
         item = _Pending(record)
         if len(self._queue) >= self.max_pending:
             oldest = self._queue.popleft()
@@ -86,7 +92,11 @@ class ExchangeWriter:
             # Known outage: don't hold the reply up; the record is written once it is back.
             item.written.set_result(None)
         self._wakeup.set()
-        return await asyncio.shield(item.written)
+        try:
+            return await asyncio.wait_for(asyncio.shield(item.written), self.max_wait_seconds)
+        except TimeoutError:
+            log.warning("the database is slow: answering before the exchange is written")
+            return None
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""
@@ -101,23 +111,47 @@ class ExchangeWriter:
                 count = min(self.max_batch, len(self._queue))
                 self._in_flight = [self._queue.popleft() for _ in range(count)]
                 try:
-                    ids = await self.store.log_exchanges([p.record for p in self._in_flight])
+                    await self._write_in_flight()
                 except Exception as error:  # noqa: BLE001 - any database failure: keep and retry
                     self._queue.extendleft(reversed(self._in_flight))
                     self._in_flight = []
                     self._on_failure(error)
                     await asyncio.sleep(self.retry_seconds)
                     continue
-                for pending, exchange_id in zip(self._in_flight, ids, strict=True):
-                    if not pending.written.done():
-                        pending.written.set_result(exchange_id)
-                self._in_flight = []
                 if self._failing_since_batch:
                     self._failing_since_batch = False
                     log.warning(
                         "database is back: wrote the queued exchanges (%d still queued)",
                         self.pending,
                     )
+
+    async def _write_in_flight(self) -> None:
+        try:
+            ids = await self.store.log_exchanges([p.record for p in self._in_flight])
+        except (DataError, IntegrityError):
+            # The database refuses some record's data: that is no outage, and retrying the
+            # batch would block the queue forever. Write one by one; drop only what is refused.
+            await self._write_one_by_one()
+            return
+        for pending, exchange_id in zip(self._in_flight, ids, strict=True):
+            _resolve(pending, exchange_id)
+        self._in_flight = []
+
+    async def _write_one_by_one(self) -> None:
+        while self._in_flight:
+            pending = self._in_flight[0]
+            try:
+                [exchange_id] = await self.store.log_exchanges([pending.record])
+            except (DataError, IntegrityError) as error:
+                exchange_id = None
+                self.dropped += 1
+                log.error(
+                    "the database refused an exchange of chat %s (%s): dropped it",
+                    pending.record.chat.id,
+                    type(error.orig or error).__name__,
+                )
+            self._in_flight.pop(0)
+            _resolve(pending, exchange_id)
 
     def _on_failure(self, error: Exception) -> None:
         if not self._failing_since_batch:
@@ -132,3 +166,8 @@ class ExchangeWriter:
         for pending in self._queue:
             if not pending.written.done():
                 pending.written.set_result(None)
+
+
+def _resolve(pending: _Pending, exchange_id: int | None) -> None:
+    if not pending.written.done():
+        pending.written.set_result(exchange_id)

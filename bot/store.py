@@ -53,6 +53,11 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
+def storable_text(text: str) -> str:
+    """PostgreSQL text cannot hold NUL characters; store them as U+FFFD on every engine."""
+    return text.replace("\x00", "\ufffd")
+
+
 @dataclass(frozen=True)
 class ChatInfo:
     id: int
@@ -132,8 +137,8 @@ class Store:
                     user_id=r.user.id if r.user else None,
                     message_id=r.message_id,
                     kind=r.kind,
-                    question=r.question,
-                    answer=r.answer,
+                    question=storable_text(r.question),
+                    answer=storable_text(r.answer),
                     answer_id=r.answer_id,
                     confidence=r.confidence,
                     fallback=r.fallback,

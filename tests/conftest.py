@@ -3,6 +3,7 @@ once per test session on the bundled Q&A set (each test gets its own copy of it)
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from bot.settings import Settings
 from bot.store import Store, upgrade_database
 from model.datasets import read_pairs
 from tests.fake_telegram import FakeTelegram, FakeUser, running_application
+from tests.postgres import fresh_database
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
 ADMIN_ID = 4242
@@ -62,12 +64,20 @@ def models_dir(settings: Settings, seed_model_dir: Path) -> Path:
     return settings.models_dir
 
 
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[Store]:
-    import asyncio
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def database_url(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[str]:
+    """Every store test runs on SQLite and on the real PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        yield settings.database_url
+        return
+    async with fresh_database() as url:
+        yield url
 
-    await asyncio.to_thread(upgrade_database, settings.database_url)
-    store = Store(settings.database_url)
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    await asyncio.to_thread(upgrade_database, database_url)
+    store = Store(database_url)
     yield store
     await store.close()
 

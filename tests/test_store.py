@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 
 from bot.settings import Settings
 from bot.store import Store, UserInfo, upgrade_database
@@ -52,9 +52,11 @@ async def test_exchanges_are_logged_with_chats_and_users(store: Store) -> None:
     assert [e.question for e in logged] == ["你好", "hi", "again"]
     assert logged[1].chat_id == -100 and logged[1].user_id == 2
     assert await store.count_exchanges() == 3
-    with sqlite3.connect(store.engine.url.database) as db:
-        assert db.execute("select username from users where id = 1").fetchone() == ("new_name",)
-        assert db.execute("select count(*) from chats").fetchone() == (2,)
+    async with store.engine.connect() as db:
+        assert (await db.execute(text("select username from users where id = 1"))).one() == (
+            "new_name",
+        )
+        assert (await db.execute(text("select count(*) from chats"))).one() == (2,)
 
 
 async def test_channel_posts_without_a_user_are_logged(store: Store) -> None:
@@ -84,8 +86,8 @@ async def test_add_pairs_skips_duplicates_and_keeps_order(store: Store) -> None:
 async def test_model_versions_are_recorded(store: Store) -> None:
     await store.record_model_version("v1", 10, {"in_scope_accuracy": 0.9}, promoted=False)
     await store.mark_promoted("v1")
-    with sqlite3.connect(store.engine.url.database) as db:
-        n_pairs, promoted_at, metrics = db.execute(
-            "select n_pairs, promoted_at, metrics from model_versions"
-        ).fetchone()
-    assert n_pairs == 10 and promoted_at is not None and "0.9" in metrics
+    async with store.engine.connect() as db:
+        n_pairs, promoted_at, metrics = (
+            await db.execute(text("select n_pairs, promoted_at, metrics from model_versions"))
+        ).one()
+    assert n_pairs == 10 and promoted_at is not None and "0.9" in str(metrics)
