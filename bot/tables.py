@@ -107,3 +107,37 @@ class ModelVersionRow(Base):
     promoted_at: Mapped[datetime | None]
     n_pairs: Mapped[int] = mapped_column(default=0)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class Feedback(Base):
+    """A 👍/👎 press on an answer, and the right answer a user may suggest after a 👎."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (UniqueConstraint("exchange_id", "user_id", name="uq_feedback_exchange_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    exchange_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("exchanges.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    # +1 for 👍, -1 for 👎
+    rating: Mapped[int] = mapped_column(Integer)
+    answer_id: Mapped[str | None] = mapped_column(String(32))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    suggestion: Mapped[str | None] = mapped_column(Text)
+
+
+class ReviewDecision(Base):
+    """An admin's decision on a group of similar logged questions (same match key): approved
+    with an answer (which joins the training set) or ignored. Decided groups leave the queue."""
+
+    __tablename__ = "review_decisions"
+
+    question_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    # approved | ignored
+    status: Mapped[str] = mapped_column(String(16))
+    answer: Mapped[str | None] = mapped_column(Text)
+    decided_by: Mapped[int | None] = mapped_column(BigInteger)
+    decided_at: Mapped[datetime] = mapped_column(default=utcnow)
