@@ -244,12 +244,13 @@ class Featurizer:
 
     @classmethod
     def from_json(cls, data: dict) -> Featurizer:
-        spec_fields = data["spec"]
+        fields = data["spec"]
         spec = FeatureSpec(
-            word_ngrams=tuple(spec_fields["word_ngrams"]),
-            char_ngrams=tuple(spec_fields["char_ngrams"]),
-            min_df=spec_fields["min_df"],
-            max_features=spec_fields["max_features"],
+            **{
+                **fields,
+                "word_ngrams": tuple(fields["word_ngrams"]),
+                "char_ngrams": tuple(fields["char_ngrams"]),
+            }
         )
         char_keys = np.array(data["char_keys"], dtype=np.uint64)
         return cls(spec, data["words"], char_keys, np.asarray(data["idf"], dtype=np.float32))

@@ -83,9 +83,12 @@ def test_featurizer_survives_a_json_round_trip(tmp_path: Path) -> None:
 
 
 def test_min_df_drops_rare_terms() -> None:
-    questions = ["alpha beta", "alpha gamma", "alpha delta"]
+    questions = ["alpha beta", "alpha gamma", "alpha delta", "omega"]
     kept = Featurizer.fit(questions, FeatureSpec(min_df=2))
     assert "alpha" in kept.words and "beta" not in kept.words
+    assert char_ngram_key("alp") in kept.char_keys
+    assert char_ngram_key("ome") not in kept.char_keys
+    assert "omega" in Featurizer.fit(questions).words
 
 
 def test_read_pairs_csv_with_bom_and_out_of_scope_rows(tmp_path: Path) -> None:

@@ -294,7 +294,9 @@ def test_train_command_line_fails_clearly_on_bad_input(
     assert (
         train_main(["--data", str(bad), "--model-dir", str(tmp_path / "m"), "--progress-json"]) == 1
     )
-    event = json.loads(capsys.readouterr().out.splitlines()[-1])
-    assert event == {"event": "error", "message": "bad.csv, line 2: expected 2 fields, found 3"}
+    output = capsys.readouterr()
+    message = "bad.csv, line 2: expected 2 fields, found 3"
+    assert json.loads(output.out.splitlines()[-1]) == {"event": "error", "message": message}
+    assert output.err.strip() == f"error: {message}"
     assert eval_main(["--data", str(bad), "--model-dir", str(tmp_path / "m")]) == 1
     assert "no current model" in capsys.readouterr().err
