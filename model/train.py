@@ -132,7 +132,11 @@ def train(
 
     validation_kind, train_pairs, validation = _split(pairs, val_pairs, seed)
     val_set = _labelled(validation, class_index) if validation else None
-    featurizer, network = _fit(train_pairs, val_set, class_index, config, seed, report)
+    # Progress events say which fit they belong to: a small set is fitted twice (see REFIT).
+    first_phase = "holdout" if validation_kind == REFIT else "final"
+    featurizer, network = _fit(
+        train_pairs, val_set, class_index, config, seed, _tagged(report, first_phase)
+    )
 
     if val_set is None:
         rule, temperature = FallbackRule(threshold=DEFAULT_THRESHOLD, margin=0.0), 1.0
@@ -144,7 +148,7 @@ def train(
         rule = choose_rule(probs, val_set.labels, oos_class, config.target_oos_recall)
         figures = scores(probs, val_set.labels, oos_class, rule)
     if validation_kind == REFIT:
-        featurizer, network = _fit(pairs, None, class_index, config, seed, report)
+        featurizer, network = _fit(pairs, None, class_index, config, seed, _tagged(report, "final"))
 
     metrics = {
         "validation": validation_kind,
@@ -179,6 +183,10 @@ def train(
     return TrainResult(
         version=version, path=registry.path(version), metrics=metrics, promoted=promote
     )
+
+
+def _tagged(report: Progress, phase: str) -> Progress:
+    return lambda event: report({**event, "phase": phase})
 
 
 def _fit(
@@ -440,8 +448,9 @@ def _json_printer(event: dict) -> None:
 def _human_printer(event: dict) -> None:
     kind = event["event"]
     if kind == "start":
+        purpose = "to choose the fallback rule, " if event["phase"] == "holdout" else ""
         print(
-            f"training on {event['n_train']} questions, {event['n_classes']} answers, "
+            f"training {purpose}on {event['n_train']} questions, {event['n_classes']} answers, "
             f"{event['n_features']} features; validating on {event['n_val']}",
             file=sys.stderr,
         )
@@ -457,16 +466,15 @@ def _human_printer(event: dict) -> None:
             f"model {event['version']} written to {event['path']}"
             f"{' and promoted' if event['promoted'] else ''}"
         )
-        for name in (
-            "validation",
-            "in_scope_accuracy",
-            "oos_recall",
-            "threshold",
-            "margin",
-            "n",
-            "train_seconds",
-        ):
-            print(f"  {name}: {metrics.get(name)}")
+        print(f"  validation: {metrics['validation']} ({metrics['n']} questions)")
+        for name in ("in_scope_accuracy", "oos_recall"):
+            value = metrics[name]
+            print(f"  {name.replace('_', ' ')}: {'n/a' if value is None else f'{value:.1%}'}")
+        print(
+            f"  fallback: confidence below {metrics['threshold']} or top two within "
+            f"{metrics['margin']}; temperature {metrics['temperature']}"
+        )
+        print(f"  trained in {metrics['train_seconds']} s")
 
 
 if __name__ == "__main__":

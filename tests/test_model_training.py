@@ -94,6 +94,7 @@ def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.promoted and result.path == root / result.version
     assert events[0]["event"] == "start"
     assert any(e["event"] == "epoch" and e["epoch"] == e["epochs"] for e in events)
+    assert {e["phase"] for e in events} == {"final"}  # trained once: no holdout to spare
     return root
 
 
