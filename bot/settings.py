@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     webhook_listen: str = Field("127.0.0.1:8443", alias="QABOT_WEBHOOK_LISTEN")
     webhook_secret: str | None = Field(None, alias="TELEGRAM_WEBHOOK_SECRET")
     rate_limit_setting: str = Field("10/1", alias="QABOT_RATE_LIMIT")
+    # Messages a second the bot sends over all chats (Telegram asks for at most 30); 0 turns
+    # the limiter off, which only a benchmark against a local fake Bot API should do.
+    send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
     retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
     seed: int = Field(0, alias="QABOT_SEED")
 

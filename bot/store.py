@@ -9,12 +9,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, func, select, update
+from sqlalchemy import ColumnElement, Table, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from bot.settings import PROJECT_ROOT
-from bot.tables import Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
+from bot.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
 from model.datasets import QAPair
 
 log = logging.getLogger(__name__)
@@ -223,3 +223,70 @@ class Store:
                 .where(ModelVersionRow.version == version)
                 .values(promoted_at=utcnow())
             )
+
+    # -- privacy ----------------------------------------------------------------------------
+
+    async def user_data(self, user_id: int) -> dict[str, list[dict[str, Any]]]:
+        """Every stored row about a user, by table (see `_rows_about`)."""
+        data: dict[str, list[dict[str, Any]]] = {}
+        async with self.session() as session:
+            for table, condition, _ in reversed(_rows_about(_user_subjects(user_id))):
+                rows = await session.execute(select(table).where(condition))
+                data[table.name] = [dict(row._mapping) for row in rows]
+        return data
+
+    async def forget_user(self, user_id: int) -> int:
+        """Delete everything about a user; returns how many exchanges went."""
+        return await self._delete_rows_about(_user_subjects(user_id))
+
+    async def delete_exchanges_before(self, cutoff: datetime) -> int:
+        """Delete exchanges logged before `cutoff` (and rows about them, like feedback)."""
+        return await self._delete_rows_about({Exchange.__table__: Exchange.created_at < cutoff})
+
+    async def _delete_rows_about(self, subjects: dict[Table, ColumnElement[bool]]) -> int:
+        deleted_exchanges = 0
+        async with self.session.begin() as session:
+            for table, condition, links in _rows_about(subjects):
+                if table in _KEPT_UNLINKED:
+                    await session.execute(
+                        update(table).where(condition).values(dict.fromkeys(links))
+                    )
+                    continue
+                result = await session.execute(delete(table).where(condition))
+                if table is Exchange.__table__:
+                    deleted_exchanges = result.rowcount
+        return deleted_exchanges
+
+
+# The training set outlives the conversations it came from: it only loses its link to them.
+_KEPT_UNLINKED = frozenset({QAPairRow.__table__})
+
+
+def _user_subjects(user_id: int) -> dict[Table, ColumnElement[bool]]:
+    """A user's own rows: the user, their private chat (whose id is theirs), their exchanges."""
+    return {
+        User.__table__: User.id == user_id,
+        Chat.__table__: (Chat.id == user_id) & (Chat.type == "private"),
+        Exchange.__table__: Exchange.user_id == user_id,
+    }
+
+
+def _rows_about(
+    subjects: dict[Table, ColumnElement[bool]],
+) -> list[tuple[Table, ColumnElement[bool], list[str]]]:
+    """The subject rows and, in every other table, the rows referring to them by a foreign key
+    (feedback, review items, ... whatever the schema adds), as (table, condition, referring
+    columns); referring tables come before the tables they refer to, so deleting in this order
+    keeps every foreign key valid."""
+    found = []
+    for table in reversed(Base.metadata.sorted_tables):
+        if table in subjects:
+            found.append((table, subjects[table], []))
+            continue
+        links = [fk for fk in table.foreign_keys if fk.column.table in subjects]
+        if links:
+            condition = or_(
+                *(fk.parent.in_(select(fk.column).where(subjects[fk.column.table])) for fk in links)
+            )
+            found.append((table, condition, [fk.parent.name for fk in links]))
+    return found

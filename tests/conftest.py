@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import pytest
 from telegram.ext import Application
@@ -119,18 +121,32 @@ async def telegram_bot(
     home: Path, seeded_store: Store, seed_model_dir: Path
 ) -> AsyncIterator[TelegramBot]:
     """The bot polling a fake Bot API server on 127.0.0.1, with the bundled model loaded."""
+    async with bot_on_fake_telegram(home, seeded_store, seed_model_dir) as bot:
+        yield bot
+
+
+@asynccontextmanager
+async def bot_on_fake_telegram(
+    home: Path,
+    store: Store,
+    seed_model_dir: Path,
+    mode: Literal["polling", "webhook"] = "polling",
+    **settings: object,
+) -> AsyncIterator[TelegramBot]:
+    """The real Application against a new fake Bot API server, with these settings."""
     async with FakeTelegram(token=TOKEN) as tg:
         bot_settings = make_settings(
             home,
             TELEGRAM_API_BASE_URL=f"{tg.url}/bot",
             TELEGRAM_FILE_BASE_URL=f"{tg.url}/file/bot",
+            **settings,
         )
         shutil.copytree(seed_model_dir, bot_settings.models_dir)
-        service = QAService(bot_settings, seeded_store)
+        service = QAService(bot_settings, store)
         await service.start()
         application = build_application(service)
         try:
-            async with running_application(application, tg, poll_timeout=1):
+            async with running_application(application, tg, mode=mode, poll_timeout=1):
                 yield TelegramBot(
                     tg,
                     service,

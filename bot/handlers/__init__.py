@@ -3,16 +3,20 @@ table of contents of what the bot can do."""
 
 from __future__ import annotations
 
+from telegram import Update
 from telegram.ext import (
     AIORateLimiter,
     Application,
     ApplicationBuilder,
+    CallbackQueryHandler,
     CommandHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
-from bot.handlers import admin, chat
+from bot.handlers import admin, chat, privacy
+from bot.rate_limit import UserRateLimiter, enforce_rate_limit
 from bot.service import QAService
 
 
@@ -20,21 +24,28 @@ def build_application(service: QAService) -> Application:
     settings = service.settings
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
-    application = (
+    builder = (
         ApplicationBuilder()
         .token(settings.telegram_bot_token)
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(True)
-        .rate_limiter(AIORateLimiter(max_retries=3))
-        .build()
     )
+    if settings.send_rate > 0:  # Telegram's flood limits on what the bot sends
+        builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
+    application = builder.build()
     application.bot_data["service"] = service
+    if settings.rate_limit.enabled:  # group -1: runs before every other handler
+        application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
+        application.add_handler(TypeHandler(Update, enforce_rate_limit), group=-1)
 
     application.add_handlers(
         [
             CommandHandler("start", chat.start),
             CommandHandler("help", chat.help_command),
+            CommandHandler("mydata", privacy.mydata),
+            CommandHandler("forget", privacy.forget),
+            CallbackQueryHandler(privacy.forget_button, pattern=privacy.FORGET_PATTERN),
             CommandHandler("teach", admin.teach),
             CommandHandler("retrain", admin.retrain),
             CommandHandler("export", admin.export),

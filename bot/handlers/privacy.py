@@ -1,0 +1,111 @@
+"""/mydata and /forget: a user sees everything stored about them, and can have it deleted."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
+from telegram.ext import ContextTypes
+
+from bot import privacy
+from bot.handlers.common import service_of, user_lang
+
+log = logging.getLogger(__name__)
+
+FORGET_CONFIRM, FORGET_CANCEL = "forget:yes", "forget:no"
+# Button presses of /forget; callback data is "forget:yes:<user id>" or "forget:no".
+FORGET_PATTERN = r"^forget:"
+
+TEXTS: dict[str, dict[str, str]] = {
+    "private_only": {
+        "en": "Please send me this command in a private chat.",
+        "zh": "请在与我的私聊中发送这个命令。",
+    },
+    "mydata_caption": {
+        "en": "Everything I have stored about you. /forget deletes it.",
+        "zh": "我保存的关于你的全部数据。发送 /forget 可以删除。",
+    },
+    "forget_ask": {
+        "en": "Delete everything I have stored about you (your questions, my answers and your "
+        "feedback)? This cannot be undone.",
+        "zh": "要删除我保存的关于你的全部数据（你的问题、我的回答和你的反馈）吗？删除后无法恢复。",
+    },
+    "forget_yes": {"en": "Yes, delete it", "zh": "确定删除"},
+    "forget_no": {"en": "Cancel", "zh": "取消"},
+    "forgotten": {
+        "en": "Done: I deleted {count} of your messages and everything linked to them.",
+        "zh": "已删除：你的 {count} 条消息以及相关的全部数据。",
+    },
+    "kept": {"en": "Cancelled: nothing was deleted.", "zh": "已取消，没有删除任何数据。"},
+    "not_yours": {"en": "This button is not for you.", "zh": "这个按钮不是给你的。"},
+    "unavailable": {
+        "en": "Sorry, my database is not reachable right now. Please try again in a few minutes.",
+        "zh": "抱歉，数据库暂时无法访问，请过几分钟再试。",
+    },
+}
+
+
+def _text(update: Update, key: str, **values: object) -> str:
+    return TEXTS[key][user_lang(update)].format(**values)
+
+
+async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/mydata: send the user a JSON file of everything stored about them."""
+    message, user = update.effective_message, update.effective_user
+    if update.effective_chat.type != ChatType.PRIVATE or user is None:
+        await message.reply_text(_text(update, "private_only"))
+        return
+    service = service_of(context)
+    try:
+        document = await privacy.export_user_data(service.store, service.writer, user.id)
+    except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
+        log.exception("/mydata failed for user %s", user.id)
+        await message.reply_text(_text(update, "unavailable"))
+        return
+    await message.reply_document(
+        document, filename=f"qabot-mydata-{user.id}.json", caption=_text(update, "mydata_caption")
+    )
+
+
+async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/forget: ask for confirmation before deleting everything stored about the user."""
+    message, user = update.effective_message, update.effective_user
+    if update.effective_chat.type != ChatType.PRIVATE or user is None:
+        await message.reply_text(_text(update, "private_only"))
+        return
+    keyboard = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton(
+                    _text(update, "forget_yes"), callback_data=f"{FORGET_CONFIRM}:{user.id}"
+                ),
+                InlineKeyboardButton(_text(update, "forget_no"), callback_data=FORGET_CANCEL),
+            ]
+        ]
+    )
+    await message.reply_text(_text(update, "forget_ask"), reply_markup=keyboard)
+
+
+async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """The answer to /forget's question: delete (only the asker's own data), or keep."""
+    query = update.callback_query
+    if query.data == FORGET_CANCEL:
+        await query.answer()
+        await query.edit_message_text(_text(update, "kept"))
+        return
+    owner = query.data.removeprefix(f"{FORGET_CONFIRM}:")
+    if owner != str(query.from_user.id):
+        await query.answer(_text(update, "not_yours"), show_alert=True)
+        return
+    service = service_of(context)
+    try:
+        count = await privacy.forget_user(service.store, service.writer, query.from_user.id)
+    except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
+        log.exception("/forget failed for user %s", query.from_user.id)
+        await query.answer()
+        await query.edit_message_text(_text(update, "unavailable"))
+        return
+    await query.answer()
+    await query.edit_message_text(_text(update, "forgotten", count=count))

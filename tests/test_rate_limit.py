@@ -1,0 +1,84 @@
+"""The per-user rate limit: token buckets, and a flooder through the real Application."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from bot.rate_limit import PRUNE_ABOVE, UserRateLimiter, Verdict
+from bot.settings import RateLimit, parse_rate_limit
+from bot.store import Store
+from tests.conftest import bot_on_fake_telegram
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_burst_then_refill_and_one_warning_per_flood() -> None:
+    clock = Clock()
+    limiter = UserRateLimiter(RateLimit(3, 1.0), clock)
+    verdicts = [limiter.check(1) for _ in range(6)]
+    assert verdicts == [Verdict.ALLOW] * 3 + [Verdict.WARN, Verdict.DROP, Verdict.DROP]
+    assert limiter.check(2) is Verdict.ALLOW  # others are not affected
+    clock.now = 1.0  # one token back
+    assert [limiter.check(1), limiter.check(1)] == [Verdict.ALLOW, Verdict.WARN]
+    clock.now = 100.0  # a long pause refills the bucket up to the burst only
+    assert [limiter.check(1) for _ in range(4)] == [Verdict.ALLOW] * 3 + [Verdict.WARN]
+
+
+def test_idle_buckets_are_pruned_without_changing_verdicts() -> None:
+    clock = Clock()
+    limiter = UserRateLimiter(RateLimit(2, 1.0), clock)
+    limiter.check(0)
+    limiter.check(0)
+    for user_id in range(1, PRUNE_ABOVE):
+        limiter.check(user_id)
+    clock.now = 10.0
+    limiter.check(PRUNE_ABOVE)  # prunes the full buckets
+    assert len(limiter._buckets) == 1
+    assert [limiter.check(0) for _ in range(3)] == [Verdict.ALLOW] * 2 + [Verdict.WARN]
+
+
+def test_settings_parse_and_zero_disables() -> None:
+    assert parse_rate_limit("10/1") == RateLimit(10, 1.0)
+    assert not parse_rate_limit("0").enabled
+    with pytest.raises(ValueError):
+        UserRateLimiter(parse_rate_limit("0"))
+    with pytest.raises(ValueError):
+        parse_rate_limit("ten")
+
+
+async def test_a_flooder_is_told_once_and_others_are_answered(
+    home: Path, seeded_store: Store, seed_model_dir: Path
+) -> None:
+    async with bot_on_fake_telegram(
+        home, seeded_store, seed_model_dir, QABOT_RATE_LIMIT="5/0.1"
+    ) as bot:
+        for i in range(12):
+            await bot.tg.send_text(bot.admin, f"hello {i}")
+        await bot.tg.send_text(bot.user, "你好")
+        assert (await bot.tg.next_reply(bot.user)).text == "你好！"
+        replies = [(await bot.tg.next_reply(bot.admin)).text for _ in range(6)]
+        await asyncio.sleep(0.3)
+        assert len(bot.tg.replies(bot.admin)) == 6  # nothing more for the flooder
+        assert sum("too fast" in text for text in replies) == 1
+        await bot.service.writer.flush()
+        assert await bot.service.store.count_exchanges() == 6  # 5 answered + the other user
+
+
+async def test_zero_turns_the_limit_off(
+    home: Path, seeded_store: Store, seed_model_dir: Path
+) -> None:
+    async with bot_on_fake_telegram(home, seeded_store, seed_model_dir) as bot:
+        assert "rate_limiter" not in bot.application.bot_data
+        for i in range(30):
+            await bot.tg.send_text(bot.admin, f"hello {i}")
+        texts = [(await bot.tg.next_reply(bot.admin)).text for _ in range(30)]
+        assert not any("too fast" in text for text in texts)
