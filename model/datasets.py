@@ -34,14 +34,19 @@ def answer_key(answer: str) -> str:
 
 
 def read_pairs(path: Path) -> list[QAPair]:
-    """Read a CSV (`question,answer` header) or JSON Lines file of pairs, chosen by suffix."""
+    """Read a CSV (`question,answer` header), JSON Lines, or ChatterBot corpus YAML file of
+    pairs, chosen by suffix."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _read_csv(path)
     if suffix in (".jsonl", ".json"):
         return _read_jsonl(path)
-    raise ValueError(f"{path.name}: unsupported file type {suffix!r} (use .csv or .jsonl)")
+    if suffix in (".yml", ".yaml"):
+        return _read_chatterbot_yaml(path)
+    raise ValueError(
+        f"{path.name}: unsupported file type {suffix!r} (use .csv, .jsonl or ChatterBot .yml)"
+    )
 
 
 def write_pairs_csv(pairs: Iterable[QAPair], path_or_file: Path | str | IO[str]) -> None:
@@ -102,6 +107,31 @@ def _read_jsonl(path: Path) -> list[QAPair]:
         if not isinstance(answer, str):
             raise ValueError(f"{path.name}, line {line_number}: 'answer' must be a string")
         pairs.append(_make_pair(record["question"], answer, path, line_number))
+    return pairs
+
+
+def _read_chatterbot_yaml(path: Path) -> list[QAPair]:
+    """ChatterBot corpus format: `conversations` is a list of statement lists; as ChatterBot's
+    own trainer does, each statement is the answer to the one before it."""
+    import yaml
+
+    try:
+        document = yaml.safe_load(_read_text(path))
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path.name}: invalid YAML ({error})") from None
+    conversations = document.get("conversations") if isinstance(document, dict) else None
+    if not isinstance(conversations, list):
+        raise ValueError(f"{path.name}: expected a ChatterBot corpus with a 'conversations' list")
+    pairs = []
+    for number, conversation in enumerate(conversations, start=1):
+        if not isinstance(conversation, list) or not all(
+            isinstance(s, str | int | float) for s in conversation
+        ):
+            raise ValueError(f"{path.name}: conversation {number} is not a list of statements")
+        statements = [str(s).strip() for s in conversation]
+        for question, answer in zip(statements, statements[1:], strict=False):
+            if question and answer:
+                pairs.append(QAPair(question, answer))
     return pairs
 
 

@@ -1,12 +1,15 @@
-"""Admin-only handlers (QABOT_ADMIN_IDS): teaching, retraining, exports."""
+"""Admin-only handlers (QABOT_ADMIN_IDS): teaching, retraining, model versions, exports."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import tempfile
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from telegram import Message, Update
 from telegram.constants import ChatAction
@@ -17,6 +20,8 @@ from bot.exports import FORMATS, write_exchanges
 from bot.handlers.common import admin_only, command_argument, service_of
 from bot.retraining import TrainingBusyError, TrainingFailedError
 from bot.service import QAService
+from model.datasets import write_pairs_csv
+from model.registry import RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +41,23 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 @admin_only
 async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/retrain: train a new model in a worker process; report progress and the result."""
+    """/retrain [force]: train a candidate in a worker process, show progress, and promote it
+    only if it is not worse than the live model (or when forced)."""
     service = service_of(context)
     message = update.effective_message
     if service.trainer.busy:
         await message.reply_text("A training run is already in progress; I'll report when it ends.")
         return
+    force = command_argument(message).lower() == "force"
     status = await message.reply_text("Retraining started. I keep answering everyone meanwhile.")
     context.application.create_task(
-        _run_retraining(service, message, status), update=update, name="retrain"
+        _run_retraining(service, message, status, force), update=update, name="retrain"
     )
 
 
-async def _run_retraining(service: QAService, request: Message, status: Message) -> None:
+async def _run_retraining(
+    service: QAService, request: Message, status: Message, force: bool
+) -> None:
     async def show_progress(event: dict[str, Any]) -> None:
         if event.get("event") == "epoch":
             accuracy = event.get("val_accuracy")
@@ -56,7 +65,7 @@ async def _run_retraining(service: QAService, request: Message, status: Message)
             await _edit(status, f"Training… epoch {event['epoch']}/{event['epochs']}{shown}")
 
     try:
-        trained = await service.retrain(show_progress)
+        outcome = await service.retrain(show_progress, force=force)
     except TrainingBusyError:
         await request.reply_text("A training run is already in progress.")
         return
@@ -66,9 +75,24 @@ async def _run_retraining(service: QAService, request: Message, status: Message)
         )
         return
     await _edit(status, "Training finished.")
-    await request.reply_text(
-        f"New model {trained.version} is live.\n{format_metrics(trained.metrics)}"
-    )
+    comparison = f"candidate {_score(outcome.candidate)}"
+    if outcome.live is not None:
+        comparison += (
+            f" vs live {_score(outcome.live)} on {outcome.candidate['n']} held-out/rated questions"
+        )
+    version = outcome.trained.version
+    if outcome.promoted:
+        verdict = f"New model {version} is live{' (forced)' if force else ''}."
+    else:
+        verdict = (
+            f"Model {version} was NOT promoted: it scores worse than the live model. "
+            "The live model keeps serving; /retrain force promotes anyway."
+        )
+    await request.reply_text(f"{verdict}\n{comparison}\n{format_metrics(outcome.trained.metrics)}")
+
+
+def _score(figures: dict[str, Any]) -> str:
+    return f"{figures['score']:.1%}"
 
 
 def format_metrics(metrics: dict[str, Any]) -> str:
@@ -94,21 +118,94 @@ async def _edit(message: Message, text: str) -> None:
 
 
 @admin_only
+async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/models: the model versions with their figures; which one is live."""
+    versions = await asyncio.to_thread(service_of(context).registry.versions)
+    if not versions:
+        await update.effective_message.reply_text("No model has been trained yet.")
+        return
+    lines = [
+        f"{'▶' if v.live else '•'} {v.name}{' (live)' if v.live else ''}: "
+        f"{format_metrics(v.metrics)}"
+        for v in versions[:15]
+    ]
+    await update.effective_message.reply_text("\n".join(lines))
+
+
+@admin_only
+async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/rollback: serve the previously promoted model version again, at once."""
+    try:
+        version = await service_of(context).rollback()
+    except RegistryError as error:
+        await update.effective_message.reply_text(f"Cannot roll back: {error}")
+        return
+    await update.effective_message.reply_text(f"Rolled back: model {version} is live again.")
+
+
+@admin_only
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """/export [csv|jsonl]: send the logged conversations as a document."""
+    """/export [csv|jsonl] [7d|24h|2026-11-01]: send the logged conversations as a document."""
     message = update.effective_message
-    fmt = command_argument(message).lower() or "csv"
-    if fmt not in FORMATS:
-        await message.reply_text(f"Usage: /export [{'|'.join(FORMATS)}]")
+    try:
+        fmt, since = parse_export_arguments(command_argument(message))
+    except ValueError:
+        await message.reply_text(f"Usage: /export [{'|'.join(FORMATS)}] [7d | 24h | YYYY-MM-DD]")
         return
     service = service_of(context)
     await service.writer.flush()
-    await message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
+
+    async def write(out: TextIO) -> int:
+        return await write_exchanges(service.store, out, fmt, since)
+
+    await _send_file(update, service, f"qabot-exchanges.{fmt}", write, "exchanges")
+
+
+@admin_only
+async def pairs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/pairs: send the training set as CSV (the import format)."""
+    service = service_of(context)
+
+    async def write(out: TextIO) -> int:
+        training_set = await service.store.training_pairs()
+        write_pairs_csv(training_set, out)
+        return len(training_set)
+
+    await _send_file(update, service, "qabot-pairs.csv", write, "Q&A pairs")
+
+
+async def _send_file(
+    update: Update,
+    service: QAService,
+    name: str,
+    write: Callable[[TextIO], Awaitable[int]],
+    what: str,
+) -> None:
+    """Write a file in a temporary folder under QABOT_HOME and send it as a document."""
+    await update.effective_message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
     exports_dir = service.settings.home / "exports"
     exports_dir.mkdir(parents=True, exist_ok=True)
+    stem, _, suffix = name.rpartition(".")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:
-        path = Path(tmp) / f"qabot-exchanges-{stamp}.{fmt}"
+        path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
         with path.open("w", encoding="utf-8", newline="") as out:
-            count = await write_exchanges(service.store, out, fmt)
-        await message.reply_document(path, filename=path.name, caption=f"{count} exchanges")
+            count = await write(out)
+        await update.effective_message.reply_document(
+            path, filename=path.name, caption=f"{count} {what}"
+        )
+
+
+def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:
+    """`jsonl 7d` → ("jsonl", 7 days ago); `2026-11-01` → ("csv", that day); ValueError if odd."""
+    fmt, since = "csv", None
+    for word in argument.lower().split():
+        if word in FORMATS:
+            fmt = word
+        elif match := re.fullmatch(r"(\d+)([hdw])", word):
+            hours = int(match[1]) * {"h": 1, "d": 24, "w": 24 * 7}[match[2]]
+            since = datetime.now(UTC) - timedelta(hours=hours)
+        else:
+            moment = datetime.fromisoformat(word)
+            since = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+    return fmt, since

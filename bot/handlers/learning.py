@@ -1,0 +1,207 @@
+"""The learning loop in Telegram: 👍/👎 on answers, suggestions after a 👎, the admin review
+queue, and statistics.
+
+Prompts that expect a reply (a suggestion, an admin's new answer) carry their exchange id in
+their own text, so a reply is understood by any replica, even after a restart."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.ext import ContextTypes
+
+from bot.handlers.common import admin_only, service_of, user_info
+from bot.learning import ReviewItem, stats_chart
+
+log = logging.getLogger(__name__)
+
+THUMBS_UP, THUMBS_DOWN = "👍", "👎"
+_PROMPT_TAG = re.compile(r"\[(suggestion|answer) for #(\d+)\]")
+BUTTON_TEXT_CHARS = 40
+
+
+def feedback_keyboard(exchange_id: int) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[
+            InlineKeyboardButton(THUMBS_UP, callback_data=f"fb:+:{exchange_id}"),
+            InlineKeyboardButton(THUMBS_DOWN, callback_data=f"fb:-:{exchange_id}"),
+        ]]
+    )  # fmt: skip
+
+
+def _short(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= BUTTON_TEXT_CHARS else text[: BUTTON_TEXT_CHARS - 1] + "…"
+
+
+# -- every user -----------------------------------------------------------------------------
+
+
+async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A 👍/👎 press: stored with the exchange, acknowledged, buttons removed."""
+    query = update.callback_query
+    _, sign, exchange_id = query.data.split(":")
+    user = update.effective_user
+    stored = await service_of(context).learning.record_feedback(
+        int(exchange_id), user.id if user else None, 1 if sign == "+" else -1
+    )
+    await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
+    await query.edit_message_reply_markup(reply_markup=None)
+    if stored and sign == "-":
+        await query.message.reply_text(
+            "Sorry about that. If you know the right answer, reply to this message with it "
+            f"and an admin will review it. [suggestion for #{exchange_id}]",
+            reply_markup=ForceReply(selective=True, input_field_placeholder="The right answer"),
+        )
+
+
+async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Handle a reply to one of the bot's prompts; False if the message is not one."""
+    message = update.effective_message
+    prompt = message.reply_to_message if message else None
+    if prompt is None or prompt.from_user is None or prompt.from_user.id != context.bot.id:
+        return False
+    match = _PROMPT_TAG.search(prompt.text or "")
+    if match is None:
+        return False
+    kind, exchange_id = match[1], int(match[2])
+    service = service_of(context)
+    text = (message.text or "").strip()
+    user = user_info(update)
+    if not text:
+        return False
+    if kind == "suggestion":
+        await service.learning.add_suggestion(exchange_id, user.id if user else None, text)
+        await message.reply_text("Thank you! An admin will review your suggestion.")
+        return True
+    if not service.settings.is_admin(user.id if user else None):
+        return False
+    await _approve(message, service, exchange_id, text, user.id if user else None)
+    return True
+
+
+# -- admins ---------------------------------------------------------------------------------
+
+
+@admin_only
+async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/review: the next group of questions that need an answer, with buttons to decide."""
+    service = service_of(context)
+    queue = await service.learning.review_queue(service.known_question_keys())
+    if not queue:
+        await update.effective_message.reply_text("The review queue is empty. 🎉")
+        return
+    item = queue[0]
+    await update.effective_message.reply_text(
+        _describe(item, len(queue)), reply_markup=_review_keyboard(service, item)
+    )
+
+
+def _describe(item: ReviewItem, queue_length: int) -> str:
+    reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reasons.most_common())
+    lines = [
+        f"Review (1 of {queue_length}): “{item.question}”",
+        f"Asked {item.count}× — {reasons}",
+    ]
+    if item.suggestions:
+        lines.append("Users suggested: " + "; ".join(f"“{s}”" for _, s in item.suggestions[:3]))
+    lines.append("Map it to an answer, write a new one, or ignore it:")
+    return "\n".join(lines)
+
+
+def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
+    rows = []
+    if service.model is not None:
+        for answer_id, answer, probability in service.model.predict(item.question).candidates:
+            rows.append([InlineKeyboardButton(
+                f"→ {_short(answer)} ({probability:.0%})",
+                callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
+            )])  # fmt: skip
+    for feedback_id, suggestion in item.suggestions[:3]:
+        rows.append([InlineKeyboardButton(
+            f"💡 {_short(suggestion)}", callback_data=f"rv:s:{item.exchange_id}:{feedback_id}"
+        )])  # fmt: skip
+    rows.append([
+        InlineKeyboardButton("✍️ Write an answer", callback_data=f"rv:n:{item.exchange_id}"),
+        InlineKeyboardButton("🚫 Ignore", callback_data=f"rv:i:{item.exchange_id}"),
+    ])  # fmt: skip
+    return InlineKeyboardMarkup(rows)
+
+
+@admin_only
+async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A /review button: map to an answer, take a user's suggestion, write one, or ignore."""
+    query = update.callback_query
+    action, exchange_id, *rest = query.data.split(":")[1:]
+    service = service_of(context)
+    await query.answer()
+    await query.edit_message_reply_markup(reply_markup=None)
+    if action == "n":
+        await query.message.reply_text(
+            f"Reply to this message with the answer. [answer for #{exchange_id}]",
+            reply_markup=ForceReply(selective=True, input_field_placeholder="The answer"),
+        )
+        return
+    question = await service.learning.exchange_question(int(exchange_id))
+    if question is None:
+        await query.message.reply_text("That question is no longer in the log.")
+        return
+    if action == "i":
+        await service.learning.decide(question, answer=None, decided_by=update.effective_user.id)
+        await query.message.reply_text(f"Ignored: “{question}”. /review for the next one.")
+        return
+    if action == "m":
+        answer = service.model.answers().get(rest[0]) if service.model else None
+    else:
+        answer = await service.learning.suggestion(int(rest[0]))
+    if not answer:
+        await query.message.reply_text("That answer is no longer known; /review again.")
+        return
+    await _approve(query.message, service, int(exchange_id), answer, update.effective_user.id)
+
+
+async def _approve(
+    message: Message, service, exchange_id: int, answer: str, admin_id: int | None
+) -> None:
+    question = await service.learning.exchange_question(exchange_id)
+    if question is None:
+        await message.reply_text("That question is no longer in the log.")
+        return
+    if await service.approve(question, answer, admin_id):
+        await message.reply_text(
+            f"Approved: “{question}” → “{answer}”. It is answered now and joins the training "
+            "set; /retrain teaches the model. /review for the next one."
+        )
+    else:
+        await message.reply_text(f"“{question}” was already decided. /review for the next one.")
+
+
+@admin_only
+async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """/stats: volume, users, fallback rate, ratings per model, busiest unanswered questions,
+    and a chart of daily volume and fallback rate."""
+    service = service_of(context)
+    await service.writer.flush()
+    figures = await service.learning.stats()
+    lines = [
+        f"Questions: {figures['exchanges']} from {figures['users']} users",
+        f"Fallback rate: {figures['fallback_rate']:.1%}",
+    ]
+    for version, counts in sorted(figures["ratings"].items()):
+        rated = counts["up"] + counts["down"]
+        lines.append(
+            f"Model {version}: {THUMBS_UP} {counts['up']} / {THUMBS_DOWN} {counts['down']}"
+            f" ({counts['up'] / rated:.0%} positive)"
+        )
+    if figures["busiest_unanswered"]:
+        lines.append("Busiest unanswered:")
+        lines += [f"  {n}× “{question}”" for question, n in figures["busiest_unanswered"]]
+    text = "\n".join(lines)
+    if figures["daily"]:
+        await update.effective_message.reply_photo(
+            stats_chart(figures["daily"]), caption=text[:1024]
+        )
+    else:
+        await update.effective_message.reply_text(text)

@@ -1,0 +1,312 @@
+"""The learning loop's data: feedback on answers, the review queue built from the log, review
+decisions, the scores that gate a retrained model, and usage statistics.
+
+Nothing a user says becomes training data by itself: a pair joins the training set only when an
+admin teaches it or approves a review item."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, or_, select
+
+from bot.exports import as_utc
+from bot.store import Store
+from bot.tables import Exchange, Feedback, ReviewDecision
+from model.datasets import QAPair, answer_key
+from model.predictor import AnswerModel
+from model.text import match_key
+
+# Answers less sure than this go to the review queue even when they were given.
+REVIEW_BELOW_CONFIDENCE = 0.5
+# How far back the review queue and the busiest-questions list look.
+REVIEW_WINDOW = 20_000
+# Share of the training set held out to compare a retrained candidate with the live model.
+HOLDOUT_PERCENT = 10
+
+
+@dataclass
+class ReviewItem:
+    """A group of logged questions that read the same (up to case, spaces and punctuation)."""
+
+    key: str
+    question: str  # the most recent wording
+    exchange_id: int  # its exchange: the item's handle in buttons
+    count: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+    suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
+
+
+@dataclass(frozen=True)
+class RatedExchange:
+    question: str
+    answer_id: str
+    rating: int  # +1: the answer was right; -1: it was wrong
+
+
+class Learning:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    # -- feedback ---------------------------------------------------------------------------
+
+    async def record_feedback(self, exchange_id: int, user_id: int | None, rating: int) -> bool:
+        """Store a 👍 (+1) or 👎 (-1) with the exchange's answer and model version; a second
+        press by the same user replaces the first. False when the exchange is unknown."""
+        async with self.store.session.begin() as session:
+            exchange = await session.get(Exchange, exchange_id)
+            if exchange is None:
+                return False
+            existing = await session.scalar(
+                select(Feedback).where(
+                    Feedback.exchange_id == exchange_id, Feedback.user_id == user_id
+                )
+            )
+            if existing is None:
+                existing = Feedback(exchange_id=exchange_id, user_id=user_id)
+                session.add(existing)
+            existing.rating = rating
+            existing.answer_id = exchange.answer_id
+            existing.model_version = exchange.model_version
+            return True
+
+    async def add_suggestion(self, exchange_id: int, user_id: int | None, text: str) -> None:
+        async with self.store.session.begin() as session:
+            feedback = await session.scalar(
+                select(Feedback).where(
+                    Feedback.exchange_id == exchange_id, Feedback.user_id == user_id
+                )
+            )
+            if feedback is None:
+                feedback = Feedback(exchange_id=exchange_id, user_id=user_id, rating=-1)
+                session.add(feedback)
+            feedback.suggestion = text
+
+    async def suggestion(self, feedback_id: int) -> str | None:
+        async with self.store.session() as session:
+            return await session.scalar(
+                select(Feedback.suggestion).where(Feedback.id == feedback_id)
+            )
+
+    async def rated_exchanges(self) -> list[RatedExchange]:
+        async with self.store.session() as session:
+            rows = await session.execute(
+                select(Exchange.question, Feedback.answer_id, Feedback.rating)
+                .join(Exchange, Exchange.id == Feedback.exchange_id)
+                .where(Feedback.answer_id.is_not(None))
+            )
+            return [RatedExchange(q, a, r) for q, a, r in rows]
+
+    # -- review -----------------------------------------------------------------------------
+
+    async def review_queue(
+        self, known_keys: set[str] | frozenset[str] = frozenset()
+    ) -> list[ReviewItem]:
+        """Questions answered with the fallback, with low confidence, or rated 👎, grouped by
+        wording, most frequent first; groups already decided or in the training set are left out."""
+        async with self.store.session() as session:
+            thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
+            rows = (
+                await session.execute(
+                    select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
+                    .where(Exchange.kind == "text")
+                    .where(
+                        or_(
+                            Exchange.fallback.is_(True),
+                            Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
+                            Exchange.id.in_(thumbs_down),
+                        )
+                    )
+                    .order_by(Exchange.id.desc())
+                    .limit(REVIEW_WINDOW)
+                )
+            ).all()
+            feedback = (
+                await session.execute(
+                    select(
+                        Feedback.id, Feedback.exchange_id, Feedback.rating, Feedback.suggestion
+                    ).where(Feedback.exchange_id.in_([r.id for r in rows] or [-1]))
+                )
+            ).all()
+            decided = set((await session.scalars(select(ReviewDecision.question_key))).all())
+
+        feedback_by_exchange = defaultdict(list)
+        for row in feedback:
+            feedback_by_exchange[row.exchange_id].append(row)
+        items: dict[str, ReviewItem] = {}
+        for row in rows:  # newest first: the first row of a group is its latest wording
+            key = match_key(row.question)[:255]
+            if not key or key in decided or key in known_keys:
+                continue
+            item = items.setdefault(key, ReviewItem(key, row.question, row.id))
+            item.count += 1
+            if row.fallback:
+                item.reasons["fallback"] += 1
+            elif row.confidence < REVIEW_BELOW_CONFIDENCE:
+                item.reasons["low confidence"] += 1
+            for rated in feedback_by_exchange[row.id]:
+                if rated.rating < 0:
+                    item.reasons["👎"] += 1
+                if rated.suggestion:
+                    item.suggestions.append((rated.id, rated.suggestion))
+        return sorted(items.values(), key=lambda item: -item.count)
+
+    async def exchange_question(self, exchange_id: int) -> str | None:
+        async with self.store.session() as session:
+            return await session.scalar(select(Exchange.question).where(Exchange.id == exchange_id))
+
+    async def decide(self, question: str, *, answer: str | None, decided_by: int | None) -> bool:
+        """Approve (with an answer: the pair joins the training set as "reviewed") or ignore
+        (answer None) the review group of `question`. False if the group was already decided."""
+        key = match_key(question)[:255]
+        async with self.store.session.begin() as session:
+            if await session.get(ReviewDecision, key) is not None:
+                return False
+            session.add(
+                ReviewDecision(
+                    question_key=key,
+                    question=question,
+                    status="approved" if answer else "ignored",
+                    answer=answer,
+                    decided_by=decided_by,
+                )
+            )
+        if answer:
+            await self.store.add_pairs([QAPair(question, answer)], source="reviewed")
+        return True
+
+    # -- statistics -------------------------------------------------------------------------
+
+    async def stats(self, days: int = 30) -> dict[str, Any]:
+        """Totals, fallback rate, 👍/👎 per model version, busiest unanswered questions and the
+        daily series behind the chart."""
+        since = datetime.now(UTC) - timedelta(days=days)
+        async with self.store.session() as session:
+            total, users, fallbacks = (
+                await session.execute(
+                    select(
+                        func.count(Exchange.id),
+                        func.count(func.distinct(Exchange.user_id)),
+                        func.count(Exchange.id).filter(Exchange.fallback.is_(True)),
+                    ).where(Exchange.kind == "text")
+                )
+            ).one()
+            ratings = (
+                await session.execute(
+                    select(
+                        Feedback.model_version, Feedback.rating, func.count(Feedback.id)
+                    ).group_by(Feedback.model_version, Feedback.rating)
+                )
+            ).all()
+            daily_rows = (
+                await session.execute(
+                    select(Exchange.created_at, Exchange.fallback).where(
+                        Exchange.kind == "text", Exchange.created_at >= since
+                    )
+                )
+            ).all()
+            unanswered = (
+                (
+                    await session.execute(
+                        select(Exchange.question)
+                        .where(Exchange.kind == "text", Exchange.fallback.is_(True))
+                        .order_by(Exchange.id.desc())
+                        .limit(REVIEW_WINDOW)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+
+        by_version: dict[str, dict[str, int]] = defaultdict(lambda: {"up": 0, "down": 0})
+        for version, rating, count in ratings:
+            by_version[version or "-"]["up" if rating > 0 else "down"] += count
+        daily: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+        for created_at, fallback in daily_rows:
+            day = daily[as_utc(created_at).date()]
+            day[0] += 1
+            day[1] += int(fallback)
+        wordings: dict[str, str] = {}
+        counts: Counter[str] = Counter()
+        for question in unanswered:
+            key = match_key(question)
+            if key:
+                wordings.setdefault(key, question)
+                counts[key] += 1
+        return {
+            "exchanges": total,
+            "users": users,
+            "fallback_rate": fallbacks / total if total else 0.0,
+            "ratings": dict(by_version),
+            "busiest_unanswered": [(wordings[k], n) for k, n in counts.most_common(5)],
+            "daily": sorted((day, n, f) for day, (n, f) in daily.items()),
+        }
+
+
+def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
+    """PNG: daily question volume (bars) and fallback rate (line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    figure, volume_axis = plt.subplots(figsize=(7, 3.2), dpi=100)
+    days = [d for d, _, _ in daily]
+    volume_axis.bar(days, [n for _, n, _ in daily], color="#8fb3de", label="questions")
+    volume_axis.set_ylabel("questions a day")
+    rate_axis = volume_axis.twinx()
+    rate_axis.plot(days, [f / n if n else 0 for _, n, f in daily], color="#d9534f", marker="o")
+    rate_axis.set_ylabel("fallback rate")
+    rate_axis.set_ylim(0, 1)
+    volume_axis.set_title("qabot: daily questions and fallback rate")
+    figure.autofmt_xdate()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+# -- gating a retrained model ---------------------------------------------------------------
+
+
+def split_holdout(pairs: Sequence[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
+    """A stable part of the training set (by a hash of the question, so the same questions are
+    held out every time) to compare models on; answers with a single example stay in training."""
+    examples = Counter(p.answer for p in pairs)
+    train, holdout = [], []
+    for pair in pairs:
+        digest = hashlib.sha1(match_key(pair.question).encode("utf-8")).digest()
+        held = digest[0] * 100 // 256 < HOLDOUT_PERCENT and examples[pair.answer] > 1
+        (holdout if held else train).append(pair)
+    return train, holdout
+
+
+def score_model(
+    model: AnswerModel, holdout: Sequence[QAPair], rated: Sequence[RatedExchange]
+) -> dict[str, Any]:
+    """Share of right replies on the held-out pairs (the fallback is right for out-of-scope ones)
+    and on rated exchanges (a 👍 answer should be given again, a 👎 one should not)."""
+    questions = [p.question for p in holdout] + [r.question for r in rated]
+    predictions = model.predict_batch(questions) if questions else []
+    right_holdout = sum(
+        (p.answer_id is None) if pair.out_of_scope else (p.answer_id == answer_key(pair.answer))
+        for pair, p in zip(holdout, predictions, strict=False)
+    )
+    right_rated = sum(
+        (p.answer_id == r.answer_id) if r.rating > 0 else (p.answer_id != r.answer_id)
+        for r, p in zip(rated, predictions[len(holdout) :], strict=True)
+    )
+    total = len(holdout) + len(rated)
+    return {
+        "score": (right_holdout + right_rated) / total if total else 0.0,
+        "holdout_accuracy": right_holdout / len(holdout) if holdout else None,
+        "rated_accuracy": right_rated / len(rated) if rated else None,
+        "n": total,
+    }
