@@ -37,8 +37,8 @@ async def prepare(service: QAService) -> None:
             if event.get("event") == "epoch":
                 log.info("training epoch %s/%s", event.get("epoch"), event.get("epochs"))
 
-        trained = await service.retrain(show)
-        log.info("first model %s is live", trained.version)
+        outcome = await service.retrain(show)
+        log.info("first model %s is live", outcome.trained.version)
 
 
 async def serve(settings: Settings, *, console: bool) -> None:

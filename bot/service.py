@@ -1,5 +1,5 @@
 """The one reply path for every front end (Telegram, console, tests), and the admin actions
-behind the commands: teach, retrain, export."""
+behind the commands: teach, review, retrain (gated), rollback."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 from bot import messages
 from bot.exchange_writer import ExchangeWriter
+from bot.learning import Learning, score_model, split_holdout
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 MAX_MODEL_INPUT_CHARS = 1_000
 # How often a replica looks for a model promoted elsewhere (by another replica or the CLI).
 MODEL_WATCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    trained: TrainedVersion
+    promoted: bool
+    candidate: dict[str, Any]  # score_model figures of the new version
+    live: dict[str, Any] | None  # the same figures of the model it was compared with
 
 
 @dataclass(frozen=True)
@@ -55,6 +64,7 @@ class QAService:
         self.store = store
         self.registry = ModelRegistry(settings.models_dir)
         self.writer = ExchangeWriter(store)
+        self.learning = Learning(store)
         self.trainer = TrainingRunner(
             settings.models_dir, settings.home / "training", settings.seed
         )
@@ -87,6 +97,9 @@ class QAService:
         if model is not None:
             self.model = model
             log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+
+    def known_question_keys(self) -> frozenset[str]:
+        return frozenset(self._known_answers)
 
     async def reload_known_answers(self) -> None:
         pairs = await self.store.training_pairs()
@@ -182,17 +195,41 @@ class QAService:
         self._known_answers[match_key(question)] = answer
         return added > 0
 
-    async def retrain(self, on_progress: ProgressCallback | None = None) -> TrainedVersion:
-        """Train a new version from the store's training set in a worker process, then promote
-        it and start serving it (no restart)."""
-        pairs = await self.store.training_pairs()
-        trained = await self.trainer.train(pairs, on_progress)
-        await self.promote(trained, n_pairs=len(pairs))
-        return trained
+    async def approve(self, question: str, answer: str, admin_id: int | None) -> bool:
+        """Approve a review item: the pair joins the training set and is answered at once."""
+        approved = await self.learning.decide(question, answer=answer, decided_by=admin_id)
+        if approved:
+            self._known_answers[match_key(question)] = answer
+        return approved
 
-    async def promote(self, trained: TrainedVersion, n_pairs: int) -> None:
-        await asyncio.to_thread(self.registry.promote, trained.version)
-        await self.store.record_model_version(
-            trained.version, n_pairs, trained.metrics, promoted=True
-        )
+    async def retrain(
+        self, on_progress: ProgressCallback | None = None, *, force: bool = False
+    ) -> RetrainOutcome:
+        """Train a candidate in a worker process on the training set less a stable held-out
+        part; score it and the live model on that part plus the rated exchanges; promote it
+        (and serve it, no restart) only if it is not worse, or when forced."""
+        pairs = await self.store.training_pairs()
+        train_pairs, holdout = split_holdout(pairs)
+        trained = await self.trainer.train(train_pairs, on_progress)
+        candidate_model = await asyncio.to_thread(AnswerModel.load, trained.path)
+        rated = await self.learning.rated_exchanges()
+        candidate = score_model(candidate_model, holdout, rated)
+        live = score_model(self.model, holdout, rated) if self.model is not None else None
+        promoted = force or live is None or candidate["score"] >= live["score"]
+        metrics = {**trained.metrics, "gate": {"candidate": candidate, "live": live}}
+        await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)
+        if promoted:
+            await self.promote(trained.version)
+        return RetrainOutcome(trained, promoted, candidate, live)
+
+    async def promote(self, version: str) -> None:
+        await asyncio.to_thread(self.registry.promote, version)
+        await self.store.mark_promoted(version)
         await self.reload_model()
+
+    async def rollback(self) -> str:
+        """Serve the previously promoted version again, at once."""
+        version = await asyncio.to_thread(self.registry.rollback)
+        await self.store.mark_promoted(version)
+        await self.reload_model()
+        return version

@@ -9,6 +9,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.handlers.common import chat_info, service_of, user_info, user_lang
+from bot.handlers.learning import feedback_keyboard, take_reply_to_prompt
 
 log = logging.getLogger(__name__)
 
@@ -36,10 +37,17 @@ async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a text message (new or edited) with the model's answer or the fallback."""
     message = update.effective_message
+    if await take_reply_to_prompt(update, context):
+        return
     reply = await service_of(context).reply(
         chat_info(update), user_info(update), message.text or "", message_id=message.message_id
     )
-    await message.reply_text(reply.text[:MAX_MESSAGE_CHARS])
+    # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
+    rateable = not reply.fallback and reply.exchange_id is not None
+    await message.reply_text(
+        reply.text[:MAX_MESSAGE_CHARS],
+        reply_markup=feedback_keyboard(reply.exchange_id) if rateable else None,
+    )
 
 
 async def answer_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
