@@ -11,9 +11,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Update
+from telegram.ext import Application
 
 from bot.console import run_console
 from bot.handlers import build_application
+from bot.privacy import run_retention
 from bot.service import QAService
 from bot.settings import Settings
 from bot.store import Store, upgrade_database
@@ -45,6 +47,11 @@ async def serve(settings: Settings, *, console: bool) -> None:
     store = Store(settings.database_url)
     service = QAService(settings, store)
     await service.start()
+    retention = (
+        asyncio.create_task(run_retention(store, settings.retention_days), name="retention")
+        if settings.retention_days is not None
+        else None
+    )
     try:
         await prepare(service)
         if console or not settings.telegram_bot_token:
@@ -52,6 +59,9 @@ async def serve(settings: Settings, *, console: bool) -> None:
         else:
             await run_telegram(service)
     finally:
+        if retention is not None:
+            retention.cancel()
+            await asyncio.gather(retention, return_exceptions=True)
         await service.stop()
         await store.close()
 
@@ -65,30 +75,46 @@ async def run_telegram(service: QAService) -> None:
         loop.add_signal_handler(sig, stop.set)
     async with application:
         await application.start()
-        if settings.webhook_url:
-            host, port = settings.webhook_host_port
-            await application.updater.start_webhook(
-                listen=host,
-                port=port,
-                url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
-                webhook_url=settings.webhook_url,
-                secret_token=settings.webhook_secret,
-                allowed_updates=Update.ALL_TYPES,
-            )
-            log.info("serving the webhook on %s:%d", host, port)
-        else:
-            await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
-            log.info("polling Telegram for updates")
+        await receive_updates(application, settings)
         await stop.wait()
         log.info("stopping")
         await application.updater.stop()
         await application.stop()
 
 
+async def receive_updates(application: Application, settings: Settings) -> None:
+    """Start fetching updates: a webhook server when TELEGRAM_WEBHOOK_URL is set (replicas
+    behind a load balancer all register the same URL), else long polling."""
+    if settings.webhook_url:
+        host, port = settings.webhook_host_port
+        await application.updater.start_webhook(
+            listen=host,
+            port=port,
+            url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
+            webhook_url=settings.webhook_url,
+            secret_token=settings.webhook_secret,
+            allowed_updates=Update.ALL_TYPES,
+        )
+        log.info(
+            "serving the webhook on %s:%d%s",
+            host,
+            port,
+            " (secret token required)" if settings.webhook_secret else "",
+        )
+    else:
+        await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+        log.info("polling Telegram for updates")
+
+
 def run(settings: Settings, *, console: bool = False) -> int:
-    upgrade_database(settings.database_url)
     try:
+        upgrade_database(settings.database_url)
         asyncio.run(serve(settings, console=console))
     except KeyboardInterrupt:
         print(file=sys.stderr)
+    except Exception:
+        # Through the log, not Python's own traceback printer: the log redacts the token,
+        # which some errors (a rejected token, a failed Bot API URL) carry.
+        log.critical("qabot stopped after an error", exc_info=True)
+        return 1
     return 0
