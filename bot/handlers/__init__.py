@@ -18,10 +18,11 @@ from telegram.ext import (
 from bot.handlers import admin, chat, privacy
 from bot.rate_limit import UserRateLimiter, enforce_rate_limit
 from bot.service import QAService
+from bot.settings import Settings
 
 
-def build_application(service: QAService) -> Application:
-    settings = service.settings
+def application_builder(settings: Settings) -> ApplicationBuilder:
+    """The Bot API connection and update processing the settings ask for (no handlers)."""
     if not settings.telegram_bot_token:
         raise ValueError("TELEGRAM_BOT_TOKEN is not set")
     builder = (
@@ -33,7 +34,12 @@ def build_application(service: QAService) -> Application:
     )
     if settings.send_rate > 0:  # Telegram's flood limits on what the bot sends
         builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
-    application = builder.build()
+    return builder
+
+
+def build_application(service: QAService) -> Application:
+    settings = service.settings
+    application = application_builder(settings).build()
     application.bot_data["service"] = service
     if settings.rate_limit.enabled:  # group -1: runs before every other handler
         application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
