@@ -55,7 +55,9 @@ class FeatureSpec:
 
 
 def _words(text: str) -> list[str]:
-    return _WORD.findall(normalize(text[:MAX_FEATURE_CHARS]))
+    """The words of normalize(text): \\w+ never matches the whitespace and control characters
+    normalize() removes, so NFKC and casefolding are enough (and faster)."""
+    return _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).casefold())
 
 
 def _word_ngrams(words: list[str], spec: FeatureSpec) -> list[str]:
@@ -134,15 +136,19 @@ class KeyTable:
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Position of each key in the table's key list, or -1 when it is not there."""
-        found = np.full(len(keys), -1, dtype=np.int64)
-        pending = np.arange(len(keys))
         slots = self._home(keys)
+        seen = self.slot_keys[slots]
+        found = np.where(seen == keys, self.slot_positions[slots], -1)
+        # The few keys that met another key in their slot walk on to the next slots.
+        pending = np.flatnonzero((found < 0) & (seen != self._EMPTY))
+        slots = slots[pending]
         while len(pending):
+            slots = (slots + 1) & ((1 << self.bits) - 1)
             seen = self.slot_keys[slots]
             hit = seen == keys[pending]
             found[pending[hit]] = self.slot_positions[slots[hit]]
             going_on = ~hit & (seen != self._EMPTY)
-            pending, slots = pending[going_on], (slots[going_on] + 1) & ((1 << self.bits) - 1)
+            pending, slots = pending[going_on], slots[going_on]
         return found
 
 
@@ -218,11 +224,11 @@ class Featurizer:
         col_ids = np.concatenate([word_cols[word_cols >= 0], len(self.words) + where[known]])
         # Sorting (row, column) cells groups repeated n-grams of a row into counts. (A stable
         # sort of integers is a radix sort in NumPy: twice as fast as np.unique's sort.)
-        cells = np.sort(row_ids * self.size + col_ids, kind="stable")
+        cells = np.sort((row_ids << 32) | col_ids, kind="stable")
         starts = np.flatnonzero(np.diff(cells, prepend=-1))
-        counts = np.diff(starts, append=len(cells))
+        counts = np.diff(starts, append=len(cells)).astype(np.float32)
         cells = cells[starts]
-        rows, columns = np.divmod(cells, self.size)
+        rows, columns = cells >> 32, cells & 0xFFFFFFFF
         values = (1.0 + np.log(counts)) * self.idf[columns]
         # L2 norm per (row, block): each block weighs the same whatever the text length.
         group = rows * 2 + (columns >= len(self.words))

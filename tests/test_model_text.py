@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from model.datasets import QAPair, answer_key, read_pairs, write_pairs_csv
 from model.text import (
     FeatureSpec,
     Featurizer,
     KeyTable,
+    _words,
     char_ngram_key,
     match_key,
     normalize,
@@ -26,6 +30,11 @@ def test_normalize_folds_width_case_controls_and_spaces() -> None:
     assert normalize("a\t\n\r  b") == "a b"
     assert normalize("你好！") == "你好!"
     assert normalize("") == ""
+
+
+@given(st.text(max_size=60))
+def test_words_are_those_of_the_normalized_text(text: str) -> None:
+    assert _words(text) == re.findall(r"\w+", normalize(text))
 
 
 def test_match_key_ignores_punctuation_and_spaces() -> None:
