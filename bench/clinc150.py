@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import pickle
 import re
 import subprocess
@@ -260,6 +261,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    started_load = os.getloadavg()[0]
     train, val = load_splits(args.data_dir)
 
     with tempfile.TemporaryDirectory(prefix="clinc150-") as work_dir:
@@ -289,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
         f" the reference"
     )
     print(f"curve: {args.out / 'accuracy_vs_oos_recall.png'}")
+    print(f"machine: {os.cpu_count()} CPUs; load average {started_load:.2f} at the start, "
+          f"{os.getloadavg()[0]:.2f} at the end (timings count only when it is low)")  # fmt: skip
     return 0
 
 
