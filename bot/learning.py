@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -286,6 +287,14 @@ def split_holdout(pairs: Sequence[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
         held = digest[0] * 100 // 256 < HOLDOUT_PERCENT and examples[pair.answer] > 1
         (holdout if held else train).append(pair)
     return train, holdout
+
+
+def is_not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> bool:
+    """The candidate's score is at least the live model's, less one standard error of that
+    score: a young bot's held-out set is small, and a few questions either way are noise,
+    while a real regression (a poisoned training set, say) costs far more."""
+    p, n = live["score"], max(live["n"], 1)
+    return candidate["score"] >= p - math.sqrt(p * (1 - p) / n)
 
 
 def score_model(

@@ -43,6 +43,8 @@ class TrainingRunner:
         self.models_dir = models_dir
         self.work_dir = work_dir
         self.seed = seed
+        # The worker's module (`python -m ...`); tests swap in one that crashes.
+        self.worker_module = "model.train"
         self._lock = asyncio.Lock()
 
     @property
@@ -68,7 +70,7 @@ class TrainingRunner:
 
     async def _run_worker(self, data: Path, on_progress: ProgressCallback | None) -> TrainedVersion:
         command = [
-            sys.executable, "-m", "model.train",
+            sys.executable, "-m", self.worker_module,
             "--data", str(data),
             "--model-dir", str(self.models_dir),
             "--seed", str(self.seed),

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import messages
 from bot.exchange_writer import ExchangeWriter
-from bot.learning import Learning, score_model, split_holdout
+from bot.learning import Learning, is_not_worse, score_model, split_holdout
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
@@ -215,7 +215,7 @@ class QAService:
         rated = await self.learning.rated_exchanges()
         candidate = score_model(candidate_model, holdout, rated)
         live = score_model(self.model, holdout, rated) if self.model is not None else None
-        promoted = force or live is None or candidate["score"] >= live["score"]
+        promoted = force or live is None or is_not_worse(candidate, live)
         metrics = {**trained.metrics, "gate": {"candidate": candidate, "live": live}}
         await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)
         if promoted:

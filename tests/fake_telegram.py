@@ -527,10 +527,18 @@ class FakeTelegram:
         return chat
 
     async def send_text(
-        self, user: FakeUser, text: str, *, chat: FakeChat | None = None
+        self,
+        user: FakeUser,
+        text: str,
+        *,
+        chat: FakeChat | None = None,
+        reply_to: BotMessage | None = None,
     ) -> SentUpdate:
-        """A text message; commands in it get bot_command entities as in Telegram's apps."""
+        """A text message (optionally a reply to a bot message); commands in it get
+        bot_command entities as in Telegram's apps."""
         content: JsonDict = {"text": text}
+        if reply_to is not None:
+            content["reply_to_message"] = reply_to.to_api(self.bot_user)
         if entities := _command_entities(text):
             content["entities"] = entities
         return await self._send_user_message(user, chat, content)

@@ -101,3 +101,44 @@ def test_bad_arguments_are_refused(qabot_home: Path) -> None:
         main(["export", "--since", "yesterday"])
     with pytest.raises(SystemExit):
         main(["frobnicate"])
+
+
+CHATTERBOT_CORPUS = """\
+categories:
+- greetings
+conversations:
+- - Hello
+  - Hi there!
+- - How are you doing?
+  - I am doing well.
+  - That is good to hear.
+- - 你好
+  - 你好！
+"""
+
+
+def test_chatterbot_yaml_import_and_round_trip(
+    qabot_home: Path, tmp_path: Path, monkeypatch
+) -> None:
+    corpus = write(tmp_path / "greetings.yml", CHATTERBOT_CORPUS)
+    assert main(["import", str(corpus)]) == 0
+    exported = tmp_path / "pairs.csv"
+    assert main(["export", "--pairs", "--out", str(exported)]) == 0
+    rows = list(csv.DictReader(exported.open(encoding="utf-8", newline="")))
+    assert [(r["question"], r["answer"]) for r in rows] == [
+        ("Hello", "Hi there!"),
+        ("How are you doing?", "I am doing well."),
+        ("I am doing well.", "That is good to hear."),
+        ("你好", "你好！"),
+    ]
+    # Exporting the training set and importing it into an empty store reproduces it.
+    monkeypatch.setenv("QABOT_HOME", str(tmp_path / "other-home"))
+    assert main(["import", str(exported)]) == 0
+    again = tmp_path / "again.csv"
+    assert main(["export", "--pairs", "--out", str(again)]) == 0
+    assert again.read_bytes() == exported.read_bytes()
+
+
+def test_malformed_yaml_is_refused(qabot_home: Path, tmp_path: Path, capsys) -> None:
+    assert main(["import", str(write(tmp_path / "bad.yml", "conversations: [[a, b], 3]\n"))]) == 1
+    assert "conversation 2" in capsys.readouterr().err

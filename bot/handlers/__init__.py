@@ -15,7 +15,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.handlers import admin, chat, privacy
+from bot.handlers import admin, chat, learning, privacy
 from bot.rate_limit import UserRateLimiter, enforce_rate_limit
 from bot.service import QAService
 from bot.settings import Settings
@@ -55,6 +55,13 @@ def build_application(service: QAService) -> Application:
             CommandHandler("teach", admin.teach),
             CommandHandler("retrain", admin.retrain),
             CommandHandler("export", admin.export),
+            CommandHandler("pairs", admin.pairs),
+            CommandHandler("models", admin.models),
+            CommandHandler("rollback", admin.rollback),
+            CommandHandler("review", learning.review),
+            CommandHandler("stats", learning.stats),
+            CallbackQueryHandler(learning.rate_answer, pattern=r"^fb:[+-]:\d+$"),
+            CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msni]:\d+(:\w+)?$"),
             MessageHandler(filters.COMMAND, chat.unknown_command),
             MessageHandler(filters.TEXT, chat.answer_question),
             MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL, chat.answer_not_text),

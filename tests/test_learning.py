@@ -1,0 +1,213 @@
+"""The learning loop through the real Application and the fake Bot API: ratings, review,
+gated retraining, model versions and statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+
+import pytest
+
+from bot.learning import split_holdout
+from model.datasets import QAPair
+from model.registry import new_version_name
+from tests.conftest import TelegramBot
+
+
+async def ask(bot: TelegramBot, user, text: str):
+    await bot.tg.send_text(user, text)
+    return await bot.tg.next_reply(user)
+
+
+async def test_answers_carry_rating_buttons_and_a_press_is_stored(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    answer = await ask(bot, bot.user, "你好")
+    assert [b["text"] for b in answer.buttons] == ["👍", "👎"]
+    assert all(len(b["callback_data"].encode()) <= 64 for b in answer.buttons)
+    await bot.tg.press_button(bot.user, answer, text="👍")
+    await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
+    await bot.tg.wait_for(lambda c: c.method == "editMessageReplyMarkup")
+    assert answer.reply_markup is None  # buttons removed
+    [rated] = await bot.service.learning.rated_exchanges()
+    assert rated.rating == 1 and rated.question == "你好"
+    # Fallbacks carry no buttons.
+    fallback = await ask(bot, bot.user, "帮我订一张去上海的机票")
+    assert not fallback.buttons
+
+
+async def test_thumbs_down_with_a_suggestion_reaches_review(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    question = "早上好呀"
+    answer = await ask(bot, bot.user, question)
+    await bot.tg.press_button(bot.user, answer, text="👎")
+    prompt = await bot.tg.next_reply(bot.user)
+    assert "reply to this message" in prompt.text and prompt.reply_markup["force_reply"]
+    await bot.tg.send_text(bot.user, "早上好！今天也要加油。", reply_to=prompt)
+    assert "admin will review" in (await bot.tg.next_reply(bot.user)).text
+    # Nothing joined the training set by itself.
+    assert (
+        QAPair(question, "早上好！今天也要加油。") not in await bot.service.store.training_pairs()
+    )
+
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    assert question in item.text and "👎 ×1" in item.text and "早上好！今天也要加油。" in item.text
+    await bot.tg.press_button(bot.admin, item, text="💡 早上好！今天也要加油。")
+    assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
+    assert QAPair(question, "早上好！今天也要加油。") in await bot.service.store.training_pairs()
+    # Answered at once, before any retraining; and the item left the queue.
+    assert (await ask(bot, bot.user, question)).text == "早上好！今天也要加油。"
+    await bot.tg.send_command(bot.admin, "/review")
+    assert question not in (await bot.tg.next_reply(bot.admin)).text
+
+
+async def test_review_write_an_answer_and_ignore(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    for _ in range(2):
+        await ask(bot, bot.user, "苹果股价多少")
+    await ask(bot, bot.user, "zxcvbnm qwerty")
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    assert "苹果股价多少" in item.text and "Asked 2×" in item.text  # most frequent first
+    await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
+    prompt = await bot.tg.next_reply(bot.admin)
+    await bot.tg.send_text(bot.admin, "我不提供股价信息。", reply_to=prompt)
+    assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
+    assert (await ask(bot, bot.user, "苹果股价多少？")).text == "我不提供股价信息。"
+
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    assert "zxcvbnm qwerty" in item.text
+    await bot.tg.press_button(bot.admin, item, text="🚫 Ignore")
+    assert "Ignored" in (await bot.tg.next_reply(bot.admin)).text
+    await bot.tg.send_command(bot.admin, "/review")
+    assert "empty" in (await bot.tg.next_reply(bot.admin)).text
+
+
+async def test_a_user_reply_cannot_answer_a_review_item(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    await ask(bot, bot.user, "苹果股价多少")
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
+    prompt = await bot.tg.next_reply(bot.admin)
+    await bot.tg.send_text(bot.user, "free pizza", reply_to=prompt)  # not an admin
+    await bot.tg.next_reply(bot.user)
+    assert QAPair("苹果股价多少", "free pizza") not in await bot.service.store.training_pairs()
+
+
+async def test_models_and_rollback(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    registry = bot.service.registry
+    first = registry.current_version()
+    second = new_version_name()
+    shutil.copytree(registry.path(first), registry.path(second))
+    meta_file = registry.path(second) / "meta.json"
+    meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "version": second}))
+    await bot.service.promote(second)
+    assert bot.service.model.version == second
+
+    await bot.tg.send_command(bot.admin, "/models")
+    listing = (await bot.tg.next_reply(bot.admin)).text
+    assert f"{second} (live)" in listing and first in listing
+    await bot.tg.send_command(bot.admin, "/rollback")
+    assert first in (await bot.tg.next_reply(bot.admin)).text
+    assert bot.service.model.version == first == registry.current_version()
+
+
+async def test_stats_with_a_chart(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    answer = await ask(bot, bot.user, "你好")
+    await bot.tg.press_button(bot.user, answer, text="👍")
+    await ask(bot, bot.user, "帮我订一张去上海的机票")
+    await ask(bot, bot.admin, "帮我订一张去上海的机票")
+    await bot.tg.wait_for(lambda c: c.method == "editMessageReplyMarkup")
+    await bot.tg.send_command(bot.admin, "/stats")
+    report = await bot.tg.next_reply(bot.admin)
+    assert report.photo.startswith(b"\x89PNG")
+    assert "Questions: 3 from 2 users" in report.caption
+    assert "Fallback rate: 66.7%" in report.caption
+    assert "👍 1 / 👎 0" in report.caption and "2× “帮我订一张去上海的机票”" in report.caption
+
+
+async def test_pairs_sends_the_training_set(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    await bot.tg.send_command(bot.admin, "/pairs")
+    document = (await bot.tg.next_reply(bot.admin)).document
+    rows = list(csv.DictReader(io.StringIO(document.content.decode("utf-8"), newline="")))
+    assert [QAPair(r["question"], r["answer"]) for r in rows] == (
+        await bot.service.store.training_pairs()
+    )
+
+
+async def test_export_filters(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    await ask(bot, bot.user, "你好")
+    await bot.tg.send_command(bot.admin, "/export jsonl 7d")
+    document = (await bot.tg.next_reply(bot.admin)).document
+    assert document.filename.endswith(".jsonl") and document.content.count(b"\n") == 1
+    await bot.tg.send_command(bot.admin, "/export csv 2999-01-01")
+    assert (await bot.tg.next_reply(bot.admin)).document.content.count(b"\n") == 1  # header
+    await bot.tg.send_command(bot.admin, "/export sometime")
+    assert "Usage" in (await bot.tg.next_reply(bot.admin)).text
+
+
+async def test_a_crashed_training_worker_leaves_everything_intact(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    version, pairs = bot.service.model.version, await bot.service.store.count_pairs()
+    bot.service.trainer.worker_module = "tests.crashing_trainer"
+    await bot.tg.send_command(bot.admin, "/retrain")
+    await bot.tg.next_reply(bot.admin)
+    failure = await bot.tg.next_reply(bot.admin, timeout=30)
+    assert "Training failed; the current model keeps serving" in failure.text
+    assert bot.service.model.version == version == bot.service.registry.current_version()
+    assert await bot.service.store.count_pairs() == pairs
+    assert (await ask(bot, bot.user, "你好")).text == "你好！"
+    assert not bot.service.trainer.busy
+
+
+@pytest.mark.slow
+async def test_approved_item_is_learned_and_a_regressing_candidate_is_not_promoted(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    question, answer = "qwertyuiop asdfgh", "That looks like a keyboard smash! 😄"
+    assert (await ask(bot, bot.user, question)).text.startswith("Sorry")
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    assert question in item.text
+    await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
+    await bot.tg.send_text(bot.admin, answer, reply_to=await bot.tg.next_reply(bot.admin))
+    assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
+    training_part = split_holdout(await bot.service.store.training_pairs())[0]
+    assert QAPair(question, answer) in training_part
+
+    await bot.tg.send_command(bot.admin, "/retrain")
+    progress = await bot.tg.next_reply(bot.admin)
+    done = await bot.tg.next_reply(bot.admin, timeout=120)
+    assert "is live" in done.text, done.text
+    assert progress.edits >= 2 and progress.text == "Training finished."
+    edits = [c.params["text"] for c in bot.tg.calls if c.method == "editMessageText"]
+    assert any("epoch" in text and "validation accuracy" in text for text in edits), edits
+    # The model itself (not only the exact-match table) has learned the new answer.
+    assert bot.service.model.predict(question).candidates[0][1] == answer
+    assert (await ask(bot, bot.user, question)).text == answer
+    learned_version = bot.service.model.version
+
+    # Poison the training set: every question also mapped to spam. The candidate gets worse
+    # on the held-out questions and is not promoted.
+    pairs = await bot.service.store.training_pairs()
+    await bot.service.store.add_pairs(
+        [QAPair(p.question, "Buy crypto now!") for p in pairs], "imported"
+    )
+    await bot.tg.send_command(bot.admin, "/retrain")
+    await bot.tg.next_reply(bot.admin)
+    verdict = await bot.tg.next_reply(bot.admin, timeout=120)
+    assert "NOT promoted" in verdict.text, verdict.text
+    assert bot.service.model.version == learned_version == bot.service.registry.current_version()
