@@ -13,6 +13,7 @@ from typing import TextIO
 from bot.logs import setup_logging
 from bot.settings import Settings
 from bot.store import Store, upgrade_database
+from model.text import match_key
 
 
 def parse_since(value: str) -> datetime:
@@ -53,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     importer = commands.add_parser("import", help="add Q&A pairs from a file to the training set")
     importer.add_argument("file", type=Path)
 
+    commands.add_parser("models", help="list the model versions and which one is live")
+    commands.add_parser("rollback", help="serve the previously promoted model version again")
+    review = commands.add_parser("review", help="list the review queue, most frequent first")
+    review.add_argument("--limit", type=int, default=20)
+
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     db_commands.add_parser("upgrade", help="apply the Alembic migrations")
@@ -85,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(export(settings, args.format, args.out, args.since, args.pairs))
     if args.command == "import":
         return asyncio.run(import_pairs(settings, args.file))
+    if args.command == "models":
+        return list_models(settings)
+    if args.command == "rollback":
+        return rollback(settings)
+    if args.command == "review":
+        return asyncio.run(list_review_queue(settings, args.limit))
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -171,6 +183,48 @@ async def import_pairs(settings: Settings, path: Path) -> int:
         f"imported {added} new Q&A pairs from {path} ({len(pairs) - added} already known)",
         file=sys.stderr,
     )
+    return 0
+
+
+def list_models(settings: Settings) -> int:
+    from bot.handlers.admin import format_metrics
+    from model.registry import ModelRegistry
+
+    versions = ModelRegistry(settings.models_dir).versions()
+    for version in versions:
+        marker = "*" if version.live else " "
+        print(f"{marker} {version.name}  {format_metrics(version.metrics)}")
+    if not versions:
+        print("no model versions yet", file=sys.stderr)
+    return 0
+
+
+def rollback(settings: Settings) -> int:
+    """Running bots pick the change up within seconds (they watch the registry)."""
+    from model.registry import ModelRegistry, RegistryError
+
+    try:
+        version = ModelRegistry(settings.models_dir).rollback()
+    except RegistryError as error:
+        print(f"cannot roll back: {error}", file=sys.stderr)
+        return 1
+    print(f"model {version} is live again", file=sys.stderr)
+    return 0
+
+
+async def list_review_queue(settings: Settings, limit: int) -> int:
+    from bot.learning import Learning
+
+    store = Store(settings.database_url)
+    try:
+        known = {match_key(p.question) for p in await store.training_pairs() if p.answer}
+        queue = await Learning(store).review_queue(known)
+    finally:
+        await store.close()
+    for item in queue[:limit]:
+        reasons = ", ".join(f"{reason} x{n}" for reason, n in item.reasons.most_common())
+        print(f"{item.count:5d}  {item.question}  ({reasons})")
+    print(f"{len(queue)} items to review; decide them with /review in Telegram", file=sys.stderr)
     return 0
 
 

@@ -26,12 +26,17 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     "help": {
         "en": "Send me a question as text and I answer from what I have been taught. When I am "
-        "not sure, I say so instead of guessing.\n\n"
-        "/start – greeting\n/help – this help\n\n"
-        "Admins: /teach question | answer, /retrain, /export [csv|jsonl]",
-        "zh": "用文字问我问题，我会根据学到的内容回答；没有把握时我会直说，而不是乱猜。\n\n"
-        "/start – 问候\n/help – 帮助\n\n"
-        "管理员：/teach 问题 | 答案、/retrain、/export [csv|jsonl]",
+        "not sure, I say so instead of guessing. Rate my answers with 👍/👎: after a 👎 you "
+        "can suggest the right answer, and an admin reviews it.\n\n"
+        "/start – greeting\n/help – this help\n"
+        "/mydata – everything stored about you\n/forget – delete it\n\n"
+        "Admins: /teach question | answer, /review, /retrain [force], /models, /rollback, "
+        "/stats, /export [csv|jsonl] [7d], /pairs",
+        "zh": "用文字问我问题，我会根据学到的内容回答；没有把握时我会直说，而不是乱猜。"
+        "可以用 👍/👎 评价回答：点 👎 后可以告诉我正确答案，由管理员审核。\n\n"
+        "/start – 问候\n/help – 帮助\n/mydata – 查看关于你的全部数据\n/forget – 删除这些数据\n\n"
+        "管理员：/teach 问题 | 答案、/review、/retrain [force]、/models、/rollback、"
+        "/stats、/export [csv|jsonl] [7d]、/pairs",
     },
     "fallback": {
         "en": "Sorry, I don't know how to answer that yet. Try rephrasing it, or ask an admin "

@@ -142,3 +142,23 @@ def test_chatterbot_yaml_import_and_round_trip(
 def test_malformed_yaml_is_refused(qabot_home: Path, tmp_path: Path, capsys) -> None:
     assert main(["import", str(write(tmp_path / "bad.yml", "conversations: [[a, b], 3]\n"))]) == 1
     assert "conversation 2" in capsys.readouterr().err
+
+
+async def test_models_review_and_rollback_commands(
+    qabot_home: Path, service, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.store import ChatInfo, UserInfo
+
+    monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
+    await service.reply(ChatInfo(5), UserInfo(6), "帮我订一张去上海的机票")
+    await service.writer.flush()
+    assert await asyncio.to_thread(main, ["review"]) == 0
+    assert "帮我订一张去上海的机票" in capsys.readouterr().out
+
+    assert await asyncio.to_thread(main, ["models"]) == 0
+    live = service.registry.current_version()
+    assert f"* {live}" in capsys.readouterr().out
+    assert (
+        await asyncio.to_thread(main, ["rollback"]) == 1
+    )  # only one version: nothing to go back to
+    assert "cannot roll back" in capsys.readouterr().err

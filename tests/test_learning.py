@@ -211,3 +211,14 @@ async def test_approved_item_is_learned_and_a_regressing_candidate_is_not_promot
     verdict = await bot.tg.next_reply(bot.admin, timeout=120)
     assert "NOT promoted" in verdict.text, verdict.text
     assert bot.service.model.version == learned_version == bot.service.registry.current_version()
+
+
+async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    await ask(bot, bot.user, "苹果股价多少")
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    await bot.tg.press_button(bot.user, item, text="🚫 Ignore")
+    assert "只有管理员" in (await bot.tg.next_reply(bot.admin)).text
+    queue = await bot.service.learning.review_queue()
+    assert [i.question for i in queue] == ["苹果股价多少"]

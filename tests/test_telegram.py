@@ -90,7 +90,13 @@ async def test_admin_export_sends_the_log(telegram_bot: TelegramBot) -> None:
     assert TOKEN not in document.content.decode("utf-8")
 
 
-@pytest.mark.parametrize("command", ["/export", "/retrain", "/teach a | b"])
+ADMIN_COMMANDS = [
+    "/export", "/export jsonl 7d", "/retrain", "/retrain force", "/teach a | b", "/review",
+    "/models", "/rollback", "/stats", "/pairs",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", ADMIN_COMMANDS)
 async def test_admin_commands_are_refused_to_others(
     telegram_bot: TelegramBot, command: str
 ) -> None:
