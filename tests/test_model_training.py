@@ -16,7 +16,7 @@ from model.evaluate import evaluate
 from model.evaluate import main as eval_main
 from model.predictor import WEIGHTS_FILE, AnswerModel
 from model.registry import ModelRegistry
-from model.train import REFIT, _split, train
+from model.train import REFIT, SMALL_SET_THRESHOLD_RANGE, _split, train
 from model.train import main as train_main
 
 pytestmark = pytest.mark.slow
@@ -237,6 +237,34 @@ def test_validation_split_depends_on_the_size_of_the_set(
         held_per_answer = {p.answer for p in validation}
         assert len(held_per_answer) == answers  # stratified: every answer keeps most questions
         assert all(sum(p.answer == f"answer {i}" for p in train_pairs) >= 4 for i in range(answers))
+
+
+def test_small_sets_are_refitted_with_a_bounded_threshold(tmp_path: Path) -> None:
+    topics = [
+        "weather",
+        "music",
+        "food",
+        "sport",
+        "travel",
+        "money",
+        "books",
+        "games",
+        "cars",
+        "pets",
+    ]
+    pairs = [
+        QAPair(f"{opener} {topic} {ending}", f"All about {topic}.")
+        for topic in topics
+        for opener, ending in [("tell me about", ""), ("what about", "?"), ("I like", "a lot"),
+                               ("do you know", "well"), ("talk about", "please")]
+    ]  # fmt: skip
+    pairs += [QAPair(q, "") for q in ("buy a car", "sell my house", "call a taxi")]
+    result = train(pairs, tmp_path, seed=3)
+    low, high = SMALL_SET_THRESHOLD_RANGE
+    assert result.metrics["validation"] == REFIT
+    assert result.metrics["n_train"] == len(pairs)  # the final model saw every pair
+    assert low <= result.metrics["threshold"] <= high
+    assert AnswerModel.load(result.path).predict("tell me about music").answer == "All about music."
 
 
 def test_training_without_answers_is_refused(tmp_path: Path) -> None:
