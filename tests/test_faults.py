@@ -7,13 +7,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import psutil
@@ -27,6 +22,7 @@ from tests.conftest import ADMIN_ID, TOKEN, TelegramBot, bot_on_fake_telegram
 from tests.factories import record
 from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.postgres import PORT, fresh_database
+from tests.processes import kill_hard, qabot_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -163,41 +159,6 @@ async def test_a_record_the_database_refuses_is_dropped_alone(
 
 
 # -- kill -9 --------------------------------------------------------------------------------------
-
-
-@contextlib.asynccontextmanager
-async def qabot_process(tg: FakeTelegram, home: Path) -> AsyncIterator[subprocess.Popen]:
-    """`qabot run` polling the fake server; SIGKILLed (with its children) at the end."""
-    env = {
-        **os.environ,
-        "QABOT_HOME": str(home),
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_API_BASE_URL": f"{tg.url}/bot",
-        "TELEGRAM_FILE_BASE_URL": f"{tg.url}/file/bot",
-        "QABOT_ADMIN_IDS": str(ADMIN_ID),
-        "QABOT_RATE_LIMIT": "0",
-        "QABOT_SEND_RATE": "0",
-    }
-    for name in ("QABOT_DATABASE_URL", "TELEGRAM_WEBHOOK_URL", "QABOT_RETENTION_DAYS"):
-        env.pop(name, None)
-    since = len(tg.calls)
-    with (home.parent / "qabot.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", "run"], cwd=ROOT, env=env,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-        )  # fmt: skip
-    try:
-        await tg.wait_for(lambda call: call.method == "getUpdates", 60, since=since)
-        yield process
-    finally:
-        kill_hard(process)
-
-
-def kill_hard(process: subprocess.Popen) -> None:
-    """SIGKILL the bot, then any worker it left behind (its session is its own)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=10)
 
 
 def integrity_check(home: Path) -> str:

@@ -1,0 +1,72 @@
+"""The bot token never shows in logs, errors, exports or exception reports: `qabot run` against
+the fake Bot API, with failures injected, and every line it logged and every file it wrote is
+searched for the token."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ADMIN_ID, TOKEN
+from tests.fake_telegram import FakeTelegram
+from tests.processes import log_path, qabot_process
+
+SECRET_PART = TOKEN.split(":", 1)[1]
+
+
+def assert_no_token(data: bytes, where: str) -> None:
+    assert TOKEN.encode() not in data and SECRET_PART.encode() not in data, where
+
+
+@pytest.fixture
+def bot_home(tmp_path: Path, seed_model_dir: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(seed_model_dir, home / "models")
+    return home
+
+
+@pytest.mark.slow
+async def test_failures_exports_and_crashes_never_reveal_the_token(bot_home: Path) -> None:
+    async with FakeTelegram(token=TOKEN) as tg:
+        admin = tg.user(ADMIN_ID, "Ada", language_code="en")
+        user = tg.user(1001, "Bo", language_code="en")
+        documents: list[bytes] = []
+        async with qabot_process(tg, bot_home) as process:
+            # Errors that carry the token in their text, and a broken long poll.
+            tg.fail("getUpdates", status=502, times=2)
+            for fault in (f"Bad Request: chat {TOKEN} broken", f"Internal error at /bot{TOKEN}/x"):
+                tg.fail("sendMessage", status=400, description=fault)
+                await tg.send_text(user, "hello")
+                assert "went wrong" in (await tg.next_reply(user, timeout=30)).text
+            for who, command in ((admin, "/export"), (admin, "/export jsonl"), (user, "/mydata")):
+                await tg.send_command(who, command)
+                documents.append((await tg.next_reply(who, timeout=30)).document.content)
+            process.send_signal(signal.SIGTERM)
+            await asyncio.to_thread(process.wait, 30)
+    log = log_path(bot_home).read_bytes()
+    assert b"error while handling an update" in log  # the failures were logged...
+    assert_no_token(log, "the log")  # ...without the token
+    assert json.loads(documents[2])["tables"]["exchanges"]
+    for number, document in enumerate(documents):
+        assert_no_token(document, f"exported document {number}")
+    for path in bot_home.rglob("*"):
+        if path.is_file():
+            assert_no_token(path.read_bytes(), str(path))
+
+
+@pytest.mark.slow
+async def test_a_rejected_token_is_reported_without_it(bot_home: Path) -> None:
+    # The server knows another token: the bot's is refused, and the error quotes it.
+    async with (
+        FakeTelegram(token="999:another-bot") as tg,
+        qabot_process(tg, bot_home, wait_until_polling=False) as process,
+    ):
+        assert await asyncio.to_thread(process.wait, 60) == 1
+    log = log_path(bot_home).read_bytes()
+    assert b"qabot stopped after an error" in log and b"rejected" in log
+    assert_no_token(log, "the log")
