@@ -57,12 +57,15 @@ class Learning:
 
     # -- feedback ---------------------------------------------------------------------------
 
-    async def record_feedback(self, exchange_id: int, user_id: int | None, rating: int) -> bool:
+    async def record_feedback(
+        self, exchange_id: int, user_id: int | None, rating: int, *, chat_id: int
+    ) -> bool:
         """Store a 👍 (+1) or 👎 (-1) with the exchange's answer and model version; a second
-        press by the same user replaces the first. False when the exchange is unknown."""
+        press by the same user replaces the first. False when the exchange is unknown or not
+        of `chat_id`, the chat the button was pressed in (clients can forge callback data)."""
         async with self.store.session.begin() as session:
             exchange = await session.get(Exchange, exchange_id)
-            if exchange is None:
+            if exchange is None or exchange.chat_id != chat_id:
                 return False
             existing = await session.scalar(
                 select(Feedback).where(
@@ -77,17 +80,21 @@ class Learning:
             existing.model_version = exchange.model_version
             return True
 
-    async def add_suggestion(self, exchange_id: int, user_id: int | None, text: str) -> None:
+    async def add_suggestion(self, exchange_id: int, user_id: int | None, text: str) -> bool:
+        """Attach a suggested answer to the user's own 👎 on the exchange; False (nothing
+        stored) when this user did not rate it 👎."""
         async with self.store.session.begin() as session:
             feedback = await session.scalar(
                 select(Feedback).where(
-                    Feedback.exchange_id == exchange_id, Feedback.user_id == user_id
+                    Feedback.exchange_id == exchange_id,
+                    Feedback.user_id == user_id,
+                    Feedback.rating < 0,
                 )
             )
             if feedback is None:
-                feedback = Feedback(exchange_id=exchange_id, user_id=user_id, rating=-1)
-                session.add(feedback)
+                return False
             feedback.suggestion = text
+            return True
 
     async def suggestion(self, feedback_id: int) -> str | None:
         async with self.store.session() as session:
@@ -251,13 +258,14 @@ class Learning:
 
 
 def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
-    """PNG: daily question volume (bars) and fallback rate (line)."""
-    import matplotlib
+    """PNG: daily question volume (bars) and fallback rate (line). Drawn on an Agg canvas of
+    its own, without pyplot's global state, so it is safe in a worker thread."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, volume_axis = plt.subplots(figsize=(7, 3.2), dpi=100)
+    figure = Figure(figsize=(7, 3.2), dpi=100)
+    FigureCanvasAgg(figure)
+    volume_axis = figure.subplots()
     days = [d for d, _, _ in daily]
     volume_axis.bar(days, [n for _, n, _ in daily], color="#8fb3de", label="questions")
     volume_axis.set_ylabel("questions a day")
@@ -270,7 +278,6 @@ def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png")
-    plt.close(figure)
     return buffer.getvalue()
 
 

@@ -29,7 +29,7 @@ async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) ->
         from bot.learning import Learning
 
         learning = Learning(store)
-        assert await learning.record_feedback(exchange_id, 1, -1)
+        assert await learning.record_feedback(exchange_id, 1, -1, chat_id=1)
         [rated] = await learning.rated_exchanges()
         assert rated.question == "你好" and rated.rating == -1
     finally:

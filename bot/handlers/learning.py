@@ -6,6 +6,7 @@ their own text, so a reply is understood by any replica, even after a restart.""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -43,9 +44,9 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     """A 👍/👎 press: stored with the exchange, acknowledged, buttons removed."""
     query = update.callback_query
     _, sign, exchange_id = query.data.split(":")
-    user = update.effective_user
-    stored = await service_of(context).learning.record_feedback(
-        int(exchange_id), user.id if user else None, 1 if sign == "+" else -1
+    user, chat = update.effective_user, update.effective_chat
+    stored = chat is not None and await service_of(context).learning.record_feedback(
+        int(exchange_id), user.id if user else None, 1 if sign == "+" else -1, chat_id=chat.id
     )
     await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
     await query.edit_message_reply_markup(reply_markup=None)
@@ -73,7 +74,9 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
     if not text:
         return False
     if kind == "suggestion":
-        await service.learning.add_suggestion(exchange_id, user.id if user else None, text)
+        # Only the user who pressed 👎 suggests; anyone else's reply is a question.
+        if not await service.learning.add_suggestion(exchange_id, user.id if user else None, text):
+            return False
         await message.reply_text("Thank you! An admin will review your suggestion.")
         return True
     if not service.settings.is_admin(user.id if user else None):
@@ -201,7 +204,10 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = "\n".join(lines)
     if figures["daily"]:
         await update.effective_message.reply_photo(
-            stats_chart(figures["daily"]), caption=text[:1024]
+            # Drawing takes a quarter of a second (the first one, with matplotlib's import,
+            # most of a second): off the event loop, so other chats are not held up.
+            await asyncio.to_thread(stats_chart, figures["daily"]),
+            caption=text[:1024],
         )
     else:
         await update.effective_message.reply_text(text)
