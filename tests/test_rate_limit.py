@@ -6,6 +6,7 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from telegram.ext import AIORateLimiter
 
 from bot.rate_limit import PRUNE_ABOVE, UserRateLimiter, Verdict
 from bot.settings import RateLimit, parse_rate_limit
@@ -82,3 +83,19 @@ async def test_zero_turns_the_limit_off(
             await bot.tg.send_text(bot.admin, f"hello {i}")
         texts = [(await bot.tg.next_reply(bot.admin)).text for _ in range(30)]
         assert not any("too fast" in text for text in texts)
+
+
+async def test_outgoing_calls_go_through_telegrams_limits(
+    home: Path, seeded_store: Store, seed_model_dir: Path
+) -> None:
+    async with bot_on_fake_telegram(home, seeded_store, seed_model_dir) as bot:
+        limiter = bot.application.bot.rate_limiter
+        assert isinstance(limiter, AIORateLimiter)
+        assert limiter._base_limiter.max_rate == 30  # Telegram: 30 messages a second overall
+        # Flood control answered with retry_after: the limiter waits and sends again.
+        bot.tg.fail("sendMessage", status=429, retry_after=1)
+        await bot.tg.send_text(bot.user, "你好")
+        assert (await bot.tg.next_reply(bot.user)).text == "你好！"
+        attempts = [call for call in bot.tg.calls if call.method == "sendMessage"]
+        assert [call.status for call in attempts] == [429, 200]
+        assert attempts[1].time - attempts[0].time >= 1
