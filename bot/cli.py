@@ -120,7 +120,10 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     ):
         return train_main(args)
     upgrade_database(settings.database_url)
-    pairs = asyncio.run(_store_pairs(settings))
+    from bot.learning import split_holdout
+
+    # As /retrain does: the held-out part stays out, so later retrainings are compared fairly.
+    pairs = split_holdout(asyncio.run(_store_pairs(settings)))[0]
     if not pairs:
         print("the training set is empty: import pairs first, or give --data", file=sys.stderr)
         return 1

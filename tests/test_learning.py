@@ -219,6 +219,7 @@ async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
     await bot.tg.press_button(bot.user, item, text="🚫 Ignore")
-    assert "只有管理员" in (await bot.tg.next_reply(bot.admin)).text
+    refusal = await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
+    assert "只有管理员" in refusal.params["text"] and refusal.params["show_alert"] is True
     queue = await bot.service.learning.review_queue()
     assert [i.question for i in queue] == ["苹果股价多少"]

@@ -53,10 +53,11 @@ def admin_only(handler: Handler) -> Handler:
         user = update.effective_user
         if not service_of(context).settings.is_admin(user.id if user else None):
             log.warning("refused %s to user %s", handler.__name__, user.id if user else None)
-            if update.effective_message:
-                await update.effective_message.reply_text(
-                    messages.text("not_admin", user_lang(update))
-                )
+            refusal = messages.text("not_admin", user_lang(update))
+            if update.callback_query:  # a button: answer the press itself, privately
+                await update.callback_query.answer(refusal, show_alert=True)
+            elif update.effective_message:
+                await update.effective_message.reply_text(refusal)
             return
         await handler(update, context)
 
