@@ -236,7 +236,7 @@ def print_report(
             ratio = by_bot["qabot"].throughput / by_bot["echo"].throughput
             ok &= ratio >= MIN_THROUGHPUT_RATIO
             print(
-                f"round {round_number} {scenario:<12} qabot/echo throughput: {ratio:.2f} "
+                f"round {round_number} {scenario:<12} qabot/echo throughput: {ratio:.3f} "
                 f"(target ≥ {MIN_THROUGHPUT_RATIO})"
             )
     for round_number, (rows, sent) in enumerate(logged, 1):
