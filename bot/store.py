@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, event, func, or_, select, update
+from sqlalchemy import Column, ColumnElement, Table, delete, event, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
@@ -283,10 +283,19 @@ def _rows_about(
         if table in subjects:
             found.append((table, subjects[table], []))
             continue
-        links = [fk for fk in table.foreign_keys if fk.column.table in subjects]
+        links = [(col, refers) for col, refers in _references(table) if refers.table in subjects]
         if links:
             condition = or_(
-                *(fk.parent.in_(select(fk.column).where(subjects[fk.column.table])) for fk in links)
+                *(col.in_(select(refers).where(subjects[refers.table])) for col, refers in links)
             )
-            found.append((table, condition, [fk.parent.name for fk in links]))
+            found.append((table, condition, [col.name for col, _ in links]))
     return found
+
+
+def _references(table: Table) -> list[tuple[Column[Any], Column[Any]]]:
+    """(column, column it refers to): the foreign keys, and a `user_id` column, which names a
+    user whether or not the schema declares the key (feedback keeps its rater's id without one)."""
+    references = [(fk.parent, fk.column) for fk in table.foreign_keys]
+    if "user_id" in table.c and not any(column.name == "user_id" for column, _ in references):
+        references.append((table.c.user_id, User.__table__.c.id))
+    return references

@@ -6,9 +6,12 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy import select
+
 from bot import privacy
 from bot.exchange_writer import ExchangeWriter
 from bot.store import Store
+from bot.tables import Feedback
 from model.datasets import QAPair
 from tests.conftest import TOKEN, TelegramBot
 from tests.factories import record
@@ -121,3 +124,23 @@ async def test_forget_can_be_cancelled_and_is_private_only(telegram_bot: Telegra
     group = bot.tg.group(-100555, "Friends")
     await bot.tg.send_command(bot.admin, "/mydata", chat=group)
     assert "private chat" in (await bot.tg.next_reply(group)).text
+
+
+async def test_forget_deletes_feedback_given_and_received(store: Store) -> None:
+    own, others = await store.log_exchanges(
+        [record(user_id=7, chat_id=-100, question="mine"), record(user_id=8, chat_id=-100)]
+    )
+    async with store.session.begin() as session:
+        session.add_all(
+            [
+                Feedback(exchange_id=own, user_id=8, rating=1),  # on their exchange
+                Feedback(exchange_id=others, user_id=7, rating=-1, suggestion="by them"),
+                Feedback(exchange_id=others, user_id=9, rating=1),
+            ]
+        )
+    exported = await store.user_data(7)
+    assert sorted(row["rating"] for row in exported["feedback"]) == [-1, 1]
+    await store.forget_user(7)
+    async with store.session() as session:
+        kept = (await session.execute(select(Feedback.user_id, Feedback.exchange_id))).all()
+    assert kept == [(9, others)]
