@@ -93,7 +93,13 @@ class QAService:
         current = self.registry.current_version()
         if current is None or (self.model is not None and self.model.version == current):
             return
-        model = await asyncio.to_thread(self.registry.load_current)
+        try:
+            model = await asyncio.to_thread(self.registry.load_current)
+        except (OSError, ValueError) as error:
+            # A broken or outdated version: keep serving what we have (`qabot run` trains a
+            # new model when there is none).
+            log.error("cannot load model %s: %s", current, error)
+            return
         if model is not None:
             self.model = model
             log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
@@ -110,7 +116,7 @@ class QAService:
             await asyncio.sleep(MODEL_WATCH_SECONDS)
             try:
                 await self.reload_model()
-            except Exception:  # a half-copied or broken version must not stop the watcher
+            except Exception:  # whatever goes wrong, the watcher must keep watching
                 log.exception("could not load the current model; still serving the previous one")
 
     # -- answering --------------------------------------------------------------------------

@@ -78,3 +78,18 @@ async def test_taught_pairs_are_answered_at_once(service: QAService) -> None:
 
 def test_clean_question_drops_control_characters() -> None:
     assert clean_question("  a\x00b\u200bc\n d \x1b ") == "abc\n d"
+
+
+async def test_a_broken_current_model_keeps_the_previous_one_serving(service: QAService) -> None:
+    import shutil
+
+    from model.registry import new_version_name
+
+    serving = service.model.version
+    broken = new_version_name()
+    shutil.copytree(service.registry.path(serving), service.registry.path(broken))
+    (service.registry.path(broken) / "weights.npz").write_bytes(b"not a model")
+    service.registry.promote(broken)
+    await service.reload_model()
+    assert service.model.version == serving
+    assert (await service.reply(CHAT, USER, "你好")).text == "你好！"
