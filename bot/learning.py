@@ -10,11 +10,13 @@ import hashlib
 import io
 import math
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import numpy as np
+from scipy import sparse
 from sqlalchemy import func, or_, select
 
 from bot.exports import as_utc
@@ -32,9 +34,16 @@ REVIEW_WINDOW = 20_000
 HOLDOUT_PERCENT = 10
 
 
+# Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
+SIMILAR_QUESTIONS = 0.7
+
+Vectorize = Callable[[Sequence[str]], "sparse.spmatrix"]
+
+
 @dataclass
 class ReviewItem:
-    """A group of logged questions that read the same (up to case, spaces and punctuation)."""
+    """A group of similar logged questions: the same up to case, spaces and punctuation, and,
+    when a model is there to compare them, wordings close in its feature space."""
 
     key: str
     question: str  # the most recent wording
@@ -42,6 +51,15 @@ class ReviewItem:
     count: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
+    wordings: dict[str, str] = field(default_factory=dict)  # match key → a wording
+    exchange_ids: set[int] = field(default_factory=set)
+
+    def absorb(self, other: ReviewItem) -> None:
+        self.count += other.count
+        self.reasons.update(other.reasons)
+        self.suggestions += other.suggestions
+        self.wordings.update(other.wordings)
+        self.exchange_ids |= other.exchange_ids
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,9 @@ class Learning:
     # -- review -----------------------------------------------------------------------------
 
     async def review_queue(
-        self, known_keys: set[str] | frozenset[str] = frozenset()
+        self,
+        known_keys: set[str] | frozenset[str] = frozenset(),
+        vectorize: Vectorize | None = None,
     ) -> list[ReviewItem]:
         """Questions answered with the fallback, with low confidence, or rated 👎, grouped by
         wording, most frequent first; groups already decided or in the training set are left out."""
@@ -153,6 +173,8 @@ class Learning:
             if not key or key in decided or key in known_keys:
                 continue
             item = items.setdefault(key, ReviewItem(key, row.question, row.id))
+            item.wordings.setdefault(key, row.question)
+            item.exchange_ids.add(row.id)
             item.count += 1
             if row.fallback:
                 item.reasons["fallback"] += 1
@@ -163,31 +185,37 @@ class Learning:
                     item.reasons["👎"] += 1
                 if rated.suggestion:
                     item.suggestions.append((rated.id, rated.suggestion))
-        return sorted(items.values(), key=lambda item: -item.count)
+        queue = sorted(items.values(), key=lambda item: -item.count)
+        return merge_similar(queue, vectorize) if vectorize and len(queue) > 1 else queue
 
     async def exchange_question(self, exchange_id: int) -> str | None:
         async with self.store.session() as session:
             return await session.scalar(select(Exchange.question).where(Exchange.id == exchange_id))
 
-    async def decide(self, question: str, *, answer: str | None, decided_by: int | None) -> bool:
-        """Approve (with an answer: the pair joins the training set as "reviewed") or ignore
-        (answer None) the review group of `question`. False if the group was already decided."""
-        key = match_key(question)[:255]
+    async def decide(
+        self, questions: Sequence[str], *, answer: str | None, decided_by: int | None
+    ) -> bool:
+        """Approve (with an answer: each wording joins the training set as "reviewed") or
+        ignore (answer None) a review group's wordings. False if all were decided already."""
+        undecided = []
         async with self.store.session.begin() as session:
-            if await session.get(ReviewDecision, key) is not None:
-                return False
-            session.add(
-                ReviewDecision(
-                    question_key=key,
-                    question=question,
-                    status="approved" if answer else "ignored",
-                    answer=answer,
-                    decided_by=decided_by,
+            for question in questions:
+                key = match_key(question)[:255]
+                if await session.get(ReviewDecision, key) is not None:
+                    continue
+                undecided.append(question)
+                session.add(
+                    ReviewDecision(
+                        question_key=key,
+                        question=question,
+                        status="approved" if answer else "ignored",
+                        answer=answer,
+                        decided_by=decided_by,
+                    )
                 )
-            )
-        if answer:
-            await self.store.add_pairs([QAPair(question, answer)], source="reviewed")
-        return True
+        if answer and undecided:
+            await self.store.add_pairs([QAPair(q, answer) for q in undecided], source="reviewed")
+        return bool(undecided)
 
     # -- statistics -------------------------------------------------------------------------
 
@@ -255,6 +283,23 @@ class Learning:
             "busiest_unanswered": [(wordings[k], n) for k, n in counts.most_common(5)],
             "daily": sorted((day, n, f) for day, (n, f) in daily.items()),
         }
+
+
+def merge_similar(queue: list[ReviewItem], vectorize: Vectorize) -> list[ReviewItem]:
+    """Fold each item into the first (more frequent) item whose wording is similar enough."""
+    vectors = sparse.csr_matrix(vectorize([item.question for item in queue]), dtype=np.float64)
+    norms = np.sqrt(vectors.multiply(vectors).sum(axis=1)).A1
+    vectors = sparse.diags(1 / np.maximum(norms, 1e-12)) @ vectors
+    similarity = (vectors @ vectors.T).toarray()
+    merged_into: dict[int, int] = {}
+    for j in range(len(queue)):
+        for i in range(j):
+            if i not in merged_into and similarity[i, j] >= SIMILAR_QUESTIONS:
+                queue[i].absorb(queue[j])
+                merged_into[j] = i
+                break
+    groups = [item for index, item in enumerate(queue) if index not in merged_into]
+    return sorted(groups, key=lambda item: -item.count)
 
 
 def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:

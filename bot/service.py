@@ -12,7 +12,7 @@ from typing import Any
 
 from bot import messages
 from bot.exchange_writer import ExchangeWriter
-from bot.learning import Learning, is_not_worse, score_model, split_holdout
+from bot.learning import Learning, ReviewItem, is_not_worse, score_model, split_holdout
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
@@ -201,11 +201,26 @@ class QAService:
         self._known_answers[match_key(question)] = answer
         return added > 0
 
-    async def approve(self, question: str, answer: str, admin_id: int | None) -> bool:
-        """Approve a review item: the pair joins the training set and is answered at once."""
-        approved = await self.learning.decide(question, answer=answer, decided_by=admin_id)
+    async def review_queue(self) -> list[ReviewItem]:
+        """The review queue, similar wordings grouped in the live model's feature space."""
+        model = self.model
+        vectorize = model.featurizer.transform if model is not None else None
+        return await self.learning.review_queue(self.known_question_keys(), vectorize)
+
+    async def review_group(self, exchange_id: int) -> list[str]:
+        """The wordings of the review group holding this exchange (just its own question when
+        it is no longer queued); empty when the exchange is unknown."""
+        for item in await self.review_queue():
+            if exchange_id in item.exchange_ids:
+                return list(item.wordings.values())
+        question = await self.learning.exchange_question(exchange_id)
+        return [question] if question is not None else []
+
+    async def approve(self, questions: list[str], answer: str, admin_id: int | None) -> bool:
+        """Approve a review group: its wordings join the training set, answered at once."""
+        approved = await self.learning.decide(questions, answer=answer, decided_by=admin_id)
         if approved:
-            self._known_answers[match_key(question)] = answer
+            self._known_answers.update((match_key(q), answer) for q in questions)
         return approved
 
     async def retrain(

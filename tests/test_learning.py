@@ -223,3 +223,23 @@ async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -
     assert "只有管理员" in refusal.params["text"] and refusal.params["show_alert"] is True
     queue = await bot.service.learning.review_queue()
     assert [i.question for i in queue] == ["苹果股价多少"]
+
+
+async def test_similar_questions_are_reviewed_together(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    wordings = ["how do I reset my router password", "how can I reset my router password?"]
+    for wording in wordings:
+        await ask(bot, bot.admin, wording)
+    await ask(bot, bot.admin, "苹果股价多少")
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    assert "Asked 2×" in item.text and "Also asked as" in item.text
+    await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
+    prompt = await bot.tg.next_reply(bot.admin)
+    await bot.tg.send_text(bot.admin, "Hold the reset button for ten seconds.", reply_to=prompt)
+    assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
+    pairs = await bot.service.store.training_pairs()
+    for wording in wordings:
+        assert QAPair(wording, "Hold the reset button for ten seconds.") in pairs
+    [remaining] = await bot.service.review_queue()
+    assert remaining.question == "苹果股价多少"

@@ -92,7 +92,7 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
 async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/review: the next group of questions that need an answer, with buttons to decide."""
     service = service_of(context)
-    queue = await service.learning.review_queue(service.known_question_keys())
+    queue = await service.review_queue()
     if not queue:
         await update.effective_message.reply_text("The review queue is empty. 🎉")
         return
@@ -108,6 +108,9 @@ def _describe(item: ReviewItem, queue_length: int) -> str:
         f"Review (1 of {queue_length}): “{item.question}”",
         f"Asked {item.count}× — {reasons}",
     ]
+    others = [w for w in item.wordings.values() if w != item.question]
+    if others:
+        lines.append("Also asked as: " + "; ".join(f"“{w}”" for w in others[:5]))
     if item.suggestions:
         lines.append("Users suggested: " + "; ".join(f"“{s}”" for _, s in item.suggestions[:3]))
     lines.append("Map it to an answer, write a new one, or ignore it:")
@@ -147,13 +150,13 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             reply_markup=ForceReply(selective=True, input_field_placeholder="The answer"),
         )
         return
-    question = await service.learning.exchange_question(int(exchange_id))
-    if question is None:
-        await query.message.reply_text("That question is no longer in the log.")
-        return
     if action == "i":
-        await service.learning.decide(question, answer=None, decided_by=update.effective_user.id)
-        await query.message.reply_text(f"Ignored: “{question}”. /review for the next one.")
+        questions = await service.review_group(int(exchange_id))
+        await service.learning.decide(
+            questions, answer=None, decided_by=update.effective_user.id
+        )
+        shown = "”, “".join(questions)
+        await query.message.reply_text(f"Ignored: “{shown}”. /review for the next one.")
         return
     if action == "m":
         answer = service.model.answers().get(rest[0]) if service.model else None
@@ -168,17 +171,18 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
 async def _approve(
     message: Message, service, exchange_id: int, answer: str, admin_id: int | None
 ) -> None:
-    question = await service.learning.exchange_question(exchange_id)
-    if question is None:
+    questions = await service.review_group(exchange_id)
+    if not questions:
         await message.reply_text("That question is no longer in the log.")
         return
-    if await service.approve(question, answer, admin_id):
+    shown = "”, “".join(questions)
+    if await service.approve(questions, answer, admin_id):
         await message.reply_text(
-            f"Approved: “{question}” → “{answer}”. It is answered now and joins the training "
+            f"Approved: “{shown}” → “{answer}”. It is answered now and joins the training "
             "set; /retrain teaches the model. /review for the next one."
         )
     else:
-        await message.reply_text(f"“{question}” was already decided. /review for the next one.")
+        await message.reply_text(f"“{shown}” was already decided. /review for the next one.")
 
 
 @admin_only
