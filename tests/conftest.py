@@ -52,6 +52,14 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
+def bot_home(tmp_path: Path, seed_model_dir: Path) -> Path:
+    """A home with the session's model in it, so `qabot run` needs no training at start."""
+    home = tmp_path / "home"
+    shutil.copytree(seed_model_dir, home / "models")
+    return home
+
+
+@pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 

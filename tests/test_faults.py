@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import shutil
 import sqlite3
 from pathlib import Path
 
@@ -181,14 +180,6 @@ async def answered_after_restart(tg: FakeTelegram, user: FakeUser) -> None:
     async with asyncio.timeout(20):
         while (await tg.next_reply(user)).text != "你好！":
             pass
-
-
-@pytest.fixture
-def bot_home(tmp_path: Path, seed_model_dir: Path) -> Path:
-    """A home with the session's model in it, so `qabot run` needs no training at start."""
-    home = tmp_path / "home"
-    shutil.copytree(seed_model_dir, home / "models")
-    return home
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import signal
 from pathlib import Path
 
@@ -21,13 +20,6 @@ SECRET_PART = TOKEN.split(":", 1)[1]
 
 def assert_no_token(data: bytes, where: str) -> None:
     assert TOKEN.encode() not in data and SECRET_PART.encode() not in data, where
-
-
-@pytest.fixture
-def bot_home(tmp_path: Path, seed_model_dir: Path) -> Path:
-    home = tmp_path / "home"
-    shutil.copytree(seed_model_dir, home / "models")
-    return home
 
 
 @pytest.mark.slow
