@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from model.calibration import OUT_OF_SCOPE, THRESHOLDS, choose_rule, scores  # noqa: E402
-from model.datasets import QAPair, read_pairs  # noqa: E402
+from model.datasets import QAPair, read_pair_files  # noqa: E402
 from model.evaluate import evaluate, measure_speed  # noqa: E402
 from model.registry import ModelRegistry  # noqa: E402
 from model.train import TrainConfig  # noqa: E402
@@ -59,11 +59,8 @@ class Row:
 
 
 def load_splits(data_dir: Path) -> tuple[list[QAPair], list[QAPair]]:
-    def oos(name: str) -> list[QAPair]:
-        return [QAPair(p.question, "") for p in read_pairs(data_dir / name)]
-
-    train = read_pairs(data_dir / "train.csv") + oos("oos_train.csv")
-    val = read_pairs(data_dir / "val.csv") + oos("oos_val.csv")
+    train = read_pair_files([data_dir / "train.csv"], [data_dir / "oos_train.csv"])
+    val = read_pair_files([data_dir / "val.csv"], [data_dir / "oos_val.csv"])
     return train, val
 
 

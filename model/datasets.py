@@ -49,6 +49,14 @@ def read_pairs(path: Path) -> list[QAPair]:
     )
 
 
+def read_pair_files(paths: Iterable[Path], oos_paths: Iterable[Path] = ()) -> list[QAPair]:
+    """Pairs from Q&A files, then from out-of-scope files (`--data` and `--oos` on the command
+    lines): everything in an out-of-scope file is out-of-scope, whatever its answer column says."""
+    pairs = [pair for path in paths for pair in read_pairs(path)]
+    pairs += [QAPair(pair.question, "") for path in oos_paths for pair in read_pairs(path)]
+    return pairs
+
+
 def write_pairs_csv(pairs: Iterable[QAPair], path_or_file: Path | str | IO[str]) -> None:
     """Write pairs in the import format: UTF-8 CSV with a `question,answer` header."""
     if isinstance(path_or_file, str | Path):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from model.datasets import QAPair, answer_key, read_pairs
+from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
 
@@ -119,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         model = ModelRegistry(args.model_dir).load_current()
         if model is None:
             raise ValueError(f"no current model in {args.model_dir}: train one first")
-        pairs = [pair for path in args.data for pair in read_pairs(path)]
-        pairs += [QAPair(p.question, "") for path in args.oos for p in read_pairs(path)]
+        pairs = read_pair_files(args.data, args.oos)
         result = evaluate(model, pairs)
         if args.report:
             write_report(model, pairs, args.report)

@@ -30,7 +30,7 @@ from model.calibration import (
     fit_temperature,
     scores,
 )
-from model.datasets import QAPair, answer_key, read_pairs
+from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import (
     ANSWERS_FILE,
     FEATURES_FILE,
@@ -381,13 +381,6 @@ def _write_version(
     )
 
 
-def _load_pairs(paths: Sequence[Path], oos_paths: Sequence[Path]) -> list[QAPair]:
-    pairs = [pair for path in paths for pair in read_pairs(path)]
-    # Everything in an --oos file is out-of-scope, whatever its answer column says.
-    pairs += [QAPair(pair.question, "") for path in oos_paths for pair in read_pairs(path)]
-    return pairs
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qabot train", description="Train a new model version.")
     parser.add_argument(
@@ -421,9 +414,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     emit = _json_printer if args.progress_json else _human_printer
     try:
-        pairs = _load_pairs(args.data, args.oos)
+        pairs = read_pair_files(args.data, args.oos)
         val_paths = [args.val] if args.val else []
-        val_pairs = _load_pairs(val_paths, [args.oos_val] if args.oos_val else []) or None
+        val_pairs = read_pair_files(val_paths, [args.oos_val] if args.oos_val else []) or None
         result = train(
             pairs,
             args.model_dir,
