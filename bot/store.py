@@ -9,8 +9,20 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, ColumnElement, Table, delete, event, func, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Table,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from bot.settings import PROJECT_ROOT
@@ -98,6 +110,26 @@ class Store:
         self._insert = (
             postgresql.insert if self.engine.dialect.name == "postgresql" else sqlite.insert
         )
+        chat, user = self._insert(Chat), self._insert(User)
+        self._upsert_chats = chat.on_conflict_do_update(
+            index_elements=["id"], set_={"title": chat.excluded.title}
+        )
+        self._upsert_users = user.on_conflict_do_update(
+            index_elements=["id"],
+            set_={
+                name: user.excluded[name] for name in ("username", "first_name", "language_code")
+            },
+        )
+        # The ids must come back in the order of the rows. SQLAlchemy orders them for
+        # PostgreSQL at no cost, but on SQLite it would insert one row per statement; there,
+        # rows are numbered in the order they are inserted (the writer holds the database
+        # lock and INTEGER PRIMARY KEY takes the next number), so sorting the ids is enough.
+        self._ids_need_sorting = self.engine.dialect.name == "sqlite"
+        self._insert_exchange = insert(Exchange).returning(
+            Exchange.id, sort_by_parameter_order=not self._ids_need_sorting
+        )
+        # Chats and users as last written by this store (see log_exchanges).
+        self._written_people: dict[tuple[str, int], ChatInfo | UserInfo] = {}
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -105,51 +137,58 @@ class Store:
     # -- conversations --------------------------------------------------------------------
 
     async def log_exchanges(self, records: Sequence[ExchangeRecord]) -> list[int]:
-        """Write a batch of exchanges (and their chats and users) in one transaction."""
-        chats = {r.chat.id: r.chat for r in records}
-        users = {r.user.id: r.user for r in records if r.user is not None}
-        async with self.session.begin() as session:
+        """Write a batch of exchanges (and their chats and users) in one transaction.
+
+        Chats and users this store has written before, unchanged, are not written again: in
+        steady state a batch is one INSERT. If one of them has gone meanwhile (another replica's
+        /forget), the batch is retried once with every chat and user written.
+        """
+        try:
+            return await self._insert_exchanges(records, skip_known=True)
+        except IntegrityError:
+            self._written_people.clear()
+            return await self._insert_exchanges(records, skip_known=False)
+
+    async def _insert_exchanges(
+        self, records: Sequence[ExchangeRecord], *, skip_known: bool
+    ) -> list[int]:
+        known = self._written_people if skip_known else {}
+        chats = {r.chat.id: r.chat for r in records if known.get(("chat", r.chat.id)) != r.chat}
+        users = {
+            r.user.id: r.user
+            for r in records
+            if r.user is not None and known.get(("user", r.user.id)) != r.user
+        }
+        # Core executemany statements of a fixed shape: compiled once, cheap per row.
+        async with self.engine.begin() as connection:
             if chats:
-                rows = [vars(c) for c in chats.values()]
-                stmt = self._insert(Chat).values(rows)
-                await session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["id"], set_={"title": stmt.excluded.title}
-                    )
-                )
+                await connection.execute(self._upsert_chats, [vars(c) for c in chats.values()])
             if users:
-                rows = [vars(u) for u in users.values()]
-                stmt = self._insert(User).values(rows)
-                await session.execute(
-                    stmt.on_conflict_do_update(
-                        index_elements=["id"],
-                        set_={
-                            "username": stmt.excluded.username,
-                            "first_name": stmt.excluded.first_name,
-                            "language_code": stmt.excluded.language_code,
-                        },
-                    )
-                )
-            exchanges = [
-                Exchange(
-                    created_at=r.created_at,
-                    chat_id=r.chat.id,
-                    user_id=r.user.id if r.user else None,
-                    message_id=r.message_id,
-                    kind=r.kind,
-                    question=storable_text(r.question),
-                    answer=storable_text(r.answer),
-                    answer_id=r.answer_id,
-                    confidence=r.confidence,
-                    fallback=r.fallback,
-                    model_version=r.model_version,
-                    latency_ms=r.latency_ms,
-                )
-                for r in records
-            ]
-            session.add_all(exchanges)
-            await session.flush()
-            return [e.id for e in exchanges]
+                await connection.execute(self._upsert_users, [vars(u) for u in users.values()])
+            result = await connection.execute(
+                self._insert_exchange,
+                [
+                    {
+                        "created_at": r.created_at,
+                        "chat_id": r.chat.id,
+                        "user_id": r.user.id if r.user else None,
+                        "message_id": r.message_id,
+                        "kind": r.kind,
+                        "question": storable_text(r.question),
+                        "answer": storable_text(r.answer),
+                        "answer_id": r.answer_id,
+                        "confidence": r.confidence,
+                        "fallback": r.fallback,
+                        "model_version": r.model_version,
+                        "latency_ms": r.latency_ms,
+                    }
+                    for r in records
+                ],
+            )
+            ids = sorted(result.scalars()) if self._ids_need_sorting else list(result.scalars())
+        self._written_people.update({("chat", c.id): c for c in chats.values()})
+        self._written_people.update({("user", u.id): u for u in users.values()})
+        return ids
 
     async def stream_exchanges(self, since: datetime | None = None) -> AsyncIterator[Exchange]:
         """Every logged exchange in order, read in chunks so big logs stay out of memory."""
@@ -237,6 +276,8 @@ class Store:
 
     async def forget_user(self, user_id: int) -> int:
         """Delete everything about a user; returns how many exchanges went."""
+        self._written_people.pop(("user", user_id), None)
+        self._written_people.pop(("chat", user_id), None)
         return await self._delete_rows_about(_user_subjects(user_id))
 
     async def delete_exchanges_before(self, cutoff: datetime) -> int:

@@ -59,6 +59,24 @@ async def test_exchanges_are_logged_with_chats_and_users(store: Store) -> None:
         assert (await db.execute(text("select count(*) from chats"))).one() == (2,)
 
 
+async def test_a_user_forgotten_by_another_replica_is_written_again(
+    store: Store, database_url: str
+) -> None:
+    # This store remembers user 1 and chat 1 as written, and skips them from then on...
+    await store.log_exchanges([record(question="first")])
+    # ...until another replica (its own Store on the same database) deletes them.
+    other_replica = Store(database_url)
+    try:
+        assert await other_replica.forget_user(1) == 1
+    finally:
+        await other_replica.close()
+    [exchange_id] = await store.log_exchanges([record(question="after /forget elsewhere")])
+    [exchange] = [e async for e in store.stream_exchanges()]
+    assert (exchange.id, exchange.user_id, exchange.chat_id) == (exchange_id, 1, 1)
+    async with store.engine.connect() as db:
+        assert (await db.execute(text("select count(*) from users"))).one() == (1,)
+
+
 async def test_channel_posts_without_a_user_are_logged(store: Store) -> None:
     await store.log_exchanges([record(user_id=None)])
     [exchange] = [e async for e in store.stream_exchanges()]
