@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
+from bot.batching import PredictionBatcher
 from bot.exchange_writer import ExchangeWriter
 from bot.learning import Learning, ReviewItem, is_not_worse, score_model, split_holdout
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
@@ -69,6 +70,7 @@ class QAService:
             settings.models_dir, settings.home / "training", settings.seed
         )
         self.model: AnswerModel | None = None
+        self.batcher = PredictionBatcher()
         # Exact questions of the training set (up to case, spaces and punctuation) → answer:
         # a taught pair is answered right away, before any retraining.
         self._known_answers: dict[str, str] = {}
@@ -139,7 +141,7 @@ class QAService:
         elif model is None:
             answer, fallback = messages.text("no_model", lang), True
         else:
-            prediction = model.predict(question[:MAX_MODEL_INPUT_CHARS])
+            prediction = await self.batcher.predict(model, question[:MAX_MODEL_INPUT_CHARS])
             confidence, fallback = prediction.confidence, prediction.fallback
             if fallback or prediction.answer is None:
                 answer, fallback = messages.text("fallback", lang), True
