@@ -20,6 +20,9 @@ from bot.rate_limit import UserRateLimiter, enforce_rate_limit
 from bot.service import QAService
 from bot.settings import Settings
 
+BOT_API_CONNECTIONS = 8
+BOT_API_POOL_TIMEOUT_SECONDS = 30.0
+
 
 def application_builder(settings: Settings) -> ApplicationBuilder:
     """The Bot API connection and update processing the settings ask for (no handlers)."""
@@ -31,6 +34,11 @@ def application_builder(settings: Settings) -> ApplicationBuilder:
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(True)
+        # httpcore scans every pooled connection on each request: python-telegram-bot's default
+        # pool of 256 made a reply cost 3-5 times more CPU after a burst had opened them all.
+        # A few connections carry Telegram's 30 messages a second; other requests queue.
+        .connection_pool_size(BOT_API_CONNECTIONS)
+        .pool_timeout(BOT_API_POOL_TIMEOUT_SECONDS)
     )
     if settings.send_rate > 0:  # Telegram's flood limits on what the bot sends
         builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
