@@ -10,7 +10,9 @@ that this process serves. Fifty users send twenty messages each, twice over ("ro
 - burst: all messages arrive at once, then the answers are awaited.
 
 Each scenario runs three times per round, alternating between the bots. It prints throughput
-(the median of the runs) and p50/p99 reply latency (over all runs) for both bots, qabot's share
+(the median of the runs), p50/p99 reply latency (over all runs) and CPU time per message (the
+bot process's, median of the runs: each bot keeps one core busy, so this is what throughput
+follows, and it is steadier than throughput on a shared machine) for both bots, qabot's share
 of the echo bot's throughput (the target is at least 0.8), the number of logged exchanges
 against the number of messages sent (every message must be logged), and qabot's resident memory
 after each round (the target is at most 300 MB, with no growth in the second round). The
@@ -61,11 +63,17 @@ class Result:
     messages: int  # per run
     seconds: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
+    cpu_seconds: list[float] = field(default_factory=list)  # the bot process's, per run
 
     @property
     def throughput(self) -> float:
         """Messages a second, the median over the runs (the machine may be busy meanwhile)."""
         return statistics.median(self.messages / seconds for seconds in self.seconds)
+
+    @property
+    def cpu_ms_per_message(self) -> float:
+        """The bot's CPU time (all threads) per message, the median over the runs."""
+        return statistics.median(1000 * cpu / self.messages for cpu in self.cpu_seconds)
 
     def percentile(self, q: int) -> float:
         return statistics.quantiles(self.latencies_ms, n=100, method="inclusive")[q - 1]
@@ -98,6 +106,11 @@ class BotProcess:
     def rss_mb(self) -> float:
         assert self.process is not None
         return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    def cpu_seconds(self) -> float:
+        assert self.process is not None
+        times = psutil.Process(self.process.pid).cpu_times()
+        return times.user + times.system
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
@@ -204,7 +217,9 @@ async def run_load(
             }
             for _ in range(args.repeats):
                 for bot in (echo, qabot):
+                    cpu_before = bot.process.cpu_seconds()
                     seconds, latencies = await drive(bot.tg, bot.users, args.messages, texts)
+                    by_bot[bot.name].cpu_seconds.append(bot.process.cpu_seconds() - cpu_before)
                     bot.sent += len(latencies)
                     by_bot[bot.name].seconds.append(seconds)
                     by_bot[bot.name].latencies_ms.extend(latencies)
@@ -219,12 +234,12 @@ def print_report(
     results: list[Result], rss: list[float], logged: list[tuple[int, int]], locked: int
 ) -> bool:
     print(f"{'round':>5}  {'scenario':<12} {'bot':<6} {'messages':>8} {'runs':>4} "
-          f"{'msg/s':>7} {'p50 ms':>8} {'p99 ms':>8}")  # fmt: skip
+          f"{'msg/s':>7} {'p50 ms':>8} {'p99 ms':>8} {'cpu ms/msg':>10}")  # fmt: skip
     for result in sorted(results, key=lambda r: (r.round, r.scenario, r.bot)):
         print(
             f"{result.round:>5}  {result.scenario:<12} {result.bot:<6} {result.messages:>8} "
             f"{len(result.seconds):>4} {result.throughput:>7.1f} {result.percentile(50):>8.1f} "
-            f"{result.percentile(99):>8.1f}"
+            f"{result.percentile(99):>8.1f} {result.cpu_ms_per_message:>10.2f}"
         )
     ok = True
     print()
