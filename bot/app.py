@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from telegram import Update
 from telegram.ext import Application
+from threadpoolctl import threadpool_limits
 
 from bot.console import run_console
 from bot.handlers import build_application
@@ -44,6 +45,9 @@ async def prepare(service: QAService) -> None:
 
 
 async def serve(settings: Settings, *, console: bool) -> None:
+    # The bot's matrix products are small (a few questions at a time): one BLAS thread does
+    # them as fast, and a second one would spin between calls, eating half a core under load.
+    threadpool_limits(limits=1, user_api="blas")
     store = Store(settings.database_url)
     service = QAService(settings, store)
     await service.start()

@@ -3,6 +3,9 @@ table of contents of what the bot can do."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 from telegram import Update
 from telegram.ext import (
     AIORateLimiter,
@@ -14,6 +17,7 @@ from telegram.ext import (
     TypeHandler,
     filters,
 )
+from telegram.request import HTTPXRequest
 
 from bot.handlers import admin, chat, learning, privacy
 from bot.rate_limit import UserRateLimiter, enforce_rate_limit
@@ -21,7 +25,26 @@ from bot.service import QAService
 from bot.settings import Settings
 
 BOT_API_CONNECTIONS = 8
-BOT_API_POOL_TIMEOUT_SECONDS = 30.0
+
+
+class QueuedHTTPXRequest(HTTPXRequest):
+    """python-telegram-bot's HTTPX request with the waiting for a connection done in asyncio.
+
+    httpcore looks through its whole queue of waiting requests each time a connection frees up:
+    when a burst (or a group commit) releases hundreds of replies at once, that costs more than
+    the replies. Here at most `connections` requests are inside httpcore; the rest wait on a
+    semaphore, whose queue costs nothing per request. (A large pool is no cure: httpcore then
+    checks every pooled connection on each request.) A few connections carry Telegram's 30
+    messages a second.
+    """
+
+    def __init__(self, connections: int) -> None:
+        super().__init__(connection_pool_size=connections)
+        self._slots = asyncio.Semaphore(connections)
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        async with self._slots:
+            return await super().do_request(*args, **kwargs)
 
 
 def application_builder(settings: Settings) -> ApplicationBuilder:
@@ -34,11 +57,7 @@ def application_builder(settings: Settings) -> ApplicationBuilder:
         .base_url(settings.telegram_api_base_url)
         .base_file_url(settings.telegram_file_base_url)
         .concurrent_updates(True)
-        # httpcore scans every pooled connection on each request: python-telegram-bot's default
-        # pool of 256 made a reply cost 3-5 times more CPU after a burst had opened them all.
-        # A few connections carry Telegram's 30 messages a second; other requests queue.
-        .connection_pool_size(BOT_API_CONNECTIONS)
-        .pool_timeout(BOT_API_POOL_TIMEOUT_SECONDS)
+        .request(QueuedHTTPXRequest(BOT_API_CONNECTIONS))
     )
     if settings.send_rate > 0:  # Telegram's flood limits on what the bot sends
         builder.rate_limiter(AIORateLimiter(overall_max_rate=settings.send_rate, max_retries=3))
