@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 # How long a SQLite writer waits for another one before "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+# How many chats and users log_exchanges remembers as written (about 200 bytes each).
+MAX_REMEMBERED_PEOPLE = 100_000
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -186,6 +188,8 @@ class Store:
                 ],
             )
             ids = sorted(result.scalars()) if self._ids_need_sorting else list(result.scalars())
+        if len(self._written_people) > MAX_REMEMBERED_PEOPLE:  # bounded memory; rewritten later
+            self._written_people.clear()
         self._written_people.update({("chat", c.id): c for c in chats.values()})
         self._written_people.update({("user", u.id): u for u in users.values()})
         return ids

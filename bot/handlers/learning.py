@@ -152,9 +152,7 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         return
     if action == "i":
         questions = await service.review_group(int(exchange_id))
-        await service.learning.decide(
-            questions, answer=None, decided_by=update.effective_user.id
-        )
+        await service.learning.decide(questions, answer=None, decided_by=update.effective_user.id)
         shown = "”, “".join(questions)
         await query.message.reply_text(f"Ignored: “{shown}”. /review for the next one.")
         return
