@@ -126,6 +126,8 @@ class AnswerModel:
         self.classes = classes
         self._answers = answers
         self.oos_class: int | None = classes.index(None) if None in classes else None
+        # (answer id, answer text) per class, as predictions name them.
+        self._labels = [(answer_id, answers.get(answer_id)) for answer_id in classes]
 
     @classmethod
     def load(cls, path: Path) -> AnswerModel:
@@ -163,7 +165,7 @@ class AnswerModel:
         top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
         top_probs = np.take_along_axis(probs, top, axis=1)
         top = np.take_along_axis(top, np.argsort(-top_probs, axis=1, kind="stable"), axis=1)
-        labels = [(answer_id, self._answers.get(answer_id)) for answer_id in self.classes]
+        labels = self._labels
         predictions = []
         for top_row, probs_row, confidence, fallback, best in zip(
             top.tolist(),

@@ -225,15 +225,21 @@ class Featurizer:
         # Sorting (row, column) cells groups repeated n-grams of a row into counts. (A stable
         # sort of integers is a radix sort in NumPy: twice as fast as np.unique's sort.)
         cells = np.sort((row_ids << 32) | col_ids, kind="stable")
-        starts = np.flatnonzero(np.diff(cells, prepend=-1))
-        counts = np.diff(starts, append=len(cells)).astype(np.float32)
+        first = np.empty(len(cells), dtype=bool)
+        first[:1] = True
+        np.not_equal(cells[1:], cells[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        counts = np.empty(len(starts), dtype=np.float32)
+        np.subtract(starts[1:], starts[:-1], out=counts[:-1], casting="unsafe")
+        counts[-1:] = len(cells) - starts[-1:]
         cells = cells[starts]
         rows, columns = cells >> 32, cells & 0xFFFFFFFF
         values = (1.0 + np.log(counts)) * self.idf[columns]
         # L2 norm per (row, block): each block weighs the same whatever the text length.
         group = rows * 2 + (columns >= len(self.words))
         norms = np.sqrt(np.bincount(group, weights=values * values, minlength=2 * len(texts)))
-        indptr = np.zeros(len(texts) + 1, dtype=np.int64)
+        # int32 like the column indices: scipy would otherwise convert both.
+        indptr = np.zeros(len(texts) + 1, dtype=np.int32)
         np.cumsum(np.bincount(rows, minlength=len(texts)), out=indptr[1:])
         return sparse.csr_matrix(
             ((values / norms[group]).astype(np.float32), columns.astype(np.int32), indptr),
