@@ -18,7 +18,6 @@ from model.predictor import AnswerModel, Prediction
 class PredictionBatcher:
     def __init__(self) -> None:
         self._waiting: list[tuple[AnswerModel, str, asyncio.Future[Prediction]]] = []
-        self.batches = 0  # model calls made (for tests and figures)
 
     async def predict(self, model: AnswerModel, text: str) -> Prediction:
         loop = asyncio.get_running_loop()
@@ -37,7 +36,6 @@ class PredictionBatcher:
             by_model.setdefault(id(item[0]), []).append(item)
         for items in by_model.values():
             model = items[0][0]
-            self.batches += 1
             try:
                 predictions = model.predict_batch([text for _, text, _ in items])
             except Exception as error:  # noqa: BLE001 - each asker gets it, as with a direct call
