@@ -6,6 +6,9 @@ together), and every handler of such a batch asks the model before its first rea
 model call for eight questions costs about what two single calls cost (the featurizer's fixed
 cost dominates a single question), so under load the bot spends its time on Telegram, not on
 the model. A lone question is answered in the same loop turn: batching adds no waiting.
+While questions keep coming, model calls start at most every `interval` seconds, so that a
+busy bot answers them in batches rather than one by one (Telegram's updates then trickle in a
+few at a time).
 """
 
 from __future__ import annotations
@@ -16,19 +19,27 @@ from model.predictor import AnswerModel, Prediction
 
 
 class PredictionBatcher:
-    def __init__(self) -> None:
+    def __init__(self, interval: float = 0.005) -> None:
+        self.interval = interval
         self._waiting: list[tuple[AnswerModel, str, asyncio.Future[Prediction]]] = []
+        self._last_call = float("-inf")
 
     async def predict(self, model: AnswerModel, text: str) -> Prediction:
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            # Runs once every handler already scheduled in this loop turn has asked.
-            loop.call_soon(self._predict_waiting)
+            # Runs once every handler already scheduled in this loop turn has asked, or once
+            # `interval` has passed since the last model call.
+            delay = self._last_call + self.interval - loop.time()
+            if delay > 0:
+                loop.call_later(delay, self._predict_waiting)
+            else:
+                loop.call_soon(self._predict_waiting)
         future: asyncio.Future[Prediction] = loop.create_future()
         self._waiting.append((model, text, future))
         return await future
 
     def _predict_waiting(self) -> None:
+        self._last_call = asyncio.get_running_loop().time()
         waiting, self._waiting = self._waiting, []
         # A model swap can land between two questions of a turn: each keeps the model it asked.
         by_model: dict[int, list[tuple[AnswerModel, str, asyncio.Future[Prediction]]]] = {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -9,9 +11,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from sqlalchemy import (
     Column,
     ColumnElement,
+    Connection,
+    Engine,
     Table,
     delete,
     event,
@@ -22,8 +27,13 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bot.settings import PROJECT_ROOT
 from bot.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
@@ -44,17 +54,33 @@ def create_engine(url: str) -> AsyncEngine:
         path = engine.url.database
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-            cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.close()
-
+        _set_sqlite_pragmas(engine.sync_engine, busy_timeout_ms=SQLITE_BUSY_TIMEOUT_MS)
     return engine
+
+
+def _set_sqlite_pragmas(engine: Engine, *, busy_timeout_ms: int) -> None:
+    @event.listens_for(engine, "connect")
+    def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+
+def _loop_log_engine(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file: a synchronous engine on the same file that log_exchanges uses on the
+    event loop itself. SQLite is a library, not a server: writing a batch of exchanges takes
+    a fraction of a millisecond, less than handing each of its calls to aiosqlite's thread,
+    and that thread's fight for the GIL slowed the whole bot under load. It never waits for
+    a lock (busy timeout 0): a busy database is written through the async engine instead."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return None
+    log_engine = sqlalchemy.create_engine(engine.url.set(drivername="sqlite"))
+    _set_sqlite_pragmas(log_engine, busy_timeout_ms=0)
+    return log_engine
 
 
 def upgrade_database(url: str, revision: str = "head") -> None:
@@ -132,8 +158,17 @@ class Store:
         )
         # Chats and users as last written by this store (see log_exchanges).
         self._written_people: dict[tuple[str, int], ChatInfo | UserInfo] = {}
+        # log_exchanges keeps its connection: taking one from the pool for each batch (with
+        # its reset, and on PostgreSQL its ping) costs more CPU than writing a small batch.
+        self._log_connection: AsyncConnection | None = None
+        self._log_lock = asyncio.Lock()
+        self._loop_log_engine = _loop_log_engine(self.engine)
 
     async def close(self) -> None:
+        async with self._log_lock:
+            await self._drop_log_connection()
+        if self._loop_log_engine is not None:
+            self._loop_log_engine.dispose()
         await self.engine.dispose()
 
     # -- conversations --------------------------------------------------------------------
@@ -155,44 +190,86 @@ class Store:
         self, records: Sequence[ExchangeRecord], *, skip_known: bool
     ) -> list[int]:
         known = self._written_people if skip_known else {}
-        chats = {r.chat.id: r.chat for r in records if known.get(("chat", r.chat.id)) != r.chat}
-        users = {
-            r.user.id: r.user
-            for r in records
-            if r.user is not None and known.get(("user", r.user.id)) != r.user
-        }
-        # Core executemany statements of a fixed shape: compiled once, cheap per row.
-        async with self.engine.begin() as connection:
-            if chats:
-                await connection.execute(self._upsert_chats, [vars(c) for c in chats.values()])
-            if users:
-                await connection.execute(self._upsert_users, [vars(u) for u in users.values()])
-            result = await connection.execute(
-                self._insert_exchange,
-                [
-                    {
-                        "created_at": r.created_at,
-                        "chat_id": r.chat.id,
-                        "user_id": r.user.id if r.user else None,
-                        "message_id": r.message_id,
-                        "kind": r.kind,
-                        "question": storable_text(r.question),
-                        "answer": storable_text(r.answer),
-                        "answer_id": r.answer_id,
-                        "confidence": r.confidence,
-                        "fallback": r.fallback,
-                        "model_version": r.model_version,
-                        "latency_ms": r.latency_ms,
-                    }
-                    for r in records
-                ],
-            )
-            ids = sorted(result.scalars()) if self._ids_need_sorting else list(result.scalars())
+        chats = [c for c in {r.chat.id: r.chat for r in records}.values()
+                 if known.get(("chat", c.id)) != c]  # fmt: skip
+        users = [u for u in {r.user.id: r.user for r in records if r.user}.values()
+                 if known.get(("user", u.id)) != u]  # fmt: skip
+        rows = (
+            [vars(c) for c in chats],
+            [vars(u) for u in users],
+            [
+                {
+                    "created_at": r.created_at,
+                    "chat_id": r.chat.id,
+                    "user_id": r.user.id if r.user else None,
+                    "message_id": r.message_id,
+                    "kind": r.kind,
+                    "question": storable_text(r.question),
+                    "answer": storable_text(r.answer),
+                    "answer_id": r.answer_id,
+                    "confidence": r.confidence,
+                    "fallback": r.fallback,
+                    "model_version": r.model_version,
+                    "latency_ms": r.latency_ms,
+                }
+                for r in records
+            ],
+        )
+        ids = None
+        # SQLite: on the event loop, unless the database is busy (see _loop_log_engine).
+        if self._loop_log_engine is not None and not self._log_lock.locked():
+            try:
+                with self._loop_log_engine.begin() as connection:
+                    ids = self._write_batch(connection, *rows)
+            except OperationalError as error:
+                if not str(getattr(error.orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY"):
+                    raise
+        if ids is None:
+            async with self._log_lock, self._log_transaction() as connection:
+                ids = await connection.run_sync(self._write_batch, *rows)
         if len(self._written_people) > MAX_REMEMBERED_PEOPLE:  # bounded memory; rewritten later
             self._written_people.clear()
-        self._written_people.update({("chat", c.id): c for c in chats.values()})
-        self._written_people.update({("user", u.id): u for u in users.values()})
+        self._written_people.update({("chat", c.id): c for c in chats})
+        self._written_people.update({("user", u.id): u for u in users})
         return ids
+
+    def _write_batch(
+        self,
+        connection: Connection,
+        chats: list[dict[str, Any]],
+        users: list[dict[str, Any]],
+        exchanges: list[dict[str, Any]],
+    ) -> list[int]:
+        """The inserts of log_exchanges, inside the caller's transaction. Core executemany
+        statements of a fixed shape: compiled once, cheap per row."""
+        if chats:
+            connection.execute(self._upsert_chats, chats)
+        if users:
+            connection.execute(self._upsert_users, users)
+        result = connection.execute(self._insert_exchange, exchanges)
+        return sorted(result.scalars()) if self._ids_need_sorting else list(result.scalars())
+
+    @contextlib.asynccontextmanager
+    async def _log_transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction on the kept connection. A database that refuses data leaves the
+        connection usable; any other failure (a lost connection, a locked file) drops it, and
+        the next batch opens a new one."""
+        if self._log_connection is None:
+            self._log_connection = await self.engine.connect()
+        try:
+            async with self._log_connection.begin():
+                yield self._log_connection
+        except (DataError, IntegrityError):
+            raise
+        except BaseException:
+            await self._drop_log_connection()
+            raise
+
+    async def _drop_log_connection(self) -> None:
+        connection, self._log_connection = self._log_connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):  # it may be dead already: nothing to save
+                await connection.close()
 
     async def stream_exchanges(self, since: datetime | None = None) -> AsyncIterator[Exchange]:
         """Every logged exchange in order, read in chunks so big logs stay out of memory."""

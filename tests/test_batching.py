@@ -59,6 +59,23 @@ async def test_questions_of_later_turns_get_their_own_call(model: AnswerModel) -
     assert same(first, model.predict(QUESTIONS[0])) and same(second, model.predict(QUESTIONS[1]))
 
 
+async def test_while_busy_questions_of_the_next_turns_wait_for_one_call(
+    model: AnswerModel,
+) -> None:
+    counting, batcher = CountingModel(model), PredictionBatcher(interval=0.2)
+    await batcher.predict(counting, QUESTIONS[0])  # after a quiet spell: at once
+    started = asyncio.get_running_loop().time()
+
+    async def ask_later(turns: int, question: str) -> Prediction:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await batcher.predict(counting, question)
+
+    await asyncio.gather(*(ask_later(n, q) for n, q in enumerate(QUESTIONS[1:])))
+    assert counting.batches == [QUESTIONS[:1], QUESTIONS[1:]]
+    assert asyncio.get_running_loop().time() - started >= 0.15
+
+
 async def test_each_question_keeps_the_model_it_asked(model: AnswerModel) -> None:
     old, new, batcher = CountingModel(model), CountingModel(model), PredictionBatcher()
     await asyncio.gather(

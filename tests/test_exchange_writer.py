@@ -21,6 +21,35 @@ async def test_concurrent_writes_share_commits_and_all_land(store: Store) -> Non
     assert await store.count_exchanges() == 200
 
 
+async def test_while_busy_commits_are_spaced_and_a_quiet_spell_writes_at_once(
+    store: Store,
+) -> None:
+    batches: list[int] = []
+    real_log = store.log_exchanges
+
+    async def counting(records):
+        batches.append(len(records))
+        return await real_log(records)
+
+    store.log_exchanges = counting  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, commit_interval=0.2)
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await writer.write(record(question="first"))
+    assert loop.time() - started < 0.15  # nothing written lately: at once
+
+    async def write_later(delay: float, question: str) -> int | None:
+        await asyncio.sleep(delay)
+        return await writer.write(record(question=question))
+
+    ids = await asyncio.gather(*(write_later(0.02 * i, f"q{i}") for i in range(5)))
+    await writer.stop()
+    assert None not in ids
+    assert batches == [1, 5]  # the five waited for the interval, then shared a commit
+    assert await store.count_exchanges() == 6
+
+
 async def test_database_outage_keeps_exchanges_until_it_is_back(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

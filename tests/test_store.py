@@ -77,6 +77,41 @@ async def test_a_user_forgotten_by_another_replica_is_written_again(
         assert (await db.execute(text("select count(*) from users"))).one() == (1,)
 
 
+async def test_sqlite_busy_with_another_writer_is_waited_for_off_the_event_loop(
+    settings: Settings,
+) -> None:
+    """The exchange log writes SQLite on the event loop only when the file is free; while
+    another connection holds the write lock, the batch waits in the async engine's thread and
+    the loop keeps running."""
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    store = Store(settings.database_url)
+    try:
+        [first] = await store.log_exchanges([record(question="before")])
+        locker = sqlite3.connect(settings.home / "qabot.sqlite3", isolation_level=None)
+        locker.execute("BEGIN IMMEDIATE")
+        ticks = 0
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        ticker = asyncio.create_task(tick())
+        writing = asyncio.create_task(store.log_exchanges([record(question="while locked")]))
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # waiting for the lock ...
+        assert ticks >= 10  # ... without holding the loop up
+        locker.execute("ROLLBACK")
+        locker.close()
+        [second] = await asyncio.wait_for(writing, 10)
+        ticker.cancel()
+        assert second > first
+        assert [e.question async for e in store.stream_exchanges()] == ["before", "while locked"]
+    finally:
+        await store.close()
+
+
 async def test_channel_posts_without_a_user_are_logged(store: Store) -> None:
     await store.log_exchanges([record(user_id=None)])
     [exchange] = [e async for e in store.stream_exchanges()]
