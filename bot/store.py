@@ -190,48 +190,59 @@ class Store:
         self, records: Sequence[ExchangeRecord], *, skip_known: bool
     ) -> list[int]:
         known = self._written_people if skip_known else {}
-        chats = [c for c in {r.chat.id: r.chat for r in records}.values()
-                 if known.get(("chat", c.id)) != c]  # fmt: skip
-        users = [u for u in {r.user.id: r.user for r in records if r.user}.values()
-                 if known.get(("user", u.id)) != u]  # fmt: skip
-        rows = (
-            [vars(c) for c in chats],
-            [vars(u) for u in users],
-            [
-                {
-                    "created_at": r.created_at,
-                    "chat_id": r.chat.id,
-                    "user_id": r.user.id if r.user else None,
-                    "message_id": r.message_id,
-                    "kind": r.kind,
-                    "question": storable_text(r.question),
-                    "answer": storable_text(r.answer),
-                    "answer_id": r.answer_id,
-                    "confidence": r.confidence,
-                    "fallback": r.fallback,
-                    "model_version": r.model_version,
-                    "latency_ms": r.latency_ms,
-                }
-                for r in records
-            ],
+        chats = [
+            chat
+            for chat in {r.chat.id: r.chat for r in records}.values()
+            if known.get(("chat", chat.id)) != chat
+        ]
+        users = [
+            user
+            for user in {r.user.id: r.user for r in records if r.user}.values()
+            if known.get(("user", user.id)) != user
+        ]
+        exchanges = [
+            {
+                "created_at": r.created_at,
+                "chat_id": r.chat.id,
+                "user_id": r.user.id if r.user else None,
+                "message_id": r.message_id,
+                "kind": r.kind,
+                "question": storable_text(r.question),
+                "answer": storable_text(r.answer),
+                "answer_id": r.answer_id,
+                "confidence": r.confidence,
+                "fallback": r.fallback,
+                "model_version": r.model_version,
+                "latency_ms": r.latency_ms,
+            }
+            for r in records
+        ]
+        ids = await self._write_in_one_transaction(
+            [vars(c) for c in chats], [vars(u) for u in users], exchanges
         )
-        ids = None
-        # SQLite: on the event loop, unless the database is busy (see _loop_log_engine).
-        if self._loop_log_engine is not None and not self._log_lock.locked():
-            try:
-                with self._loop_log_engine.begin() as connection:
-                    ids = self._write_batch(connection, *rows)
-            except OperationalError as error:
-                if not str(getattr(error.orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY"):
-                    raise
-        if ids is None:
-            async with self._log_lock, self._log_transaction() as connection:
-                ids = await connection.run_sync(self._write_batch, *rows)
         if len(self._written_people) > MAX_REMEMBERED_PEOPLE:  # bounded memory; rewritten later
             self._written_people.clear()
         self._written_people.update({("chat", c.id): c for c in chats})
         self._written_people.update({("user", u.id): u for u in users})
         return ids
+
+    async def _write_in_one_transaction(
+        self,
+        chats: list[dict[str, Any]],
+        users: list[dict[str, Any]],
+        exchanges: list[dict[str, Any]],
+    ) -> list[int]:
+        """On the event loop for a SQLite file that is free (see _loop_log_engine); otherwise,
+        and on PostgreSQL, on the kept async connection."""
+        if self._loop_log_engine is not None and not self._log_lock.locked():
+            try:
+                with self._loop_log_engine.begin() as connection:
+                    return self._write_batch(connection, chats, users, exchanges)
+            except OperationalError as error:
+                if not str(getattr(error.orig, "sqlite_errorname", "")).startswith("SQLITE_BUSY"):
+                    raise
+        async with self._log_lock, self._log_transaction() as connection:
+            return await connection.run_sync(self._write_batch, chats, users, exchanges)
 
     def _write_batch(
         self,
