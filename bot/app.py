@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -25,6 +26,10 @@ from model.datasets import read_pairs
 log = logging.getLogger(__name__)
 
 BUNDLED_PAIRS = Path(__file__).parent / "data" / "seed_qa.csv"
+# Allocations between two young-generation garbage collections (Python's default: 700).
+# Each update makes thousands of short-lived objects: under the load benchmark, collections
+# took 0.17 ms of CPU per message at the default, 0.07 ms with this and gc.freeze().
+GC_YOUNG_THRESHOLD = 10_000
 
 
 async def prepare(service: QAService) -> None:
@@ -44,6 +49,14 @@ async def prepare(service: QAService) -> None:
         log.info("first model %s is live", outcome.trained.version)
 
 
+def tune_garbage_collector() -> None:
+    """Exempt what start-up built (modules, the model, the store) from collections, which then
+    scan only the objects of the messages in flight, and run them less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+
+
 async def serve(settings: Settings, *, console: bool) -> None:
     # The bot's matrix products are small (a few questions at a time): one BLAS thread does
     # them as fast, and a second one would spin between calls, eating half a core under load.
@@ -58,6 +71,7 @@ async def serve(settings: Settings, *, console: bool) -> None:
     )
     try:
         await prepare(service)
+        tune_garbage_collector()
         if console or not settings.telegram_bot_token:
             await run_console(service)
         else:
