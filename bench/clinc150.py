@@ -94,13 +94,16 @@ def labels_for(pairs: list[QAPair], classes: list[str | None], key) -> np.ndarra
     return np.array([OUT_OF_SCOPE if p.out_of_scope else index[key(p.answer)] for p in pairs])
 
 
-def curve(probs: np.ndarray, labels: np.ndarray, oos_class: int | None) -> np.ndarray:
-    """(OOS recall, in-scope accuracy) for every threshold of the grid, margin 0."""
+def curve(
+    probs: np.ndarray, labels: np.ndarray, oos_class: int | None, gate: np.ndarray | None = None
+) -> np.ndarray:
+    """(OOS recall, in-scope accuracy) for every threshold of the grid, margin 0; the threshold
+    applies to gate's confidence when given (see model.predictor.decide)."""
     from model.calibration import FallbackRule
 
     points = []
     for threshold in THRESHOLDS:
-        figures = scores(probs, labels, oos_class, FallbackRule(float(threshold), 0.0))
+        figures = scores(probs, labels, oos_class, FallbackRule(float(threshold), 0.0), gate)
         points.append((figures["oos_recall"], figures["in_scope_accuracy"]))
     return np.array(points)
 
@@ -126,13 +129,14 @@ def bench_this_model(data_dir: Path, work: Path, val: list[QAPair], seed: int):
     from model.datasets import answer_key
 
     labels = labels_for(val, model.classes, answer_key)
-    points = curve(model.probabilities([p.question for p in val]), labels, model.oos_class)
+    gate, probs = model.gate_and_answer_probabilities([p.question for p in val])
+    points = curve(probs, labels, model.oos_class, gate)
     load = (
         "from model.predictor import AnswerModel\n"
         f"predict = AnswerModel.load({str(model.path)!r}).predict"
     )
     row = Row(
-        name="this model (Keras-trained MLP, NumPy serving)",
+        name="this model (Keras MLP + linear SVM, NumPy serving)",
         in_scope_accuracy=result["in_scope_accuracy"],
         oos_recall=result["oos_recall"],
         train_seconds=done["metrics"]["train_seconds"],

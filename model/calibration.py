@@ -49,10 +49,16 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
 
 def scores(
-    probs: np.ndarray, labels: np.ndarray, oos_class: int | None, rule: FallbackRule
+    probs: np.ndarray,
+    labels: np.ndarray,
+    oos_class: int | None,
+    rule: FallbackRule,
+    gate: np.ndarray | None = None,
 ) -> dict:
-    """In-scope accuracy (a fallback counts as wrong) and out-of-scope recall under a rule."""
-    decision = decide(probs, oos_class, rule.threshold, rule.margin)
+    """In-scope accuracy (a fallback counts as wrong) and out-of-scope recall under a rule.
+
+    gate: the probabilities the rule reads, when they are not probs (see decide)."""
+    decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
     in_scope = labels != OUT_OF_SCOPE
     correct = ~decision.fallback & (decision.top_class == labels)
     return {
@@ -64,29 +70,35 @@ def scores(
 
 
 def choose_rule(
-    probs: np.ndarray, labels: np.ndarray, oos_class: int | None, target_oos_recall: float
+    probs: np.ndarray,
+    labels: np.ndarray,
+    oos_class: int | None,
+    target_oos_recall: float,
+    gate: np.ndarray | None = None,
 ) -> FallbackRule:
     """The rule with the best in-scope accuracy among those reaching the target out-of-scope recall.
 
     When no rule reaches the target, the one maximising accuracy + recall. Without out-of-scope
     examples, DEFAULT_THRESHOLD, lowered if needed so at most 5 % of right answers are lost.
+    gate: the probabilities the rule reads, when they are not probs (see decide).
     """
+    gate = probs if gate is None else gate
     in_scope = labels != OUT_OF_SCOPE
+    # The rule reads the gate's confidence; whether an answer is right depends on probs.
+    decision = decide(gate, oos_class, 0.0, 0.0)
+    right = decide(probs, oos_class, 0.0, 0.0).top_class == labels
     if not (~in_scope).any():
-        decision = decide(probs, oos_class, 0.0, 0.0)
-        right = decision.confidence[in_scope & (decision.top_class == labels) & ~decision.fallback]
+        right_confidence = decision.confidence[in_scope & right & ~decision.fallback]
         threshold = DEFAULT_THRESHOLD
-        if len(right):
-            threshold = min(threshold, float(np.quantile(right, 0.05)))
+        if len(right_confidence):
+            threshold = min(threshold, float(np.quantile(right_confidence, 0.05)))
         return FallbackRule(threshold=round(threshold, 3), margin=0.0)
 
-    decision = decide(probs, oos_class, 0.0, 0.0)
-    masked = probs.copy()
+    masked = gate.copy()
     if oos_class is not None:
         masked[:, oos_class] = -1.0
     best_two = -np.partition(-masked, 1, axis=1)[:, :2] if masked.shape[1] > 1 else None
-    gap = best_two[:, 0] - best_two[:, 1] if best_two is not None else np.ones(len(probs))
-    right = decision.top_class == labels
+    gap = best_two[:, 0] - best_two[:, 1] if best_two is not None else np.ones(len(gate))
     oos_win = decision.fallback  # with threshold 0 and margin 0 only the OOS class falls back
 
     # Rows of the grid: margins; columns: thresholds. Answered = confident, clear, not OOS.

@@ -17,7 +17,9 @@ FEATURES_FILE = "features.json"
 WEIGHTS_FILE = "weights.npz"
 ANSWERS_FILE = "answers.json"
 # Version of the model directory layout; bumped whenever files change meaning.
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+# Arrays of the linear model in WEIGHTS_FILE (beside the network's l0, l1, ...).
+LINEAR_KERNEL, LINEAR_BIAS = "linear.kernel", "linear.bias"
 TOP_K = 3
 
 
@@ -41,21 +43,38 @@ class Decision:
     fallback: np.ndarray  # bool
 
 
-def decide(probs: np.ndarray, oos_class: int | None, threshold: float, margin: float) -> Decision:
-    """Fallback when the out-of-scope class wins, confidence is low, or the top two are close."""
-    in_scope = probs.copy()
+def decide(
+    probs: np.ndarray,
+    oos_class: int | None,
+    threshold: float,
+    margin: float,
+    gate: np.ndarray | None = None,
+) -> Decision:
+    """Fallback when the out-of-scope class wins, confidence is low, or the top two are close.
+
+    gate: the probabilities those three tests read (default probs); probs then only choose the
+    answer and give its confidence.
+    """
+    gate = probs if gate is None else gate
+    in_scope = gate.copy()
     if oos_class is not None:
         in_scope[:, oos_class] = -1.0
     if in_scope.shape[1] > 1:
         best_two = -np.partition(-in_scope, 1, axis=1)[:, :2]
         gap = best_two[:, 0] - best_two[:, 1]
+        gate_confidence = best_two[:, 0]
     else:
-        gap = np.ones(len(probs))
+        gap = np.ones(len(gate))
+        gate_confidence = in_scope[:, 0]
+    fallback = (gate_confidence < threshold) | (gap < margin)
+    if oos_class is not None:
+        fallback |= gate.argmax(axis=1) == oos_class
+    if gate is not probs:
+        in_scope = probs.copy()
+        if oos_class is not None:
+            in_scope[:, oos_class] = -1.0
     top_class = in_scope.argmax(axis=1)
     confidence = in_scope[np.arange(len(probs)), top_class]
-    fallback = (confidence < threshold) | (gap < margin)
-    if oos_class is not None:
-        fallback |= probs.argmax(axis=1) == oos_class
     return Decision(top_class=top_class, confidence=confidence, fallback=fallback)
 
 
@@ -102,8 +121,38 @@ class Network:
         return hidden
 
 
+class Linear:
+    """A linear model over the same features (class scores = features @ kernel + bias)."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray):
+        self.kernel, self.bias = kernel, bias
+
+    def scores(self, features: sparse.csr_matrix) -> np.ndarray:
+        if features.shape[0] == 1:
+            scores = (features.data @ self.kernel[features.indices])[None, :]
+        else:
+            scores = np.asarray(features @ self.kernel, dtype=np.float32)
+        return scores + self.bias
+
+
+def blend(
+    network_probs: np.ndarray, linear_probs: np.ndarray | None, linear_share: float
+) -> np.ndarray:
+    """The answer probabilities: the network's, mixed with the linear model's when there is one."""
+    if linear_probs is None or linear_share <= 0.0:
+        return network_probs
+    mixed = linear_probs * linear_share
+    mixed += network_probs * (1.0 - linear_share)
+    return mixed
+
+
 class AnswerModel:
-    """A loaded model version: featurizer, network, answer table and fallback rule."""
+    """A loaded model version: featurizer, network (and linear model), answers, fallback rule.
+
+    The network's probabilities decide whether to answer (fallback rule); the answer given is the
+    best of their blend with the linear model's: the two make different mistakes, while the
+    linear model's confidence tells out-of-scope questions apart worse than the network's.
+    """
 
     def __init__(
         self,
@@ -113,6 +162,7 @@ class AnswerModel:
         network: Network,
         classes: list[str | None],
         answers: dict[str, str],
+        linear: Linear | None = None,
     ):
         self.path = path
         self.meta = meta
@@ -121,8 +171,11 @@ class AnswerModel:
         self.margin: float = float(meta.get("margin", 0.0))
         self.temperature: float = float(meta.get("temperature", 1.0))
         self.metrics: dict = meta.get("metrics", {})
+        self.linear_share: float = float(meta.get("linear_share", 0.0)) if linear else 0.0
+        self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
         self.featurizer = featurizer
         self.network = network
+        self.linear = linear
         self.classes = classes
         self._answers = answers
         self.oos_class: int | None = classes.index(None) if None in classes else None
@@ -141,15 +194,27 @@ class AnswerModel:
         featurizer = Featurizer.load(path / FEATURES_FILE)
         with np.load(path / WEIGHTS_FILE) as arrays:
             network = Network.from_npz({name: arrays[name] for name in arrays.files})
+            linear = None
+            if LINEAR_KERNEL in arrays.files:
+                linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
         table = json.loads((path / ANSWERS_FILE).read_text(encoding="utf-8"))
-        return cls(path, meta, featurizer, network, table["classes"], table["answers"])
+        return cls(path, meta, featurizer, network, table["classes"], table["answers"], linear)
 
     def answers(self) -> dict[str, str]:
         return dict(self._answers)
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
-        """Calibrated class probabilities (rows follow texts, columns follow self.classes)."""
-        return softmax(self.network.logits(self.featurizer.transform(texts)) / self.temperature)
+        """Calibrated answer probabilities (rows follow texts, columns follow self.classes)."""
+        return self.gate_and_answer_probabilities(texts)[1]
+
+    def gate_and_answer_probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(network probabilities, for the fallback rule; blended ones, for the answer)."""
+        features = self.featurizer.transform(texts)
+        network_probs = softmax(self.network.logits(features) / self.temperature)
+        if self.linear is None or self.linear_share <= 0.0:
+            return network_probs, network_probs
+        linear_probs = softmax(self.linear.scores(features) / self.linear_temperature)
+        return network_probs, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]
@@ -157,8 +222,8 @@ class AnswerModel:
     def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
-        probs = self.probabilities(texts)
-        decision = decide(probs, self.oos_class, self.threshold, self.margin)
+        gate, probs = self.gate_and_answer_probabilities(texts)
+        decision = decide(probs, self.oos_class, self.threshold, self.margin, gate)
         if self.oos_class is not None:
             probs[:, self.oos_class] = -1.0
         k = min(TOP_K, len(self.classes) - (self.oos_class is not None))

@@ -14,7 +14,7 @@ import pytest
 from model.datasets import QAPair, answer_key, write_pairs_csv
 from model.evaluate import evaluate
 from model.evaluate import main as eval_main
-from model.predictor import WEIGHTS_FILE, AnswerModel
+from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide
 from model.registry import ModelRegistry
 from model.train import REFIT, SMALL_SET_THRESHOLD_RANGE, _split, train
 from model.train import main as train_main
@@ -265,6 +265,41 @@ def test_small_sets_are_refitted_with_a_bounded_threshold(tmp_path: Path) -> Non
     assert result.metrics["n_train"] == len(pairs)  # the final model saw every pair
     assert low <= result.metrics["threshold"] <= high
     assert AnswerModel.load(result.path).predict("tell me about music").answer == "All about music."
+
+
+def test_with_validation_a_linear_model_helps_choose_the_answer(tmp_path: Path) -> None:
+    validation = [QAPair(q, a) for q, a in PARAPHRASES] + [QAPair(q, "") for q in OUT_OF_SCOPE]
+    result = train(TRAINING_PAIRS, tmp_path, val_pairs=validation, seed=7)
+    assert result.metrics["validation"] == "given"
+    assert result.metrics["linear_temperature"] > 0
+    model = AnswerModel.load(result.path)
+    assert model.linear is not None and model.linear_share == 0.5
+    assert model.linear.kernel.shape == (model.featurizer.size, len(model.classes))
+    questions = [q for q, _ in PARAPHRASES] + OUT_OF_SCOPE
+    batch = model.predict_batch(questions)
+    for one, question in zip(batch, questions, strict=True):
+        single = model.predict(question)
+        assert (one.answer_id, one.fallback) == (single.answer_id, single.fallback)
+        assert one.confidence == pytest.approx(single.confidence, abs=1e-5)
+    right = sum(p.answer == answer for p, (_, answer) in zip(batch, PARAPHRASES, strict=False))
+    assert right >= len(PARAPHRASES) - 1
+    without = train(TRAINING_PAIRS, tmp_path, val_pairs=validation, seed=7, linear_share=0.0)
+    with np.load(without.path / WEIGHTS_FILE) as arrays:
+        assert LINEAR_KERNEL not in arrays.files
+    assert AnswerModel.load(without.path).linear is None
+
+
+def test_the_gate_decides_the_fallback_and_probs_the_answer() -> None:
+    probs = np.array([[0.1, 0.6, 0.3], [0.5, 0.3, 0.2]])
+    gate = np.array([[0.2, 0.3, 0.5], [0.1, 0.1, 0.8]])
+    decision = decide(probs, 2, threshold=0.25, margin=0.0, gate=gate)
+    # The out-of-scope class (2) wins in the gate, not in probs: both rows fall back.
+    assert decision.fallback.tolist() == [True, True]
+    assert decision.top_class.tolist() == [1, 0]  # chosen from probs
+    assert decision.confidence.tolist() == [0.6, 0.5]
+    gate = np.array([[0.2, 0.7, 0.1], [0.4, 0.35, 0.25]])
+    decision = decide(probs, 2, threshold=0.25, margin=0.1, gate=gate)
+    assert decision.fallback.tolist() == [False, True]  # row 1: the gate's top two are close
 
 
 def test_training_without_answers_is_refused(tmp_path: Path) -> None:
