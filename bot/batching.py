@@ -6,33 +6,38 @@ together), and every handler of such a batch asks the model before its first rea
 model call for eight questions costs about what two single calls cost (the featurizer's fixed
 cost dominates a single question), so under load the bot spends its time on Telegram, not on
 the model. A lone question is answered in the same loop turn: batching adds no waiting.
-While questions keep coming, model calls start at most every `interval` seconds, so that a
-busy bot answers them in batches rather than one by one: once python-telegram-bot's limit of
+While other messages are being handled (`busy`), model calls start at most every `interval`
+seconds, so that a busy bot answers them in batches rather than one by one: once
+python-telegram-bot's limit of
 concurrent updates is reached, each finished update lets the next one in, so updates trickle
 in one at a time. In the load benchmark's bursts, a 5 ms interval left most calls with one or
-two questions (0.8 ms of model CPU per message); 20 ms gives batches of 3-6 (0.33 ms).
+two questions (0.8 ms of model CPU per message); 20 ms gives batches of 3-6 (0.33 ms). A
+question with nothing else in progress never waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from model.predictor import AnswerModel, Prediction
 
 
 class PredictionBatcher:
-    def __init__(self, interval: float = 0.02) -> None:
+    def __init__(self, interval: float = 0.02, busy: Callable[[], bool] = lambda: True) -> None:
         self.interval = interval
+        # Whether other messages are in progress: only then can waiting fill a batch.
+        self.busy = busy
         self._waiting: list[tuple[AnswerModel, str, asyncio.Future[Prediction]]] = []
         self._last_call = float("-inf")
 
     async def predict(self, model: AnswerModel, text: str) -> Prediction:
         loop = asyncio.get_running_loop()
         if not self._waiting:
-            # Runs once every handler already scheduled in this loop turn has asked, or once
-            # `interval` has passed since the last model call.
+            # Runs once every handler already scheduled in this loop turn has asked, or, when
+            # busy, once `interval` has passed since the last model call.
             delay = self._last_call + self.interval - loop.time()
-            if delay > 0:
+            if delay > 0 and self.busy():
                 loop.call_later(delay, self._predict_waiting)
             else:
                 loop.call_soon(self._predict_waiting)

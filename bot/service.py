@@ -7,6 +7,7 @@ import asyncio
 import logging
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,17 +65,24 @@ class QAService:
         self.settings = settings
         self.store = store
         self.registry = ModelRegistry(settings.models_dir)
-        self.writer = ExchangeWriter(store)
+        # How many messages the front end is handling (Telegram's update processor tells; the
+        # console handles one at a time). Only with others in progress do questions wait to
+        # share a model call or a commit: a lone question is answered without delay.
+        self.messages_in_progress: Callable[[], int] = lambda: 1
+        self.writer = ExchangeWriter(store, busy=self._busy)
         self.learning = Learning(store)
         self.trainer = TrainingRunner(
             settings.models_dir, settings.home / "training", settings.seed
         )
         self.model: AnswerModel | None = None
-        self.batcher = PredictionBatcher()
+        self.batcher = PredictionBatcher(busy=self._busy)
         # Exact questions of the training set (up to case, spaces and punctuation) → answer:
         # a taught pair is answered right away, before any retraining.
         self._known_answers: dict[str, str] = {}
         self._watch_task: asyncio.Task[None] | None = None
+
+    def _busy(self) -> bool:
+        return self.messages_in_progress() > 1
 
     # -- life cycle -------------------------------------------------------------------------
 

@@ -76,6 +76,17 @@ async def test_while_busy_questions_of_the_next_turns_wait_for_one_call(
     assert asyncio.get_running_loop().time() - started >= 0.15
 
 
+async def test_with_nothing_else_in_progress_a_question_never_waits(model: AnswerModel) -> None:
+    counting = CountingModel(model)
+    batcher = PredictionBatcher(interval=0.5, busy=lambda: False)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    for question in QUESTIONS:  # one after the other, each right after the previous call
+        await batcher.predict(counting, question)
+    assert counting.batches == [[q] for q in QUESTIONS]
+    assert loop.time() - started < 0.4
+
+
 async def test_each_question_keeps_the_model_it_asked(model: AnswerModel) -> None:
     old, new, batcher = CountingModel(model), CountingModel(model), PredictionBatcher()
     await asyncio.gather(

@@ -50,6 +50,20 @@ async def test_while_busy_commits_are_spaced_and_a_quiet_spell_writes_at_once(
     assert await store.count_exchanges() == 6
 
 
+async def test_with_nothing_else_in_progress_each_exchange_is_written_at_once(
+    store: Store,
+) -> None:
+    writer = ExchangeWriter(store, commit_interval=0.5, busy=lambda: False)
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    ids = [await writer.write(record(question=f"q{i}")) for i in range(3)]
+    elapsed = loop.time() - started
+    await writer.stop()
+    assert None not in ids and elapsed < 0.4
+    assert await store.count_exchanges() == 3
+
+
 async def test_database_outage_keeps_exchanges_until_it_is_back(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -43,6 +43,7 @@ def build_application(service: QAService) -> Application:
     settings = service.settings
     application = application_builder(settings).build()
     application.bot_data["service"] = service
+    service.messages_in_progress = lambda: application.update_processor.current_concurrent_updates
     if settings.rate_limit.enabled:  # group -1: runs before every other handler
         application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
         application.add_handler(TypeHandler(Update, enforce_rate_limit), group=-1)
