@@ -8,11 +8,10 @@ cost dominates a single question), so under load the bot spends its time on Tele
 the model. A lone question is answered in the same loop turn: batching adds no waiting.
 While other messages are being handled (`busy`), model calls start at most every `interval`
 seconds, so that a busy bot answers them in batches rather than one by one: once
-python-telegram-bot's limit of
-concurrent updates is reached, each finished update lets the next one in, so updates trickle
-in one at a time. In the load benchmark's bursts, a 5 ms interval left most calls with one or
-two questions (0.8 ms of model CPU per message); 20 ms gives batches of 3-6 (0.33 ms). A
-question with nothing else in progress never waits.
+python-telegram-bot's limit of concurrent updates is reached, each finished update lets the
+next one in, so updates trickle in one at a time. In the load benchmark's bursts, a 5 ms
+interval left most calls with one or two questions (0.8 ms of model CPU per message); 20 ms
+gives batches of 3-6 (0.33 ms).
 """
 
 from __future__ import annotations

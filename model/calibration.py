@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from model.predictor import decide, softmax
+from model.predictor import decide, softmax, without_oos
 
 # Labels of validation examples that no model class can answer correctly.
 OUT_OF_SCOPE = -1  # the fallback is the right reply
@@ -94,9 +94,7 @@ def choose_rule(
             threshold = min(threshold, float(np.quantile(right_confidence, 0.05)))
         return FallbackRule(threshold=round(threshold, 3), margin=0.0)
 
-    masked = gate.copy()
-    if oos_class is not None:
-        masked[:, oos_class] = -1.0
+    masked = without_oos(gate, oos_class)
     best_two = -np.partition(-masked, 1, axis=1)[:, :2] if masked.shape[1] > 1 else None
     gap = best_two[:, 0] - best_two[:, 1] if best_two is not None else np.ones(len(gate))
     oos_win = decision.fallback  # with threshold 0 and margin 0 only the OOS class falls back

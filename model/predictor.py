@@ -43,6 +43,14 @@ class Decision:
     fallback: np.ndarray  # bool
 
 
+def without_oos(probs: np.ndarray, oos_class: int | None) -> np.ndarray:
+    """A copy of probs in which the out-of-scope class can never be the best."""
+    in_scope = probs.copy()
+    if oos_class is not None:
+        in_scope[:, oos_class] = -1.0
+    return in_scope
+
+
 def decide(
     probs: np.ndarray,
     oos_class: int | None,
@@ -56,9 +64,7 @@ def decide(
     answer and give its confidence.
     """
     gate = probs if gate is None else gate
-    in_scope = gate.copy()
-    if oos_class is not None:
-        in_scope[:, oos_class] = -1.0
+    in_scope = without_oos(gate, oos_class)
     if in_scope.shape[1] > 1:
         best_two = -np.partition(-in_scope, 1, axis=1)[:, :2]
         gap = best_two[:, 0] - best_two[:, 1]
@@ -70,9 +76,7 @@ def decide(
     if oos_class is not None:
         fallback |= gate.argmax(axis=1) == oos_class
     if gate is not probs:
-        in_scope = probs.copy()
-        if oos_class is not None:
-            in_scope[:, oos_class] = -1.0
+        in_scope = without_oos(probs, oos_class)
     top_class = in_scope.argmax(axis=1)
     confidence = in_scope[np.arange(len(probs)), top_class]
     return Decision(top_class=top_class, confidence=confidence, fallback=fallback)
@@ -83,6 +87,14 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
     return shifted
+
+
+def sparse_product(features: sparse.csr_matrix, kernel: np.ndarray) -> np.ndarray:
+    """features @ kernel as a dense float32 array."""
+    if features.shape[0] == 1:
+        # One row: gathering the few kernel rows it uses beats a sparse product.
+        return (features.data @ kernel[features.indices])[None, :]
+    return np.asarray(features @ kernel, dtype=np.float32)
 
 
 class Network:
@@ -109,11 +121,7 @@ class Network:
 
     def logits(self, features: sparse.csr_matrix) -> np.ndarray:
         kernel, bias = self.layers[0]
-        if features.shape[0] == 1:
-            # One row: gathering the few kernel rows it uses beats a sparse product.
-            hidden = (features.data @ kernel[features.indices])[None, :]
-        else:
-            hidden = np.asarray(features @ kernel, dtype=np.float32)
+        hidden = sparse_product(features, kernel)
         hidden += bias
         for kernel, bias in self.layers[1:]:
             np.maximum(hidden, 0.0, out=hidden)
@@ -128,11 +136,7 @@ class Linear:
         self.kernel, self.bias = kernel, bias
 
     def scores(self, features: sparse.csr_matrix) -> np.ndarray:
-        if features.shape[0] == 1:
-            scores = (features.data @ self.kernel[features.indices])[None, :]
-        else:
-            scores = np.asarray(features @ self.kernel, dtype=np.float32)
-        return scores + self.bias
+        return sparse_product(features, self.kernel) + self.bias
 
 
 def blend(
