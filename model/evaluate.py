@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import AnswerModel, Prediction
@@ -67,21 +68,22 @@ def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins:
 
 def measure_speed(predict_one, predict_batch, questions: Sequence[str]) -> dict:
     """Single-question latency percentiles, and the rate of a batch of 1,000 questions: the best
-    of THROUGHPUT_RUNS batches, as other processes on the machine can only slow a run down."""
+    of THROUGHPUT_RUNS batches, as other processes on the machine can only slow a run down.
+    Timed as the bot serves: with one BLAS thread (see bot.app.serve)."""
     sample = [questions[i % len(questions)] for i in range(LATENCY_SAMPLES)]
-    for question in sample[:20]:
-        predict_one(question)  # warm caches before timing
-    timings = []
-    for question in sample:
-        start = time.perf_counter()
-        predict_one(question)
-        timings.append((time.perf_counter() - start) * 1000)
     batch = [questions[i % len(questions)] for i in range(THROUGHPUT_BATCH)]
-    elapsed = []
-    for _ in range(THROUGHPUT_RUNS):
-        start = time.perf_counter()
-        predict_batch(batch)
-        elapsed.append(time.perf_counter() - start)
+    timings, elapsed = [], []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for question in sample[:20]:
+            predict_one(question)  # warm caches before timing
+        for question in sample:
+            start = time.perf_counter()
+            predict_one(question)
+            timings.append((time.perf_counter() - start) * 1000)
+        for _ in range(THROUGHPUT_RUNS):
+            start = time.perf_counter()
+            predict_batch(batch)
+            elapsed.append(time.perf_counter() - start)
     return {
         "latency_ms": {
             "p50": round(float(np.percentile(timings, 50)), 3),

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,23 @@ FORMAT_VERSION = 4
 # Arrays of the linear model in WEIGHTS_FILE (beside the network's l0, l1, ...).
 LINEAR_KERNEL, LINEAR_BIAS = "linear.kernel", "linear.bias"
 TOP_K = 3
+# Batches larger than this are answered in chunks of this size, as a pipeline: while a worker
+# thread multiplies one chunk's features by the weights (scipy and NumPy release the GIL
+# there), the calling thread featurizes the next chunk (mostly Python). On two cores a batch of
+# 1,000 takes about 35 % less time than in one piece.
+PIPELINE_CHUNK = 250
+
+_multiplier: ThreadPoolExecutor | None = None
+_multiplier_lock = threading.Lock()
+
+
+def _multiplier_thread() -> ThreadPoolExecutor:
+    """The one worker thread that multiplies features by weights for pipelined batches."""
+    global _multiplier
+    with _multiplier_lock:
+        if _multiplier is None:
+            _multiplier = ThreadPoolExecutor(1, thread_name_prefix="qabot-model")
+        return _multiplier
 
 
 @dataclass(frozen=True)
@@ -213,12 +232,27 @@ class AnswerModel:
 
     def gate_and_answer_probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(network probabilities, for the fallback rule; blended ones, for the answer)."""
-        features = self.featurizer.transform(texts)
-        network_probs = softmax(self.network.logits(features) / self.temperature)
-        if self.linear is None or self.linear_share <= 0.0:
+        if len(texts) <= PIPELINE_CHUNK:
+            network_logits, linear_scores = self._scores(self.featurizer.transform(texts))
+        else:
+            chunks: list[Future] = []
+            for start in range(0, len(texts), PIPELINE_CHUNK):
+                features = self.featurizer.transform(texts[start : start + PIPELINE_CHUNK])
+                chunks.append(_multiplier_thread().submit(self._scores, features))
+            network_parts, linear_parts = zip(*(chunk.result() for chunk in chunks), strict=True)
+            network_logits = np.concatenate(network_parts)
+            linear_scores = None if linear_parts[0] is None else np.concatenate(linear_parts)
+        network_probs = softmax(network_logits / self.temperature)
+        if linear_scores is None:
             return network_probs, network_probs
-        linear_probs = softmax(self.linear.scores(features) / self.linear_temperature)
+        linear_probs = softmax(linear_scores / self.linear_temperature)
         return network_probs, blend(network_probs, linear_probs, self.linear_share)
+
+    def _scores(self, features: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray | None]:
+        """The network's logits and the linear model's scores (None when it takes no share)."""
+        if self.linear is None or self.linear_share <= 0.0:
+            return self.network.logits(features), None
+        return self.network.logits(features), self.linear.scores(features)
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]

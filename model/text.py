@@ -222,9 +222,9 @@ class Featurizer:
         known = where >= 0
         row_ids = np.concatenate([word_rows[word_cols >= 0], char_rows[known]])
         col_ids = np.concatenate([word_cols[word_cols >= 0], len(self.words) + where[known]])
-        # Sorting (row, column) cells groups repeated n-grams of a row into counts. (A stable
-        # sort of integers is a radix sort in NumPy: twice as fast as np.unique's sort.)
-        cells = np.sort((row_ids << 32) | col_ids, kind="stable")
+        # Sorting (row, column) cells groups repeated n-grams of a row into counts. (NumPy's
+        # default sort of int64, a SIMD quicksort, is 3-10x faster than its stable one here.)
+        cells = np.sort((row_ids << 32) | col_ids)
         first = np.empty(len(cells), dtype=bool)
         first[:1] = True
         np.not_equal(cells[1:], cells[:-1], out=first[1:])

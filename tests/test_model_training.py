@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from model import predictor
 from model.datasets import QAPair, answer_key, write_pairs_csv
 from model.evaluate import evaluate
 from model.evaluate import main as eval_main
@@ -267,7 +268,9 @@ def test_small_sets_are_refitted_with_a_bounded_threshold(tmp_path: Path) -> Non
     assert AnswerModel.load(result.path).predict("tell me about music").answer == "All about music."
 
 
-def test_with_validation_a_linear_model_helps_choose_the_answer(tmp_path: Path) -> None:
+def test_with_validation_a_linear_model_helps_choose_the_answer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     validation = [QAPair(q, a) for q, a in PARAPHRASES] + [QAPair(q, "") for q in OUT_OF_SCOPE]
     result = train(TRAINING_PAIRS, tmp_path, val_pairs=validation, seed=7)
     assert result.metrics["validation"] == "given"
@@ -283,6 +286,14 @@ def test_with_validation_a_linear_model_helps_choose_the_answer(tmp_path: Path) 
         assert one.confidence == pytest.approx(single.confidence, abs=1e-5)
     right = sum(p.answer == answer for p, (_, answer) in zip(batch, PARAPHRASES, strict=False))
     assert right >= len(PARAPHRASES) - 1
+    # A batch longer than PIPELINE_CHUNK is answered in chunks (featurized while the previous
+    # one is multiplied), to the same probabilities as in one piece.
+    whole = model.gate_and_answer_probabilities(questions)
+    monkeypatch.setattr(predictor, "PIPELINE_CHUNK", 3)
+    pipelined = model.gate_and_answer_probabilities(questions)
+    for part, same_part in zip(pipelined, whole, strict=True):
+        np.testing.assert_allclose(part, same_part, rtol=1e-6, atol=1e-7)
+    assert [p.answer_id for p in model.predict_batch(questions)] == [p.answer_id for p in batch]
     without = train(TRAINING_PAIRS, tmp_path, val_pairs=validation, seed=7, linear_share=0.0)
     with np.load(without.path / WEIGHTS_FILE) as arrays:
         assert LINEAR_KERNEL not in arrays.files
