@@ -5,6 +5,7 @@ hold."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Pending:
     record: ExchangeRecord
+    deadline: float  # loop time after which the caller is answered without waiting for it
     written: asyncio.Future[int | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -62,6 +64,7 @@ class ExchangeWriter:
         self._task: asyncio.Task[None] | None = None
         self._in_flight: list[_Pending] = []
         self._failing_since_batch = False
+        self._overdue_check: asyncio.TimerHandle | None = None
 
     @property
     def pending(self) -> int:
@@ -85,12 +88,16 @@ class ExchangeWriter:
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
+        if self._overdue_check is not None:
+            self._overdue_check.cancel()
+            self._overdue_check = None
 
     async def write(self, record: ExchangeRecord) -> int | None:
         """Queue an exchange and wait until it is committed; returns its id, or None when the
         database failed or did not answer within `max_wait_seconds` (the exchange then stays
         queued and is written once it is back)."""
-        item = _Pending(record)
+        loop = asyncio.get_running_loop()
+        item = _Pending(record, deadline=loop.time() + self.max_wait_seconds)
         if len(self._queue) >= self.max_pending:
             oldest = self._queue.popleft()
             if not oldest.written.done():
@@ -103,12 +110,35 @@ class ExchangeWriter:
         if self._failing_since_batch:
             # Known outage: don't hold the reply up; the record is written once it is back.
             item.written.set_result(None)
+        elif self._overdue_check is None:
+            self._overdue_check = loop.call_at(item.deadline, self._release_overdue)
         self._wakeup.set()
-        try:
-            return await asyncio.wait_for(asyncio.shield(item.written), self.max_wait_seconds)
-        except TimeoutError:
-            log.warning("the database is slow: answering before the exchange is written")
-            return None
+        # One timer for all callers rather than asyncio.wait_for per caller (25 µs each). A
+        # cancelled caller cancels its future only: the exchange is still written.
+        return await item.written
+
+    def _release_overdue(self) -> None:
+        """Answer (None) the callers whose exchange is still not written after
+        `max_wait_seconds`: a database that hangs rather than fails. Their exchanges stay
+        queued; the check runs again at the next caller's deadline."""
+        self._overdue_check = None
+        now = asyncio.get_running_loop().time()
+        released = 0
+        # Oldest first: what is being written, then the queue, in the order of arrival.
+        for pending in itertools.chain(self._in_flight, self._queue):
+            if pending.written.done():
+                continue
+            if pending.deadline > now:
+                loop = asyncio.get_running_loop()
+                self._overdue_check = loop.call_at(pending.deadline, self._release_overdue)
+                break
+            pending.written.set_result(None)
+            released += 1
+        if released:
+            log.warning(
+                "the database is slow: answered %d messages before their exchanges were written",
+                released,
+            )
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written."""

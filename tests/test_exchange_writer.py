@@ -91,6 +91,41 @@ async def test_database_outage_keeps_exchanges_until_it_is_back(
     assert "database unavailable" in caplog.text and "database is back" in caplog.text
 
 
+async def test_a_hanging_database_holds_no_reply_longer_than_max_wait(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    real_log = store.log_exchanges
+    database_answers = asyncio.Event()
+
+    async def hanging(records):
+        await database_answers.wait()
+        return await real_log(records)
+
+    store.log_exchanges = hanging  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, max_wait_seconds=0.2, busy=lambda: False)
+    await writer.start()
+    loop = asyncio.get_running_loop()
+    with caplog.at_level(logging.WARNING):
+        first = asyncio.create_task(writer.write(record(question="first")))
+        await asyncio.sleep(0.1)
+        second = asyncio.create_task(writer.write(record(question="second")))
+        started = loop.time()
+        assert await asyncio.wait_for(first, 2) is None  # at its deadline, 0.2 s after it asked
+        assert loop.time() - started < 0.15 and not second.done()
+        assert await asyncio.wait_for(second, 2) is None
+        assert writer.pending == 2
+    assert "the database is slow" in caplog.text
+    database_answers.set()
+    await asyncio.wait_for(writer.flush(), 5)
+    await writer.stop()
+    assert await store.count_exchanges() == 2
+    # Once the database answers again, callers get their exchange ids.
+    writer = ExchangeWriter(store, max_wait_seconds=0.2)
+    await writer.start()
+    assert isinstance(await writer.write(record(question="third")), int)
+    await writer.stop()
+
+
 async def test_queue_is_bounded(store: Store) -> None:
     async def down(records):
         raise OSError("down")

@@ -46,7 +46,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     rateable = not reply.fallback and reply.exchange_id is not None
     await message.reply_text(
         reply.text[:MAX_MESSAGE_CHARS],
-        reply_markup=feedback_keyboard(reply.exchange_id) if rateable else None,
+        api_kwargs=feedback_keyboard(reply.exchange_id) if rateable else None,
     )
 
 
