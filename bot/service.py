@@ -21,7 +21,7 @@ from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
 from model.datasets import QAPair, answer_key
 from model.predictor import AnswerModel
 from model.registry import ModelRegistry
-from model.text import match_key
+from model.text import CharacterFilter, match_key
 
 log = logging.getLogger(__name__)
 
@@ -50,14 +50,16 @@ class Reply:
     exchange_id: int | None
 
 
+_NOT_IN_QUESTIONS = CharacterFilter(
+    lambda ch: ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co")
+)
+
+
 def clean_question(text: str) -> str:
     """Drop control and format characters (keeping line breaks) and outer whitespace."""
-    kept = (
-        ch
-        for ch in text
-        if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cf", "Cs", "Co")
-    )
-    return "".join(kept).strip()
+    if text.isprintable():  # the usual case: no such character (str.isprintable is C)
+        return text.strip()
+    return text.translate(_NOT_IN_QUESTIONS).strip()
 
 
 class QAService:

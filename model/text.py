@@ -6,7 +6,7 @@ import json
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import chain, repeat
 from pathlib import Path
@@ -33,13 +33,34 @@ def normalize(text: str) -> str:
     return _WHITESPACE.sub(" ", text).strip()
 
 
+class CharacterFilter(dict):
+    """A `str.translate` table that deletes the characters `drop` selects. Each character's fate
+    is decided in Python on first sight, then looked up in C: several times faster than
+    testing every character of every message in a generator."""
+
+    # Bounds the memory a flood of distinct characters can take (about 100 bytes each).
+    MAX_ENTRIES = 50_000
+
+    def __init__(self, drop: Callable[[str], bool]) -> None:
+        super().__init__()
+        self._drop = drop
+
+    def __missing__(self, code: int) -> int | None:
+        if len(self) >= self.MAX_ENTRIES:
+            self.clear()
+        kept = None if self._drop(chr(code)) else code
+        self[code] = kept
+        return kept
+
+
+_NOT_IN_MATCH_KEY = CharacterFilter(
+    lambda ch: ch.isspace() or unicodedata.category(ch).startswith("P")
+)
+
+
 def match_key(text: str) -> str:
     """Key for exact-match lookups: normalized, without punctuation or spaces."""
-    return "".join(
-        ch
-        for ch in normalize(text)
-        if not ch.isspace() and not unicodedata.category(ch).startswith("P")
-    )
+    return normalize(text).translate(_NOT_IN_MATCH_KEY)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import unicodedata
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 
 from model.datasets import QAPair, answer_key, read_pairs, write_pairs_csv
 from model.text import (
+    CharacterFilter,
     FeatureSpec,
     Featurizer,
     KeyTable,
@@ -42,6 +44,26 @@ def test_match_key_ignores_punctuation_and_spaces() -> None:
     assert match_key("你好！") == match_key("你好") == "你好"
     assert match_key("你的名字是什么？") == "你的名字是什么"
     assert match_key("👍") == "👍"  # symbols are content, not punctuation
+
+
+@given(st.text(max_size=60))
+def test_match_key_keeps_exactly_what_is_neither_space_nor_punctuation(text: str) -> None:
+    expected = [
+        ch
+        for ch in normalize(text)
+        if not ch.isspace() and not unicodedata.category(ch).startswith("P")
+    ]
+    assert list(match_key(text)) == expected
+
+
+def test_character_filter_stays_bounded() -> None:
+    drop_digits = CharacterFilter(str.isdigit)
+    assert "a1b2".translate(drop_digits) == "ab"
+    "".join(map(chr, range(0x4E00, 0x4E00 + CharacterFilter.MAX_ENTRIES + 10))).translate(
+        drop_digits
+    )
+    assert len(drop_digits) <= CharacterFilter.MAX_ENTRIES
+    assert "x9y".translate(drop_digits) == "xy"
 
 
 def test_featurizer_uses_character_ngrams_for_chinese() -> None:

@@ -78,6 +78,8 @@ async def test_taught_pairs_are_answered_at_once(service: QAService) -> None:
 
 def test_clean_question_drops_control_characters() -> None:
     assert clean_question("  a\x00b\u200bc\n d \x1b ") == "abc\n d"
+    assert clean_question(" 你好\u00a0! ") == "你好\u00a0!"  # not printable, nothing to drop
+    assert clean_question(" plain ") == "plain"
 
 
 async def test_a_broken_current_model_keeps_the_previous_one_serving(service: QAService) -> None:
