@@ -89,7 +89,11 @@ class TrainConfig:
     each question's n-grams in training (with 4-8 epochs) did not do better; nor did character
     n-grams of 1-6 or 2-5 characters instead of 1-5; nor did a cosine or linear learning-rate
     decay, batches of 128 or 512, dropout 0.35 or 0.6, a second hidden layer, digits folded into
-    one symbol, or extra blocks of stemmed words, skip-bigrams or in-word character n-grams.
+    one symbol, or extra blocks of stemmed words, skip-bigrams or in-word character n-grams;
+    nor (2 seeds each, within ±0.1 point) each answer's text as an extra question, random-swap
+    augmentation (which also doubles training time), out-of-scope questions repeated 5x, min_df
+    1 or 3, learning rates 3e-3 or 6e-3, or a third member in the answer blend (complement or
+    multinomial naive Bayes, an SVM on word-only or character-only features).
 
     A linear SVM on the same features, blended with the network to choose the answer (the
     network alone still decides whether to answer), raised in-scope accuracy at the rule from
