@@ -122,14 +122,14 @@ class ExchangeWriter:
         `max_wait_seconds`: a database that hangs rather than fails. Their exchanges stay
         queued; the check runs again at the next caller's deadline."""
         self._overdue_check = None
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         released = 0
         # Oldest first: what is being written, then the queue, in the order of arrival.
         for pending in itertools.chain(self._in_flight, self._queue):
             if pending.written.done():
                 continue
             if pending.deadline > now:
-                loop = asyncio.get_running_loop()
                 self._overdue_check = loop.call_at(pending.deadline, self._release_overdue)
                 break
             pending.written.set_result(None)
