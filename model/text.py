@@ -94,6 +94,7 @@ def _word_ngrams(words: list[str], spec: FeatureSpec) -> list[str]:
 # for a whole batch at once in NumPy); the vocabulary keeps the hashes of the n-grams it knows.
 _HASH_SEED = np.uint64(0x9E3779B97F4A7C15)
 _HASH_BASE = np.uint64(0x100000001B3)
+_SEEDED_BASE = np.uint64(int(_HASH_SEED) * int(_HASH_BASE) % 2**64)
 
 
 def char_ngram_key(gram: str) -> int:
@@ -105,24 +106,26 @@ def char_ngram_key(gram: str) -> int:
 
 
 def _char_ngram_keys(words_per_text: Sequence[list[str]], spec: FeatureSpec):
-    """(row ids, n-gram keys) of the character n-grams of each text's words, space-padded."""
+    """(row ids, n-gram keys) of the character n-grams of each text's words, space-padded;
+    ordered by n-gram length, then by position."""
     padded = [" " + " ".join(words) + " " for words in words_per_text]
     lengths = np.fromiter(map(len, padded), dtype=np.int64, count=len(padded))
     codes = np.frombuffer("".join(padded).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    row_of_position = np.repeat(np.arange(len(padded)), lengths)
-    end_of_position = np.repeat(np.cumsum(lengths), lengths)
-    positions = np.arange(len(codes))
     low, high = spec.char_ngrams
-    keys = np.full(len(codes), _HASH_SEED, dtype=np.uint64)
-    rows_out, keys_out = [], []
-    for n in range(1, high + 1):
-        # keys[i] becomes the hash of codes[i : i + n] (uint64 arithmetic wraps around).
-        keys = keys[: len(codes) - n + 1] * _HASH_BASE + codes[n - 1 :]
-        if n >= low:
-            inside = positions[: len(keys)] + n <= end_of_position[: len(keys)]
-            rows_out.append(row_of_position[: len(keys)][inside])
-            keys_out.append(keys[inside])
-    return np.concatenate(rows_out), np.concatenate(keys_out)
+    size = len(codes)
+    # keys[n - 1, i] is the hash of codes[i : i + n], for every n at once (uint64 arithmetic
+    # wraps around; past the end the codes are zeros, and those n-grams are dropped below).
+    extended = np.concatenate([codes, np.zeros(high - 1, dtype=np.uint64)])
+    keys = np.empty((high, size), dtype=np.uint64)
+    np.add(codes, _SEEDED_BASE, out=keys[0])
+    for n in range(1, high):
+        np.multiply(keys[n - 1], _HASH_BASE, out=keys[n])
+        keys[n] += extended[n : n + size]
+    # An n-gram counts if it ends inside its own text.
+    end_of_position = np.repeat(np.cumsum(lengths), lengths)
+    fits = np.arange(size) + np.arange(low, high + 1)[:, None] <= end_of_position
+    rows = np.broadcast_to(np.repeat(np.arange(len(padded)), lengths), fits.shape)
+    return rows[fits], keys[low - 1 :][fits]
 
 
 class KeyTable:
