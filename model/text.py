@@ -81,13 +81,24 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).casefold())
 
 
-def _word_ngrams(words: list[str], spec: FeatureSpec) -> list[str]:
+# Joins the words of a batch's texts into one list: no word or known n-gram contains it.
+_TEXT_BREAK = "\x00"
+
+
+def _word_ngrams(words_per_text: Sequence[list[str]], spec: FeatureSpec):
+    """(row ids, n-grams) of the word n-grams of a batch, made from one flat list of its words
+    (Python's per-text overhead costs more than the n-grams). The n-grams that span two texts
+    hold _TEXT_BREAK: they are in no vocabulary, and fit() leaves them out."""
+    flat = list(chain.from_iterable([*words, _TEXT_BREAK] for words in words_per_text))
+    row_of_word = np.repeat(np.arange(len(words_per_text)), [len(w) + 1 for w in words_per_text])
     low, high = spec.word_ngrams
-    grams = words.copy() if low == 1 else []
-    for n in range(max(low, 2), high + 1):
+    grams: list[str] = []
+    rows = []
+    for n in range(low, high + 1):
         # zip stops at the shortest slice: exactly the n-grams that fit.
-        grams += map(" ".join, zip(*(words[i:] for i in range(n)), strict=False))
-    return grams
+        grams += flat if n == 1 else map(" ".join, zip(*[flat[i:] for i in range(n)], strict=False))
+        rows.append(row_of_word[: max(len(flat) - n + 1, 0)])
+    return np.concatenate(rows), grams
 
 
 # Character n-grams are identified by a 64-bit polynomial hash of their code points (computed
@@ -202,9 +213,13 @@ class Featurizer:
     def fit(cls, questions: Sequence[str], spec: FeatureSpec | None = None) -> Featurizer:
         spec = spec or FeatureSpec()
         words_per_text = [_words(q) for q in questions]
-        word_df: Counter[str] = Counter()
-        for words in words_per_text:
-            word_df.update(set(_word_ngrams(words, spec)))
+        gram_rows, grams = _word_ngrams(words_per_text, spec)
+        # Document frequency: the number of distinct questions an n-gram occurs in.
+        word_df = Counter(
+            gram
+            for _, gram in set(zip(gram_rows.tolist(), grams, strict=True))
+            if _TEXT_BREAK not in gram
+        )
         rows, keys = _char_ngram_keys(words_per_text, spec)
         # Document frequency of a key: the number of distinct rows it occurs in.
         order = np.lexsort((rows, keys))
@@ -236,11 +251,9 @@ class Featurizer:
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """Feature rows for texts, as a CSR matrix (float32) of shape (len(texts), size)."""
         words_per_text = [_words(text) for text in texts]
-        word_grams = [_word_ngrams(words, self.spec) for words in words_per_text]
+        word_rows, grams = _word_ngrams(words_per_text, self.spec)
         # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
-        flat = list(chain.from_iterable(word_grams))
-        word_cols = np.fromiter(map(self._word_index.get, flat, repeat(-1)), np.int64, len(flat))
-        word_rows = np.repeat(np.arange(len(texts)), [len(grams) for grams in word_grams])
+        word_cols = np.fromiter(map(self._word_index.get, grams, repeat(-1)), np.int64, len(grams))
         char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
         where = self._char_table.lookup(keys)
         known = where >= 0
