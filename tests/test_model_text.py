@@ -101,6 +101,27 @@ def test_featurizer_rows_are_normalised_per_block() -> None:
     np.testing.assert_allclose(norms, [2.0, 2.0, 0.0, 0.0], atol=1e-5)
 
 
+_WORDS_FOR_BATCHES = ["what", "is", "your", "name", "你好", "名字", "a", ""]
+_BATCH_FEATURIZER = Featurizer.fit(
+    ["what is your name", "你好 你的名字", "is a name your name", "a", "your 你好 name"],
+    FeatureSpec(word_ngrams=(1, 3)),
+)
+
+
+@given(
+    st.lists(
+        st.lists(st.sampled_from(_WORDS_FOR_BATCHES), max_size=5).map(" ".join)
+        | st.text(max_size=12),
+        max_size=6,
+    )
+)
+def test_a_batch_gets_the_features_each_text_gets_alone(texts: list[str]) -> None:
+    # Texts of a batch share one word list and one string of characters: no n-gram may cross.
+    batch = _BATCH_FEATURIZER.transform(texts).toarray()
+    for row, text in zip(batch, texts, strict=True):
+        np.testing.assert_allclose(row, _BATCH_FEATURIZER.transform([text]).toarray()[0])
+
+
 def test_featurizer_survives_a_json_round_trip(tmp_path: Path) -> None:
     spec = FeatureSpec(word_ngrams=(1, 2), char_ngrams=(2, 4), min_df=1)
     featurizer = Featurizer.fit(["Where is the bank?", "银行在哪里", "open the bank account"], spec)
