@@ -93,7 +93,8 @@ class TrainConfig:
     nor (2 seeds each, within ±0.1 point) each answer's text as an extra question, random-swap
     augmentation (which also doubles training time), out-of-scope questions repeated 5x, min_df
     1 or 3, learning rates 3e-3 or 6e-3, or a third member in the answer blend (complement or
-    multinomial naive Bayes, an SVM on word-only or character-only features).
+    multinomial naive Bayes, an SVM on word-only or character-only features). Fewer hidden
+    units would speed up serving, but cost accuracy: 192 units -0.3 points, 128 units -0.7.
 
     A linear SVM on the same features, blended with the network to choose the answer (the
     network alone still decides whether to answer), raised in-scope accuracy at the rule from
