@@ -29,6 +29,9 @@ TOP_K = 3
 # the calling thread featurizes the next chunks and then turns the probabilities into
 # predictions (mostly Python). On two cores a batch of 1,000 takes about a third less time.
 PIPELINE_CHUNK = 250
+# From this many texts on, features are built in CSC, the faster layout for batches (see
+# Featurizer.transform); fewer texts are featurized and multiplied faster in CSR.
+BY_COLUMNS_FROM = 48
 
 _worker: ThreadPoolExecutor | None = None
 _worker_lock = threading.Lock()
@@ -109,9 +112,9 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return shifted
 
 
-def sparse_product(features: sparse.csr_matrix, kernel: np.ndarray) -> np.ndarray:
+def sparse_product(features: sparse.spmatrix, kernel: np.ndarray) -> np.ndarray:
     """features @ kernel as a dense float32 array."""
-    if features.shape[0] == 1:
+    if features.shape[0] == 1 and features.format == "csr":
         # One row: gathering the few kernel rows it uses beats a sparse product.
         return (features.data @ kernel[features.indices])[None, :]
     return np.asarray(features @ kernel, dtype=np.float32)
@@ -139,14 +142,20 @@ class Network:
             arrays[f"l{i}.bias"] = bias
         return arrays
 
-    def logits(self, features: sparse.csr_matrix) -> np.ndarray:
-        kernel, bias = self.layers[0]
-        hidden = sparse_product(features, kernel)
-        hidden += bias
+    def logits(self, features: sparse.spmatrix) -> np.ndarray:
+        return self.logits_from_first_product(sparse_product(features, self.layers[0][0]))
+
+    def logits_from_first_product(self, product: np.ndarray) -> np.ndarray:
+        """The logits, given features @ the first layer's kernel."""
+        hidden = product + self.layers[0][1]
         for kernel, bias in self.layers[1:]:
             np.maximum(hidden, 0.0, out=hidden)
             hidden = hidden @ kernel + bias
         return hidden
+
+    @property
+    def hidden_units(self) -> int:
+        return self.layers[0][0].shape[1]
 
 
 class Linear:
@@ -155,7 +164,7 @@ class Linear:
     def __init__(self, kernel: np.ndarray, bias: np.ndarray):
         self.kernel, self.bias = kernel, bias
 
-    def scores(self, features: sparse.csr_matrix) -> np.ndarray:
+    def scores(self, features: sparse.spmatrix) -> np.ndarray:
         return sparse_product(features, self.kernel) + self.bias
 
 
@@ -200,6 +209,15 @@ class AnswerModel:
         self.featurizer = featurizer
         self.network = network
         self.linear = linear
+        self._joint_kernel: np.ndarray | None = None
+        if linear is not None and self.linear_share > 0.0:
+            # The network's first layer and the linear model multiply the same features: one
+            # product by their kernels side by side reads each weight row a batch uses once
+            # (products about 13 % faster). The two keep views of it, so no weight is held twice.
+            kernel, bias = network.layers[0]
+            self._joint_kernel = np.hstack([kernel, linear.kernel])
+            network.layers[0] = (self._joint_kernel[:, : kernel.shape[1]], bias)
+            linear.kernel = self._joint_kernel[:, kernel.shape[1] :]
         self.classes = classes
         self._answers = answers
         self.oos_class: int | None = classes.index(None) if None in classes else None
@@ -242,21 +260,30 @@ class AnswerModel:
         """gate_and_answer_probabilities of texts, one chunk of PIPELINE_CHUNK texts at a time:
         all chunks are featurized here while the worker thread computes their probabilities."""
         if len(texts) <= PIPELINE_CHUNK:
-            yield self._probabilities(self.featurizer.transform(texts))
+            yield self._probabilities(self._features(texts))
             return
-        worker, transform = _pipeline_worker(), self.featurizer.transform
+        worker = _pipeline_worker()
         chunks = [
-            worker.submit(self._probabilities, transform(texts[start : start + PIPELINE_CHUNK]))
+            worker.submit(
+                self._probabilities, self._features(texts[start : start + PIPELINE_CHUNK])
+            )
             for start in range(0, len(texts), PIPELINE_CHUNK)
         ]
         for chunk in chunks:
             yield chunk.result()
 
-    def _probabilities(self, features: sparse.csr_matrix) -> tuple[np.ndarray, np.ndarray]:
-        network_probs = softmax(self.network.logits(features) / self.temperature)
-        if self.linear is None or self.linear_share <= 0.0:
+    def _features(self, texts: Sequence[str]) -> sparse.spmatrix:
+        return self.featurizer.transform(texts, by_columns=len(texts) >= BY_COLUMNS_FROM)
+
+    def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+        if self._joint_kernel is None:
+            network_probs = softmax(self.network.logits(features) / self.temperature)
             return network_probs, network_probs
-        linear_probs = softmax(self.linear.scores(features) / self.linear_temperature)
+        product = sparse_product(features, self._joint_kernel)
+        units = self.network.hidden_units
+        logits = self.network.logits_from_first_product(product[:, :units])
+        network_probs = softmax(logits / self.temperature)
+        linear_probs = softmax((product[:, units:] + self.linear.bias) / self.linear_temperature)
         return network_probs, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:

@@ -117,9 +117,12 @@ _BATCH_FEATURIZER = Featurizer.fit(
 )
 def test_a_batch_gets_the_features_each_text_gets_alone(texts: list[str]) -> None:
     # Texts of a batch share one word list and one string of characters: no n-gram may cross.
-    batch = _BATCH_FEATURIZER.transform(texts).toarray()
-    for row, text in zip(batch, texts, strict=True):
-        np.testing.assert_allclose(row, _BATCH_FEATURIZER.transform([text]).toarray()[0])
+    # Both layouts count repeated n-grams alike.
+    for by_columns in (False, True):
+        batch = _BATCH_FEATURIZER.transform(texts, by_columns=by_columns)
+        assert batch.format == ("csc" if by_columns else "csr")
+        for row, text in zip(batch.toarray(), texts, strict=True):
+            np.testing.assert_allclose(row, _BATCH_FEATURIZER.transform([text]).toarray()[0])
 
 
 def test_featurizer_survives_a_json_round_trip(tmp_path: Path) -> None:

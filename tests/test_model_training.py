@@ -287,13 +287,18 @@ def test_with_validation_a_linear_model_helps_choose_the_answer(
     right = sum(p.answer == answer for p, (_, answer) in zip(batch, PARAPHRASES, strict=False))
     assert right >= len(PARAPHRASES) - 1
     # A batch longer than PIPELINE_CHUNK is answered in chunks (featurized while the previous
-    # one is multiplied), to the same probabilities as in one piece.
+    # one is multiplied), and from BY_COLUMNS_FROM texts on with CSC features: to the same
+    # probabilities as in one piece of CSR features.
+    monkeypatch.setattr(predictor, "BY_COLUMNS_FROM", len(questions) + 1)
     whole = model.gate_and_answer_probabilities(questions)
-    monkeypatch.setattr(predictor, "PIPELINE_CHUNK", 3)
-    pipelined = model.gate_and_answer_probabilities(questions)
-    for part, same_part in zip(pipelined, whole, strict=True):
-        np.testing.assert_allclose(part, same_part, rtol=1e-6, atol=1e-7)
-    assert [p.answer_id for p in model.predict_batch(questions)] == [p.answer_id for p in batch]
+    for chunk, by_columns_from in ((len(questions), 1), (3, len(questions) + 1), (3, 1)):
+        monkeypatch.setattr(predictor, "PIPELINE_CHUNK", chunk)
+        monkeypatch.setattr(predictor, "BY_COLUMNS_FROM", by_columns_from)
+        pipelined = model.gate_and_answer_probabilities(questions)
+        for part, same_part in zip(pipelined, whole, strict=True):
+            np.testing.assert_allclose(part, same_part, rtol=1e-6, atol=1e-7)
+        answers = [p.answer_id for p in model.predict_batch(questions)]
+        assert answers == [p.answer_id for p in batch]
     without = train(TRAINING_PAIRS, tmp_path, val_pairs=validation, seed=7, linear_share=0.0)
     with np.load(without.path / WEIGHTS_FILE) as arrays:
         assert LINEAR_KERNEL not in arrays.files
