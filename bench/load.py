@@ -9,7 +9,8 @@ that this process serves. Fifty users send twenty messages each, twice over ("ro
 - closed loop: every user sends a message, waits for the answer, sends the next one;
 - burst: all messages arrive at once, then the answers are awaited.
 
-Each scenario runs three times per round, alternating between the bots. It prints throughput
+Each scenario runs five times per round, alternating between the bots (the machine's speed
+drifts while it runs: medians of five move less than medians of three). It prints throughput
 (the median of the runs), p50/p99 reply latency (over all runs) and CPU time per message (the
 bot process's, median of the runs: each bot keeps one core busy, so this is what throughput
 follows, and it is steadier than throughput on a shared machine) for both bots, qabot's share
@@ -274,7 +275,7 @@ async def main() -> int:
     parser.add_argument("--users", type=int, default=50)
     parser.add_argument("--messages", type=int, default=20, help="per user and scenario")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="runs of each scenario per round (median taken)"
+        "--repeats", type=int, default=5, help="runs of each scenario per round (median taken)"
     )
     parser.add_argument(
         "--send-rate", default="0", help="QABOT_SEND_RATE for both bots (0: no outgoing limiter)"
