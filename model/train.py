@@ -93,7 +93,12 @@ class TrainConfig:
     nor (2 seeds each, within ±0.1 point) each answer's text as an extra question, random-swap
     augmentation (which also doubles training time), out-of-scope questions repeated 5x, min_df
     1 or 3, learning rates 3e-3 or 6e-3, or a third member in the answer blend (complement or
-    multinomial naive Bayes, an SVM on word-only or character-only features). Fewer hidden
+    multinomial naive Bayes, an SVM on word-only or character-only features). Nor (2 seeds,
+    within -0.3..+0.2): self-distillation of the network from its own or the blend's
+    probabilities, a nearest-centroid or k-NN member in the blend, weight averaging (epochs 3-4,
+    or SWA over the last epoch), logistic regression instead of or beside the SVM, a ridge
+    classifier (-1.5), blending in log space, mixup of feature rows; a Crammer-Singer SVM gained
+    0.15 points on both seeds, within seed noise, for 3-4x the SVM's training time. Fewer hidden
     units would speed up serving, but cost accuracy: 192 units -0.3 points, 128 units -0.7.
 
     A linear SVM on the same features, blended with the network to choose the answer (the
