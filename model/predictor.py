@@ -143,19 +143,13 @@ class Network:
         return arrays
 
     def logits(self, features: sparse.spmatrix) -> np.ndarray:
-        return self.logits_from_first_product(sparse_product(features, self.layers[0][0]))
-
-    def logits_from_first_product(self, product: np.ndarray) -> np.ndarray:
-        """The logits, given features @ the first layer's kernel."""
-        hidden = product + self.layers[0][1]
+        kernel, bias = self.layers[0]
+        hidden = sparse_product(features, kernel)
+        hidden += bias
         for kernel, bias in self.layers[1:]:
             np.maximum(hidden, 0.0, out=hidden)
             hidden = hidden @ kernel + bias
         return hidden
-
-    @property
-    def hidden_units(self) -> int:
-        return self.layers[0][0].shape[1]
 
 
 class Linear:
@@ -209,15 +203,6 @@ class AnswerModel:
         self.featurizer = featurizer
         self.network = network
         self.linear = linear
-        self._joint_kernel: np.ndarray | None = None
-        if linear is not None and self.linear_share > 0.0:
-            # The network's first layer and the linear model multiply the same features: one
-            # product by their kernels side by side reads each weight row a batch uses once
-            # (products about 13 % faster). The two keep views of it, so no weight is held twice.
-            kernel, bias = network.layers[0]
-            self._joint_kernel = np.hstack([kernel, linear.kernel])
-            network.layers[0] = (self._joint_kernel[:, : kernel.shape[1]], bias)
-            linear.kernel = self._joint_kernel[:, kernel.shape[1] :]
         self.classes = classes
         self._answers = answers
         self.oos_class: int | None = classes.index(None) if None in classes else None
@@ -276,14 +261,10 @@ class AnswerModel:
         return self.featurizer.transform(texts, by_columns=len(texts) >= BY_COLUMNS_FROM)
 
     def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
-        if self._joint_kernel is None:
-            network_probs = softmax(self.network.logits(features) / self.temperature)
+        network_probs = softmax(self.network.logits(features) / self.temperature)
+        if self.linear is None or self.linear_share <= 0.0:
             return network_probs, network_probs
-        product = sparse_product(features, self._joint_kernel)
-        units = self.network.hidden_units
-        logits = self.network.logits_from_first_product(product[:, :units])
-        network_probs = softmax(logits / self.temperature)
-        linear_probs = softmax((product[:, units:] + self.linear.bias) / self.linear_temperature)
+        linear_probs = softmax(self.linear.scores(features) / self.linear_temperature)
         return network_probs, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:
