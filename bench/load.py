@@ -11,14 +11,15 @@ that this process serves. Fifty users send twenty messages each, twice over ("ro
 
 Each scenario runs five times per round, alternating between the bots (the machine's speed
 drifts while it runs: medians of five move less than medians of three). It prints throughput
-(the median of the runs), p50/p99 reply latency (over all runs) and CPU time per message (the
-bot process's, median of the runs: each bot keeps one core busy, so this is what throughput
-follows, and it is steadier than throughput on a shared machine) for both bots, qabot's share
-of the echo bot's throughput (the target is at least 0.8), the number of logged exchanges
-against the number of messages sent (every message must be logged), and qabot's resident memory
-after each round (the target is at most 300 MB, with no growth in the second round). The
-per-user rate limit is off (QABOT_RATE_LIMIT=0) for both, and so is the limiter of outgoing
-calls (Telegram's 30 a second would cap both bots alike) unless --send-rate is given.
+(the median of the runs), p50/p99 reply latency (over all runs) and CPU time per message (of
+the bot's processes, qabot's model process included; median of the runs: the bot keeps one core
+busy, so this is what throughput follows, and it is steadier than throughput on a shared
+machine) for both bots, qabot's share of the echo bot's throughput (the target is at least 0.8),
+the number of logged exchanges against the number of messages sent (every message must be
+logged), and qabot's resident memory, its model process included, after each round (the target
+is at most 300 MB, with no growth in the second round). The per-user rate limit is off
+(QABOT_RATE_LIMIT=0) for both, and so is the limiter of outgoing calls (Telegram's 30 a second
+would cap both bots alike) unless --send-rate is given.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ class Result:
     messages: int  # per run
     seconds: list[float] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
-    cpu_seconds: list[float] = field(default_factory=list)  # the bot process's, per run
+    cpu_seconds: list[float] = field(default_factory=list)  # the bot processes', per run
 
     @property
     def throughput(self) -> float:
@@ -104,14 +105,18 @@ class BotProcess:
         # Ready once it polls (qabot trains its first model before that).
         await tg.wait_for(lambda call: call.method == "getUpdates", timeout, since=since)
 
-    def rss_mb(self) -> float:
+    def processes(self) -> list[psutil.Process]:
+        """The bot's process and its children (qabot's model process)."""
         assert self.process is not None
-        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+        main = psutil.Process(self.process.pid)
+        return [main, *main.children(recursive=True)]
+
+    def rss_mb(self) -> float:
+        return sum(process.memory_info().rss for process in self.processes()) / 2**20
 
     def cpu_seconds(self) -> float:
-        assert self.process is not None
-        times = psutil.Process(self.process.pid).cpu_times()
-        return times.user + times.system
+        """CPU time of the bot's processes (a child that exited meanwhile is not counted)."""
+        return sum(sum(process.cpu_times()[:2]) for process in self.processes())
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:

@@ -12,22 +12,36 @@ python-telegram-bot's limit of concurrent updates is reached, each finished upda
 next one in, so updates trickle in one at a time. In the load benchmark's bursts, a 5 ms
 interval left most calls with one or two questions (0.8 ms of model CPU per message); 20 ms
 gives batches of 3-6 (0.33 ms).
+
+With a model process (bot/model_process.py) the batch is answered there, and the answers are
+handed out when it replies; the questions of a call it cannot answer (it died meanwhile) are
+answered here instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
-from model.predictor import AnswerModel, Prediction
+from bot.model_process import ModelProcess
+from model.predictor import AnswerModel, Prediction, PredictionRow
+
+Waiting = list[tuple[AnswerModel, str, asyncio.Future[Prediction]]]
 
 
 class PredictionBatcher:
-    def __init__(self, interval: float = 0.02, busy: Callable[[], bool] = lambda: True) -> None:
+    def __init__(
+        self,
+        interval: float = 0.02,
+        busy: Callable[[], bool] = lambda: True,
+        model_process: ModelProcess | None = None,
+    ) -> None:
         self.interval = interval
         # Whether other messages are in progress: only then can waiting fill a batch.
         self.busy = busy
-        self._waiting: list[tuple[AnswerModel, str, asyncio.Future[Prediction]]] = []
+        self.model_process = model_process
+        self._waiting: Waiting = []
         self._last_call = float("-inf")
 
     async def predict(self, model: AnswerModel, text: str) -> Prediction:
@@ -48,18 +62,38 @@ class PredictionBatcher:
         self._last_call = asyncio.get_running_loop().time()
         waiting, self._waiting = self._waiting, []
         # A model swap can land between two questions of a turn: each keeps the model it asked.
-        by_model: dict[int, list[tuple[AnswerModel, str, asyncio.Future[Prediction]]]] = {}
+        by_model: dict[int, Waiting] = {}
         for item in waiting:
             by_model.setdefault(id(item[0]), []).append(item)
         for items in by_model.values():
             model = items[0][0]
-            try:
-                predictions = model.predict_batch([text for _, text, _ in items])
-            except Exception as error:  # noqa: BLE001 - each asker gets it, as with a direct call
-                for _, _, future in items:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, _, future), prediction in zip(items, predictions, strict=True):
-                if not future.done():  # the asker may have been cancelled meanwhile
-                    future.set_result(prediction)
+            if self.model_process is not None and self.model_process.serves(model.path):
+                rows = self.model_process.predict(model.path, [text for _, text, _ in items])
+                rows.add_done_callback(functools.partial(self._answer_from_process, items))
+            else:
+                _answer_here(items)
+
+    @staticmethod
+    def _answer_from_process(items: Waiting, rows: asyncio.Future[list[PredictionRow]]) -> None:
+        if rows.exception() is not None:  # the process died: answer here instead
+            _answer_here(items)
+            return
+        model = items[0][0]
+        for (_, _, future), prediction in zip(items, model.predictions(rows.result()), strict=True):
+            if not future.done():  # the asker may have been cancelled meanwhile
+                future.set_result(prediction)
+
+
+def _answer_here(items: Waiting) -> None:
+    """Answer one model's waiting questions in this process."""
+    model = items[0][0]
+    try:
+        predictions = model.predict_batch([text for _, text, _ in items])
+    except Exception as error:  # noqa: BLE001 - each asker gets it, as with a direct call
+        for _, _, future in items:
+            if not future.done():
+                future.set_exception(error)
+        return
+    for (_, _, future), prediction in zip(items, predictions, strict=True):
+        if not future.done():  # the asker may have been cancelled meanwhile
+            future.set_result(prediction)

@@ -15,6 +15,7 @@ from bot import messages
 from bot.batching import PredictionBatcher
 from bot.exchange_writer import ExchangeWriter
 from bot.learning import Learning, ReviewItem, is_not_worse, score_model, split_holdout
+from bot.model_process import ModelLoadError, ModelProcess, ModelProcessError
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
@@ -77,7 +78,8 @@ class QAService:
             settings.models_dir, settings.home / "training", settings.seed
         )
         self.model: AnswerModel | None = None
-        self.batcher = PredictionBatcher(busy=self._busy)
+        self.model_process = ModelProcess() if settings.model_process else None
+        self.batcher = PredictionBatcher(busy=self._busy, model_process=self.model_process)
         # Exact questions of the training set (up to case, spaces and punctuation) → answer:
         # a taught pair is answered right away, before any retraining.
         self._known_answers: dict[str, str] = {}
@@ -90,6 +92,12 @@ class QAService:
 
     async def start(self) -> None:
         await self.writer.start()
+        if self.model_process is not None:
+            try:
+                await self.model_process.start()
+            except ModelProcessError as error:
+                log.error("%s: answering in the bot's own process", error)
+                self.model_process = self.batcher.model_process = None
         await self.reload_model()
         await self.reload_known_answers()
         self._watch_task = asyncio.create_task(self._watch_models(), name="model-watch")
@@ -99,6 +107,8 @@ class QAService:
             self._watch_task.cancel()
             await asyncio.gather(self._watch_task, return_exceptions=True)
         await self.writer.stop()
+        if self.model_process is not None:
+            await self.model_process.stop()
 
     async def reload_model(self) -> None:
         """Load the registry's current version unless it is the one already serving."""
@@ -106,15 +116,29 @@ class QAService:
         if current is None or (self.model is not None and self.model.version == current):
             return
         try:
-            model = await asyncio.to_thread(self.registry.load_current)
-        except (OSError, ValueError) as error:
+            model = await self._load(current)
+        except (OSError, ValueError, ModelLoadError) as error:
             # A broken or outdated version: keep serving what we have (`qabot run` trains a
             # new model when there is none).
             log.error("cannot load model %s: %s", current, error)
             return
-        if model is not None:
-            self.model = model
-            log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+        self.model = model
+        log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+
+    async def _load(self, version: str) -> AnswerModel:
+        """The version's model; its weights are loaded by the model process when there is one
+        that runs, else here."""
+        path = self.registry.path(version)
+        model = await asyncio.to_thread(AnswerModel.load, path, weights=False)
+        process = self.model_process
+        if process is not None and not process.gave_up:
+            try:
+                await process.load(path)
+                return model
+            except ModelProcessError as error:
+                log.error("%s: loading model %s in the bot's own process", error, version)
+        await asyncio.to_thread(model.parts)
+        return model
 
     def known_question_keys(self) -> frozenset[str]:
         return frozenset(self._known_answers)

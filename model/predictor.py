@@ -46,6 +46,11 @@ def _pipeline_worker() -> ThreadPoolExecutor:
         return _worker
 
 
+# A prediction in plain numbers: best in-scope class, its probability, fallback, and the top
+# classes with their probabilities (best first).
+PredictionRow = tuple[int, float, bool, list[int], list[float]]
+
+
 class Prediction(NamedTuple):
     """The model's reply to one text: an answer, or the fallback with the best guesses.
     (A named tuple: a batch makes one per text, at a third of a frozen dataclass's cost.)"""
@@ -173,23 +178,44 @@ def blend(
     return mixed
 
 
+@dataclass(frozen=True)
+class ModelParts:
+    """What a model computes with: the featurizer and the weights (the large files)."""
+
+    featurizer: Featurizer
+    network: Network
+    linear: Linear | None
+
+    @classmethod
+    def load(cls, path: Path) -> ModelParts:
+        featurizer = Featurizer.load(path / FEATURES_FILE)
+        with np.load(path / WEIGHTS_FILE) as arrays:
+            network = Network.from_npz({name: arrays[name] for name in arrays.files})
+            linear = None
+            if LINEAR_KERNEL in arrays.files:
+                linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
+        return cls(featurizer, network, linear)
+
+
 class AnswerModel:
     """A loaded model version: featurizer, network (and linear model), answers, fallback rule.
 
     The network's probabilities decide whether to answer (fallback rule); the answer given is the
     best of their blend with the linear model's: the two make different mistakes, while the
     linear model's confidence tells out-of-scope questions apart worse than the network's.
+
+    `load(path, weights=False)` reads only the small files (rules, answers): the featurizer and
+    the weights are read on first use. The bot does that when a model process answers for it
+    (bot/model_process.py), so the weights are held in that process only.
     """
 
     def __init__(
         self,
         path: Path,
         meta: dict,
-        featurizer: Featurizer,
-        network: Network,
         classes: list[str | None],
         answers: dict[str, str],
-        linear: Linear | None = None,
+        parts: ModelParts | None = None,
     ):
         self.path = path
         self.meta = meta
@@ -198,19 +224,17 @@ class AnswerModel:
         self.margin: float = float(meta.get("margin", 0.0))
         self.temperature: float = float(meta.get("temperature", 1.0))
         self.metrics: dict = meta.get("metrics", {})
-        self.linear_share: float = float(meta.get("linear_share", 0.0)) if linear else 0.0
         self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
-        self.featurizer = featurizer
-        self.network = network
-        self.linear = linear
         self.classes = classes
         self._answers = answers
+        self._parts = parts
+        self._parts_lock = threading.Lock()
         self.oos_class: int | None = classes.index(None) if None in classes else None
         # (answer id, answer text) per class, as predictions name them.
         self._labels = [(answer_id, answers.get(answer_id)) for answer_id in classes]
 
     @classmethod
-    def load(cls, path: Path) -> AnswerModel:
+    def load(cls, path: Path, *, weights: bool = True) -> AnswerModel:
         path = Path(path)
         meta = json.loads((path / META_FILE).read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
@@ -218,14 +242,34 @@ class AnswerModel:
                 f"model {path.name} has format {meta.get('format')}, this code reads format "
                 f"{FORMAT_VERSION}: train a new model"
             )
-        featurizer = Featurizer.load(path / FEATURES_FILE)
-        with np.load(path / WEIGHTS_FILE) as arrays:
-            network = Network.from_npz({name: arrays[name] for name in arrays.files})
-            linear = None
-            if LINEAR_KERNEL in arrays.files:
-                linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
         table = json.loads((path / ANSWERS_FILE).read_text(encoding="utf-8"))
-        return cls(path, meta, featurizer, network, table["classes"], table["answers"], linear)
+        model = cls(path, meta, table["classes"], table["answers"])
+        if weights:
+            model.parts()
+        return model
+
+    def parts(self) -> ModelParts:
+        """The featurizer and the weights, read from the model directory on first use."""
+        with self._parts_lock:
+            if self._parts is None:
+                self._parts = ModelParts.load(self.path)
+            return self._parts
+
+    @property
+    def featurizer(self) -> Featurizer:
+        return self.parts().featurizer
+
+    @property
+    def network(self) -> Network:
+        return self.parts().network
+
+    @property
+    def linear(self) -> Linear | None:
+        return self.parts().linear
+
+    @property
+    def linear_share(self) -> float:
+        return float(self.meta.get("linear_share", 0.0)) if self.linear is not None else 0.0
 
     def answers(self) -> dict[str, str]:
         return dict(self._answers)
@@ -261,26 +305,45 @@ class AnswerModel:
         return self.featurizer.transform(texts, by_columns=len(texts) >= BY_COLUMNS_FROM)
 
     def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
-        network_probs = softmax(self.network.logits(features) / self.temperature)
-        if self.linear is None or self.linear_share <= 0.0:
+        parts = self.parts()
+        network_probs = softmax(parts.network.logits(features) / self.temperature)
+        if parts.linear is None or self.linear_share <= 0.0:
             return network_probs, network_probs
-        linear_probs = softmax(self.linear.scores(features) / self.linear_temperature)
+        linear_probs = softmax(parts.linear.scores(features) / self.linear_temperature)
         return network_probs, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]
 
     def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        return self.predictions(self.prediction_rows(texts))
+
+    def prediction_rows(self, texts: Sequence[str]) -> list[PredictionRow]:
+        """predict_batch's result in plain numbers (what a model process sends back)."""
         if not texts:
             return []
-        # Each chunk's predictions are made while the worker computes the next chunks.
+        # Each chunk's rows are made while the worker computes the next chunks.
         return [
-            prediction
+            row
             for gate, probs in self._probabilities_by_chunk(texts)
-            for prediction in self._predictions(gate, probs)
+            for row in self._rows(gate, probs)
         ]
 
-    def _predictions(self, gate: np.ndarray, probs: np.ndarray) -> list[Prediction]:
+    def predictions(self, rows: Sequence[PredictionRow]) -> list[Prediction]:
+        """Predictions, with the answers named, from prediction_rows."""
+        labels = self._labels
+        no_answer = (None, None)
+        return [
+            Prediction(
+                *(no_answer if fallback else labels[best]),
+                confidence,
+                fallback,
+                tuple([(*labels[c], p) for c, p in zip(top, top_probs, strict=True)]),
+            )
+            for best, confidence, fallback, top, top_probs in rows
+        ]
+
+    def _rows(self, gate: np.ndarray, probs: np.ndarray) -> list[PredictionRow]:
         decision = decide(probs, self.oos_class, self.threshold, self.margin, gate)
         probs = without_oos(probs, self.oos_class)
         k = min(TOP_K, len(self.classes) - (self.oos_class is not None))
@@ -289,21 +352,13 @@ class AnswerModel:
         best_first = np.argsort(-top_probs, axis=1, kind="stable")
         top = np.take_along_axis(top, best_first, axis=1)
         top_probs = np.take_along_axis(top_probs, best_first, axis=1)
-        labels = self._labels
-        no_answer = (None, None)
-        return [
-            Prediction(
-                *(no_answer if fallback else labels[best]),
-                confidence,
-                fallback,
-                tuple([(*labels[c], p) for c, p in zip(top_row, probs_row, strict=True)]),
-            )
-            for top_row, probs_row, confidence, fallback, best in zip(
-                top.tolist(),
-                top_probs.tolist(),
+        return list(
+            zip(
+                decision.top_class.tolist(),
                 decision.confidence.tolist(),
                 decision.fallback.tolist(),
-                decision.top_class.tolist(),
+                top.tolist(),
+                top_probs.tolist(),
                 strict=True,
             )
-        ]
+        )

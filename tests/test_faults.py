@@ -223,7 +223,11 @@ async def test_kill_9_during_retrain_keeps_the_previous_model(bot_home: Path) ->
                 lambda call: call.method == "editMessageText" and "epoch" in call.params["text"],
                 timeout=120,
             )
-            workers = psutil.Process(process.pid).children(recursive=True)
+            workers = [
+                child
+                for child in psutil.Process(process.pid).children(recursive=True)
+                if "model.worker" not in child.cmdline()  # the model process, not training
+            ]
             assert workers, "no training worker was running"
             kill_hard(process)
         assert live_version(bot_home) == version

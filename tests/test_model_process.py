@@ -1,0 +1,166 @@
+"""The model process: answers computed beside the bot, and what happens when it dies or hangs."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import logging
+import os
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from bot.model_process import RESTART_LIMIT
+from bot.service import QAService
+from bot.settings import Settings
+from bot.store import ChatInfo, Store, UserInfo, upgrade_database
+from model.predictor import AnswerModel
+from tests.conftest import TOKEN, make_settings
+
+QUESTIONS_FILE = Path(__file__).parent.parent / "bot" / "data" / "seed_paraphrases_test.csv"
+CHAT = ChatInfo(id=77, type="private", title=None)
+USER = UserInfo(77, "u", "U", "en")
+
+
+@pytest.fixture
+def questions() -> list[str]:
+    with QUESTIONS_FILE.open(encoding="utf-8") as file:
+        return [row["question"] for row in csv.DictReader(file)][:12]
+
+
+async def started_service(settings: Settings) -> QAService:
+    await asyncio.to_thread(upgrade_database, settings.database_url)
+    service = QAService(settings, Store(settings.database_url))
+    await service.start()
+    return service
+
+
+@pytest.fixture
+async def service(settings: Settings, models_dir: Path) -> AsyncIterator[QAService]:
+    service = await started_service(settings)
+    yield service
+    await service.stop()
+    await service.store.close()
+
+
+async def replies(service: QAService, questions: list[str]) -> list[tuple[str | None, bool]]:
+    """(answer id, fallback) of the bot's reply to each question."""
+    answered = await asyncio.gather(*(service.reply(CHAT, USER, q) for q in questions))
+    return [(reply.answer_id, reply.fallback) for reply in answered]
+
+
+def expected_replies(service: QAService, questions: list[str]) -> list[tuple[str | None, bool]]:
+    """What the model replies when it runs in this process."""
+    assert service.model is not None
+    local = AnswerModel.load(service.model.path)
+    return [(p.answer_id, p.fallback) for p in local.predict_batch(questions)]
+
+
+async def wait_until_served(service: QAService, timeout: float = 30) -> None:
+    assert service.model is not None and service.model_process is not None
+    async with asyncio.timeout(timeout):
+        while not service.model_process.serves(service.model.path):
+            await asyncio.sleep(0.05)
+
+
+async def test_answers_come_from_the_model_process(
+    service: QAService, questions: list[str]
+) -> None:
+    process = service.model_process
+    assert process is not None and service.model is not None
+    assert process.serves(service.model.path)
+    got = await replies(service, questions)
+    assert got == expected_replies(service, questions)
+    # The weights are in the model process only.
+    assert service.model._parts is None
+    # It holds no secret.
+    assert TOKEN not in str(psutil.Process(process.pid).environ())
+
+
+async def test_killed_model_process_is_restarted_and_no_question_goes_unanswered(
+    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    process = service.model_process
+    assert process is not None and process.pid is not None
+    first_pid = process.pid
+    expected = expected_replies(service, questions)
+    caplog.set_level(logging.INFO)
+    asking = asyncio.ensure_future(replies(service, questions))
+    os.kill(first_pid, signal.SIGKILL)
+    assert await asking == expected
+    # Meanwhile answered in the bot's process, then by a new model process.
+    assert await replies(service, questions) == expected
+    await wait_until_served(service)
+    assert process.pid != first_pid
+    assert await replies(service, questions) == expected
+    assert "the model process stopped (exit code -9)" in caplog.text
+    assert "model process restarted" in caplog.text
+
+
+async def test_hung_model_process_is_killed_and_its_questions_answered_here(
+    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    process = service.model_process
+    assert process is not None and process.pid is not None
+    process.call_timeout = 0.5
+    hung_pid = process.pid
+    os.kill(hung_pid, signal.SIGSTOP)
+    try:
+        async with asyncio.timeout(10):
+            got = await replies(service, questions)
+    finally:
+        if psutil.pid_exists(hung_pid):
+            os.kill(hung_pid, signal.SIGKILL)
+    assert got == expected_replies(service, questions)
+    assert "the model process did not answer" in caplog.text
+    await wait_until_served(service)
+    assert process.pid != hung_pid
+
+
+async def test_after_repeated_crashes_the_bot_answers_in_its_own_process(
+    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    process = service.model_process
+    assert process is not None
+    expected = expected_replies(service, questions)
+    for _ in range(RESTART_LIMIT + 1):
+        await wait_until_served(service)
+        assert process.pid is not None
+        os.kill(process.pid, signal.SIGKILL)
+        async with asyncio.timeout(10):
+            while process.serves(service.model.path):  # type: ignore[union-attr]
+                await asyncio.sleep(0.02)
+    async with asyncio.timeout(10):
+        while not process.gave_up:
+            await asyncio.sleep(0.02)
+    assert "answering in the bot's own process from now on" in caplog.text
+    assert await replies(service, questions) == expected
+    # A new model version is then loaded here too.
+    service.model = None
+    await service.reload_model()
+    assert service.model is not None and service.model._parts is not None
+    assert await replies(service, questions) == expected
+
+
+async def test_model_process_can_be_turned_off(
+    home: Path, models_dir: Path, questions: list[str]
+) -> None:
+    service = await started_service(make_settings(home, QABOT_MODEL_PROCESS="0"))
+    try:
+        assert service.model_process is None
+        assert service.model is not None and service.model._parts is not None
+        assert await replies(service, questions) == expected_replies(service, questions)
+    finally:
+        await service.stop()
+        await service.store.close()
+
+
+async def test_model_process_exits_with_the_bot(service: QAService) -> None:
+    process = service.model_process
+    assert process is not None and process.pid is not None
+    child = psutil.Process(process.pid)
+    await service.stop()
+    assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
