@@ -16,14 +16,13 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from scipy import sparse
 from sqlalchemy import func, or_, select
 
 from bot.exports import as_utc
 from bot.store import Store
 from bot.tables import Exchange, Feedback, ReviewDecision
 from model.datasets import QAPair, answer_key
-from model.predictor import AnswerModel
+from model.predictor import Prediction
 from model.text import match_key
 
 # Answers less sure than this go to the review queue even when they were given.
@@ -37,7 +36,7 @@ HOLDOUT_PERCENT = 10
 # Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
 SIMILAR_QUESTIONS = 0.7
 
-Vectorize = Callable[[Sequence[str]], "sparse.spmatrix"]
+Vectorize = Callable[[Sequence[str]], Any]  # texts -> a scipy sparse matrix of their rows
 
 
 @dataclass
@@ -287,6 +286,8 @@ class Learning:
 
 def merge_similar(queue: list[ReviewItem], vectorize: Vectorize) -> list[ReviewItem]:
     """Fold each item into the first (more frequent) item whose wording is similar enough."""
+    from scipy import sparse  # only admins' reviews need it (see Featurizer.transform)
+
     vectors = sparse.csr_matrix(vectorize([item.question for item in queue]), dtype=np.float64)
     norms = np.sqrt(vectors.multiply(vectors).sum(axis=1)).A1
     vectors = sparse.diags(1 / np.maximum(norms, 1e-12)) @ vectors
@@ -351,13 +352,17 @@ def is_not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> bool:
     return candidate["score"] >= p - 2 * math.sqrt(p * (1 - p) / n)
 
 
+def scoring_questions(holdout: Sequence[QAPair], rated: Sequence[RatedExchange]) -> list[str]:
+    """The questions score_model needs the predictions of, in its order."""
+    return [p.question for p in holdout] + [r.question for r in rated]
+
+
 def score_model(
-    model: AnswerModel, holdout: Sequence[QAPair], rated: Sequence[RatedExchange]
+    predictions: Sequence[Prediction], holdout: Sequence[QAPair], rated: Sequence[RatedExchange]
 ) -> dict[str, Any]:
     """Share of right replies on the held-out pairs (the fallback is right for out-of-scope ones)
-    and on rated exchanges (a 👍 answer should be given again, a 👎 one should not)."""
-    questions = [p.question for p in holdout] + [r.question for r in rated]
-    predictions = model.predict_batch(questions) if questions else []
+    and on rated exchanges (a 👍 answer should be given again, a 👎 one should not), from a
+    model's predictions of scoring_questions(holdout, rated)."""
     right_holdout = sum(
         (p.answer_id is None) if pair.out_of_scope else (p.answer_id == answer_key(pair.answer))
         for pair, p in zip(holdout, predictions, strict=False)

@@ -9,18 +9,26 @@ import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot import messages
 from bot.batching import PredictionBatcher
 from bot.exchange_writer import ExchangeWriter
-from bot.learning import Learning, ReviewItem, is_not_worse, score_model, split_holdout
+from bot.learning import (
+    Learning,
+    ReviewItem,
+    is_not_worse,
+    score_model,
+    scoring_questions,
+    split_holdout,
+)
 from bot.model_process import ModelLoadError, ModelProcess, ModelProcessError
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
 from model.datasets import QAPair, answer_key
-from model.predictor import AnswerModel
+from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
 from model.text import CharacterFilter, match_key
 
@@ -116,7 +124,7 @@ class QAService:
         if current is None or (self.model is not None and self.model.version == current):
             return
         try:
-            model = await self._load(current)
+            model = await self._load(self.registry.path(current))
         except (OSError, ValueError, ModelLoadError) as error:
             # A broken or outdated version: keep serving what we have (`qabot run` trains a
             # new model when there is none).
@@ -125,10 +133,9 @@ class QAService:
         self.model = model
         log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
 
-    async def _load(self, version: str) -> AnswerModel:
-        """The version's model; its weights are loaded by the model process when there is one
-        that runs, else here."""
-        path = self.registry.path(version)
+    async def _load(self, path: Path) -> AnswerModel:
+        """The model in this directory; its weights are loaded by the model process when there
+        is one that runs, else here."""
         model = await asyncio.to_thread(AnswerModel.load, path, weights=False)
         process = self.model_process
         if process is not None and not process.gave_up:
@@ -136,9 +143,20 @@ class QAService:
                 await process.load(path)
                 return model
             except ModelProcessError as error:
-                log.error("%s: loading model %s in the bot's own process", error, version)
-        await asyncio.to_thread(model.parts)
+                log.error("%s: loading model %s in the bot's own process", error, path.name)
+        await asyncio.to_thread(model.load_all)
         return model
+
+    async def predict_batch(self, model: AnswerModel, texts: list[str]) -> list[Prediction]:
+        """Predictions for many texts at once (admin work: scoring, review), computed by the
+        model process when it serves this model, else in a worker thread."""
+        process = self.model_process
+        if process is not None and process.serves(model.path):
+            try:
+                return model.predictions(await process.predict(model.path, texts))
+            except ModelProcessError:
+                pass  # it died meanwhile: predict here
+        return await asyncio.to_thread(model.predict_batch, texts)
 
     def known_question_keys(self) -> frozenset[str]:
         return frozenset(self._known_answers)
@@ -268,10 +286,15 @@ class QAService:
         pairs = await self.store.training_pairs()
         train_pairs, holdout = split_holdout(pairs)
         trained = await self.trainer.train(train_pairs, on_progress)
-        candidate_model = await asyncio.to_thread(AnswerModel.load, trained.path)
+        candidate_model = await self._load(trained.path)
         rated = await self.learning.rated_exchanges()
-        candidate = score_model(candidate_model, holdout, rated)
-        live = score_model(self.model, holdout, rated) if self.model is not None else None
+        questions = scoring_questions(holdout, rated)
+        candidate = score_model(
+            await self.predict_batch(candidate_model, questions), holdout, rated
+        )
+        live = None
+        if self.model is not None:
+            live = score_model(await self.predict_batch(self.model, questions), holdout, rated)
         promoted = force or live is None or is_not_worse(candidate, live)
         metrics = {**trained.metrics, "gate": {"candidate": candidate, "live": live}}
         await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)

@@ -8,12 +8,14 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy import sparse
 
 from model.text import Featurizer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 META_FILE = "meta.json"
 FEATURES_FILE = "features.json"
@@ -179,22 +181,20 @@ def blend(
 
 
 @dataclass(frozen=True)
-class ModelParts:
-    """What a model computes with: the featurizer and the weights (the large files)."""
+class Weights:
+    """The network's and the linear model's weights (the largest file)."""
 
-    featurizer: Featurizer
     network: Network
     linear: Linear | None
 
     @classmethod
-    def load(cls, path: Path) -> ModelParts:
-        featurizer = Featurizer.load(path / FEATURES_FILE)
+    def load(cls, path: Path) -> Weights:
         with np.load(path / WEIGHTS_FILE) as arrays:
             network = Network.from_npz({name: arrays[name] for name in arrays.files})
             linear = None
             if LINEAR_KERNEL in arrays.files:
                 linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
-        return cls(featurizer, network, linear)
+        return cls(network, linear)
 
 
 class AnswerModel:
@@ -209,14 +209,7 @@ class AnswerModel:
     (bot/model_process.py), so the weights are held in that process only.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        meta: dict,
-        classes: list[str | None],
-        answers: dict[str, str],
-        parts: ModelParts | None = None,
-    ):
+    def __init__(self, path: Path, meta: dict, classes: list[str | None], answers: dict[str, str]):
         self.path = path
         self.meta = meta
         self.version: str = meta["version"]
@@ -227,8 +220,9 @@ class AnswerModel:
         self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
         self.classes = classes
         self._answers = answers
-        self._parts = parts
-        self._parts_lock = threading.Lock()
+        self._featurizer: Featurizer | None = None
+        self._weights: Weights | None = None
+        self._loading = threading.Lock()
         self.oos_class: int | None = classes.index(None) if None in classes else None
         # (answer id, answer text) per class, as predictions name them.
         self._labels = [(answer_id, answers.get(answer_id)) for answer_id in classes]
@@ -245,27 +239,38 @@ class AnswerModel:
         table = json.loads((path / ANSWERS_FILE).read_text(encoding="utf-8"))
         model = cls(path, meta, table["classes"], table["answers"])
         if weights:
-            model.parts()
+            model.load_all()
         return model
 
-    def parts(self) -> ModelParts:
-        """The featurizer and the weights, read from the model directory on first use."""
-        with self._parts_lock:
-            if self._parts is None:
-                self._parts = ModelParts.load(self.path)
-            return self._parts
+    def load_all(self) -> None:
+        """Read the featurizer and the weights now rather than on first use."""
+        self.weights()
+        _ = self.featurizer
+
+    @property
+    def holds_weights(self) -> bool:
+        return self._weights is not None
 
     @property
     def featurizer(self) -> Featurizer:
-        return self.parts().featurizer
+        with self._loading:
+            if self._featurizer is None:
+                self._featurizer = Featurizer.load(self.path / FEATURES_FILE)
+            return self._featurizer
+
+    def weights(self) -> Weights:
+        with self._loading:
+            if self._weights is None:
+                self._weights = Weights.load(self.path)
+            return self._weights
 
     @property
     def network(self) -> Network:
-        return self.parts().network
+        return self.weights().network
 
     @property
     def linear(self) -> Linear | None:
-        return self.parts().linear
+        return self.weights().linear
 
     @property
     def linear_share(self) -> float:
@@ -305,11 +310,11 @@ class AnswerModel:
         return self.featurizer.transform(texts, by_columns=len(texts) >= BY_COLUMNS_FROM)
 
     def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
-        parts = self.parts()
-        network_probs = softmax(parts.network.logits(features) / self.temperature)
-        if parts.linear is None or self.linear_share <= 0.0:
+        weights = self.weights()
+        network_probs = softmax(weights.network.logits(features) / self.temperature)
+        if weights.linear is None or self.linear_share <= 0.0:
             return network_probs, network_probs
-        linear_probs = softmax(parts.linear.scores(features) / self.linear_temperature)
+        linear_probs = softmax(weights.linear.scores(features) / self.linear_temperature)
         return network_probs, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:

@@ -10,9 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from itertools import chain, repeat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from scipy import sparse
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 _WHITESPACE = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
@@ -253,6 +256,10 @@ class Featurizer:
         by_columns. A batch multiplies by a weight matrix faster in CSC (each weight row it uses
         is read once, in order), and for more than a few dozen texts it is built faster too;
         one text is built faster in CSR."""
+        # Imported here: the bot's own process never featurizes when its model process does,
+        # and scipy.sparse would cost it 20 MB of memory.
+        from scipy import sparse
+
         rows, columns = self._known_ngrams(texts)
         shape = (len(texts), self.size)
         if by_columns:

@@ -75,7 +75,7 @@ async def test_answers_come_from_the_model_process(
     got = await replies(service, questions)
     assert got == expected_replies(service, questions)
     # The weights are in the model process only.
-    assert service.model._parts is None
+    assert not service.model.holds_weights
     # It holds no secret.
     assert TOKEN not in str(psutil.Process(process.pid).environ())
 
@@ -141,7 +141,7 @@ async def test_after_repeated_crashes_the_bot_answers_in_its_own_process(
     # A new model version is then loaded here too.
     service.model = None
     await service.reload_model()
-    assert service.model is not None and service.model._parts is not None
+    assert service.model is not None and service.model.holds_weights
     assert await replies(service, questions) == expected
 
 
@@ -151,7 +151,7 @@ async def test_model_process_can_be_turned_off(
     service = await started_service(make_settings(home, QABOT_MODEL_PROCESS="0"))
     try:
         assert service.model_process is None
-        assert service.model is not None and service.model._parts is not None
+        assert service.model is not None and service.model.holds_weights
         assert await replies(service, questions) == expected_replies(service, questions)
     finally:
         await service.stop()

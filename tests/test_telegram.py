@@ -162,3 +162,7 @@ async def test_retrain_keeps_answering_other_chats_and_switches_model(
     assert "is live" in done.text and "validation accuracy" in done.text
     assert bot.service.model.version != old_version
     assert bot.service.registry.current_version() == bot.service.model.version
+    # The candidate was scored, and the new model answers, in the model process.
+    assert not bot.service.model.holds_weights
+    assert bot.service.model_process is not None
+    assert bot.service.model_process.serves(bot.service.model.path)

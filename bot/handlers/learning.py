@@ -109,7 +109,7 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     item = queue[0]
     await update.effective_message.reply_text(
-        _describe(item, len(queue)), reply_markup=_review_keyboard(service, item)
+        _describe(item, len(queue)), reply_markup=await _review_keyboard(service, item)
     )
 
 
@@ -128,10 +128,11 @@ def _describe(item: ReviewItem, queue_length: int) -> str:
     return "\n".join(lines)
 
 
-def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
+async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
     rows = []
-    if service.model is not None:
-        for answer_id, answer, probability in service.model.predict(item.question).candidates:
+    if (model := service.model) is not None:
+        [prediction] = await service.predict_batch(model, [item.question])
+        for answer_id, answer, probability in prediction.candidates:
             rows.append([InlineKeyboardButton(
                 f"→ {_short(answer)} ({probability:.0%})",
                 callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
