@@ -19,6 +19,8 @@ from bot.settings import Settings
 from bot.store import ChatInfo, Store, UserInfo, upgrade_database
 from model.predictor import AnswerModel
 from tests.conftest import TOKEN, make_settings
+from tests.fake_telegram import FakeTelegram
+from tests.processes import qabot_process
 
 QUESTIONS_FILE = Path(__file__).parent.parent / "bot" / "data" / "seed_paraphrases_test.csv"
 CHAT = ChatInfo(id=77, type="private", title=None)
@@ -164,3 +166,18 @@ async def test_model_process_exits_with_the_bot(service: QAService) -> None:
     child = psutil.Process(process.pid)
     await service.stop()
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.slow
+async def test_model_process_exits_when_the_bot_is_killed(bot_home: Path) -> None:
+    async with FakeTelegram(token=TOKEN) as tg, qabot_process(tg, bot_home) as bot:
+        [child] = [
+            process
+            for process in psutil.Process(bot.pid).children(recursive=True)
+            if "model.worker" in process.cmdline()
+        ]
+        os.kill(bot.pid, signal.SIGKILL)  # the bot only, not its process group
+        bot.wait(timeout=10)
+        # The socket's end tells the model process that the bot is gone.
+        gone, _ = await asyncio.to_thread(psutil.wait_procs, [child], timeout=10)
+        assert gone == [child]
