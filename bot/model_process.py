@@ -44,8 +44,9 @@ class ModelProcessError(Exception):
     """The model process is gone, hangs, or could not be started."""
 
 
-class ModelLoadError(Exception):
-    """The model process could not load a model directory (the message says why)."""
+class ModelCallError(Exception):
+    """The model process could not do what it was asked, e.g. load a broken model directory
+    (the message says why)."""
 
 
 class ModelProcess:
@@ -94,7 +95,7 @@ class ModelProcess:
         log.info("model process %d started", self._process.pid)
 
     async def load(self, path: Path) -> str:
-        """Have the process load a model directory; returns its version. ModelLoadError when the
+        """Have the process load a model directory; returns its version. ModelCallError when the
         model cannot be loaded, ModelProcessError when the process is gone."""
         version = await self._call(("load", str(path)))
         key = str(path)
@@ -144,7 +145,7 @@ class ModelProcess:
                 if status == "ok":
                     result.set_result(payload)
                 else:
-                    result.set_exception(ModelLoadError(payload))
+                    result.set_exception(ModelCallError(payload))
         except (asyncio.IncompleteReadError, ConnectionError):
             self._on_exit()
 
@@ -184,7 +185,7 @@ class ModelProcess:
             await self.start()
             for path in paths:
                 await self.load(Path(path))
-        except (ModelProcessError, ModelLoadError) as error:
+        except (ModelProcessError, ModelCallError) as error:
             log.error("could not restart the model process: %s", error)
             return  # its reader, if it started, reports the exit and tries again
         log.info("model process restarted, serving %s", ", ".join(Path(p).name for p in paths))

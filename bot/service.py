@@ -23,7 +23,7 @@ from bot.learning import (
     scoring_questions,
     split_holdout,
 )
-from bot.model_process import ModelLoadError, ModelProcess, ModelProcessError
+from bot.model_process import ModelCallError, ModelProcess, ModelProcessError
 from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
@@ -125,7 +125,7 @@ class QAService:
             return
         try:
             model = await self._load(self.registry.path(current))
-        except (OSError, ValueError, ModelLoadError) as error:
+        except (OSError, ValueError, ModelCallError) as error:
             # A broken or outdated version: keep serving what we have (`qabot run` trains a
             # new model when there is none).
             log.error("cannot load model %s: %s", current, error)
