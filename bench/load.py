@@ -44,6 +44,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot.app import BUNDLED_PARAPHRASES  # noqa: E402
 from tests.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
 
 TOKEN = "987654:load-benchmark-token"
@@ -83,7 +84,7 @@ class Result:
 
 def questions() -> list[str]:
     """Paraphrases of the bundled questions (answered by the model) and a few it cannot know."""
-    with (ROOT / "bot" / "data" / "seed_paraphrases_test.csv").open(encoding="utf-8") as file:
+    with BUNDLED_PARAPHRASES.open(encoding="utf-8") as file:
         known = [row["question"] for row in csv.DictReader(file)]
     return [*known, "what is the boiling point of tungsten", "量子色动力学是什么", "🙂"]
 

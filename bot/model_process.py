@@ -25,12 +25,12 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from bot.settings import PROJECT_ROOT
 from model.predictor import PredictionRow
-from model.worker import HEADER, frame
+from model.worker import HEADER, LOADED_MODELS, frame
 
 log = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # A call not answered within this time means the process hangs: it is killed and restarted.
 CALL_TIMEOUT_SECONDS = 30.0
 RESTART_LIMIT = 3
@@ -99,7 +99,8 @@ class ModelProcess:
         model cannot be loaded, ModelProcessError when the process is gone."""
         version = await self._call(("load", str(path)))
         key = str(path)
-        self._loaded = [p for p in self._loaded if p != key][-1:] + [key]
+        # The process keeps the LOADED_MODELS it loaded last.
+        self._loaded = [p for p in self._loaded if p != key][1 - LOADED_MODELS :] + [key]
         return version
 
     def predict(self, path: Path, texts: list[str]) -> asyncio.Future[list[PredictionRow]]:

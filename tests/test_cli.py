@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.app import BUNDLED_PARAPHRASES
 from bot.cli import main
 from tests.conftest import ADMIN_ID
 
@@ -89,7 +90,7 @@ def test_eval_json_reports_the_current_model(
     qabot_home: Path, seed_model_dir: Path, tmp_path: Path, capsys
 ) -> None:
     shutil.copytree(seed_model_dir, qabot_home / "models")
-    data = Path(__file__).parent.parent / "bot" / "data" / "seed_paraphrases_test.csv"
+    data = BUNDLED_PARAPHRASES
     assert main(["eval", "--data", str(data), "--json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert {"in_scope_accuracy", "oos_recall", "threshold", "n", "latency_ms"} <= set(figures)

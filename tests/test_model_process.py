@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from bot.app import BUNDLED_PARAPHRASES
 from bot.model_process import RESTART_LIMIT
 from bot.service import QAService
 from bot.settings import Settings
@@ -22,14 +23,13 @@ from tests.conftest import TOKEN, make_settings
 from tests.fake_telegram import FakeTelegram
 from tests.processes import qabot_process
 
-QUESTIONS_FILE = Path(__file__).parent.parent / "bot" / "data" / "seed_paraphrases_test.csv"
 CHAT = ChatInfo(id=77, type="private", title=None)
 USER = UserInfo(77, "u", "U", "en")
 
 
 @pytest.fixture
 def questions() -> list[str]:
-    with QUESTIONS_FILE.open(encoding="utf-8") as file:
+    with BUNDLED_PARAPHRASES.open(encoding="utf-8") as file:
         return [row["question"] for row in csv.DictReader(file)][:12]
 
 
