@@ -100,7 +100,7 @@ class ModelProcess:
         version = await self._call(("load", str(path)))
         key = str(path)
         # The process keeps the LOADED_MODELS it loaded last.
-        self._loaded = [p for p in self._loaded if p != key][1 - LOADED_MODELS :] + [key]
+        self._loaded = [*(p for p in self._loaded if p != key), key][-LOADED_MODELS:]
         return version
 
     def predict(self, path: Path, texts: list[str]) -> asyncio.Future[list[PredictionRow]]:
