@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from model.data_checks import DataReport
 from model.datasets import QAPair, write_pairs_csv
 
 log = logging.getLogger(__name__)
@@ -29,11 +30,22 @@ class TrainingFailedError(RuntimeError):
     """The worker process failed; the message says why (its last error lines)."""
 
 
+class TrainingRefusedError(TrainingFailedError):
+    """The training set cannot make a useful model (e.g. a single answer); nothing was trained.
+    `report` holds every finding of the data checks, `str(error)` what to do."""
+
+    def __init__(self, message: str, report: DataReport) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 @dataclass
 class TrainedVersion:
     version: str
     path: Path
     metrics: dict[str, Any] = field(default_factory=dict)
+    # The data checks the worker ran before training (warnings worth showing the admin).
+    data_report: DataReport | None = None
 
 
 class TrainingRunner:
@@ -87,6 +99,7 @@ class TrainingRunner:
         )
         stderr_task = asyncio.create_task(_tail(process.stderr))
         done: dict[str, Any] | None = None
+        report: DataReport | None = None
         assert process.stdout is not None
         async for raw_line in process.stdout:
             try:
@@ -95,6 +108,8 @@ class TrainingRunner:
                 continue
             if event.get("event") == "done":
                 done = event
+            elif event.get("event") == "data_report":
+                report = DataReport.from_dict(event["report"])
             elif on_progress is not None:
                 try:
                     await on_progress(event)
@@ -102,11 +117,15 @@ class TrainingRunner:
                     log.exception("progress callback failed")
         code = await process.wait()
         error_tail = await stderr_task
+        if report is not None and report.refused:
+            raise TrainingRefusedError(report.refusal(), report)
         if code != 0 or done is None:
             reason = error_tail[-1] if error_tail else f"exit code {code}"
             log.error("training worker failed (exit code %s): %s", code, "\n".join(error_tail))
             raise TrainingFailedError(reason)
-        return TrainedVersion(done["version"], Path(done["path"]), done.get("metrics", {}))
+        return TrainedVersion(
+            done["version"], Path(done["path"]), done.get("metrics", {}), data_report=report
+        )
 
 
 async def _tail(stream: asyncio.StreamReader | None, keep: int = 20) -> list[str]:

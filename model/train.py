@@ -31,6 +31,7 @@ from model.calibration import (
     fit_temperature,
     scores,
 )
+from model.data_checks import DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import (
     ANSWERS_FILE,
@@ -79,6 +80,8 @@ LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 UNSEEN_CLASS_SCORE = -10.0
 
 Progress = Callable[[dict], None]
+# Exit code of the command line when the data cannot make a useful model (see data_checks).
+DATA_REFUSED = 2
 
 
 @dataclass(frozen=True)
@@ -504,6 +507,11 @@ def main(argv: list[str] | None = None) -> int:
     emit = _json_printer if args.progress_json else _human_printer
     try:
         pairs = read_pair_files(args.data, args.oos)
+        report = check_pairs(pairs)
+        emit({"event": "data_report", "report": report.to_dict()})
+        if report.refused:
+            print(f"error: {report.refusal()}", file=sys.stderr)
+            return DATA_REFUSED
         val_paths = [args.val] if args.val else []
         val_pairs = read_pair_files(val_paths, [args.oos_val] if args.oos_val else []) or None
         result = train(
@@ -537,7 +545,10 @@ def _json_printer(event: dict) -> None:
 
 def _human_printer(event: dict) -> None:
     kind = event["event"]
-    if kind == "start":
+    if kind == "data_report":
+        for line in DataReport.from_dict(event["report"]).lines():
+            print(line, file=sys.stderr)
+    elif kind == "start":
         purpose = "to choose the fallback rule, " if event["phase"] == "holdout" else ""
         print(
             f"training {purpose}on {event['n_train']} questions, {event['n_classes']} answers, "
