@@ -18,10 +18,10 @@ from telegram.ext import ContextTypes, MessageHandler, filters
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bot.app import receive_updates  # noqa: E402
-from bot.handlers import application_builder  # noqa: E402
 from bot.logs import setup_logging  # noqa: E402
+from bot.run import receive_updates  # noqa: E402
 from bot.settings import Settings  # noqa: E402
+from bot.telegram.application import application_builder  # noqa: E402
 
 
 async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

@@ -56,9 +56,9 @@ def first_answer(home: Path) -> tuple[float, int]:
 
 
 async def reply_latency(home: Path, rounds: int = 200) -> list[float]:
-    from bot.service import QAService
+    from bot.app.service import QAService
     from bot.settings import Settings
-    from bot.store import ChatInfo, Store, UserInfo
+    from bot.storage.store import ChatInfo, Store, UserInfo
 
     settings = Settings(QABOT_HOME=home, _env_file=None)
     store = Store(settings.database_url)

@@ -12,7 +12,7 @@ from typing import TextIO
 
 from bot.logs import setup_logging
 from bot.settings import Settings
-from bot.store import Store, upgrade_database
+from bot.storage.store import Store, upgrade_database
 from model.text import match_key
 
 
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
 
     if args.command in ("run", "chat"):
-        from bot.app import run
+        from bot.run import run
 
         return run(settings, console=args.command == "chat")
     upgrade_database(settings.database_url)
@@ -120,7 +120,7 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     ):
         return train_main(args)
     upgrade_database(settings.database_url)
-    from bot.learning import split_holdout
+    from bot.app.learning import split_holdout
 
     # As /retrain does: the held-out part stays out, so later retrainings are compared fairly.
     pairs = split_holdout(asyncio.run(_store_pairs(settings)))[0]
@@ -147,7 +147,7 @@ async def _store_pairs(settings: Settings) -> list:
 async def export(
     settings: Settings, fmt: str, out_path: Path | None, since: datetime | None, pairs: bool
 ) -> int:
-    from bot.exports import write_exchanges
+    from bot.app.exports import write_exchanges
     from model.datasets import write_pairs_csv
 
     store = Store(settings.database_url)
@@ -190,7 +190,7 @@ async def import_pairs(settings: Settings, path: Path) -> int:
 
 
 def list_models(settings: Settings) -> int:
-    from bot.handlers.admin import format_metrics
+    from bot.telegram.admin import format_metrics
     from model.registry import ModelRegistry
 
     versions = ModelRegistry(settings.models_dir).versions()
@@ -216,7 +216,7 @@ def rollback(settings: Settings) -> int:
 
 
 async def list_review_queue(settings: Settings, limit: int) -> int:
-    from bot.learning import Learning
+    from bot.app.learning import Learning
 
     store = Store(settings.database_url)
     try:

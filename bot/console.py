@@ -8,8 +8,8 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.service import QAService
-from bot.store import ChatInfo, UserInfo
+from bot.app.service import QAService
+from bot.storage.store import ChatInfo, UserInfo
 
 # The console is chat 0 / user 0 in the log (Telegram ids are never 0).
 CONSOLE_CHAT = ChatInfo(id=0, type="console", title="console")

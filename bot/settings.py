@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
     retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
     seed: int = Field(0, alias="QABOT_SEED")
-    # Answer in a model process beside the bot (bot/model_process.py); off: in the bot's own.
+    # Answer in a model process beside the bot (bot/serving/); off: in the bot's own.
     model_process: bool = Field(True, alias="QABOT_MODEL_PROCESS")
 
     @field_validator("admin_ids", mode="before")

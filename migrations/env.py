@@ -6,8 +6,8 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from bot.settings import Settings
-from bot.store import create_engine
-from bot.tables import Base
+from bot.storage.store import create_engine
+from bot.storage.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

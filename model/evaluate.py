@@ -69,7 +69,7 @@ def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins:
 def measure_speed(predict_one, predict_batch, questions: Sequence[str]) -> dict:
     """Single-question latency percentiles, and the rate of a batch of 1,000 questions: the best
     of THROUGHPUT_RUNS batches, as other processes on the machine can only slow a run down.
-    Timed as the bot serves: with one BLAS thread (see bot.app.serve)."""
+    Timed as the bot serves: with one BLAS thread (see bot.run.serve)."""
     sample = [questions[i % len(questions)] for i in range(LATENCY_SAMPLES)]
     batch = [questions[i % len(questions)] for i in range(THROUGHPUT_BATCH)]
     timings, elapsed = [], []

@@ -206,7 +206,7 @@ class AnswerModel:
 
     `load(path, weights=False)` reads only the small files (rules, answers): the featurizer and
     the weights are read on first use. The bot does that when a model process answers for it
-    (bot/model_process.py), so the weights are held in that process only.
+    (bot/serving/model_process.py), so the weights are held in that process only.
     """
 
     def __init__(self, path: Path, meta: dict, classes: list[str | None], answers: dict[str, str]):

@@ -2,7 +2,7 @@
 
     python -m model.worker FD
 
-The bot (bot/model_process.py) starts it, so that the model's work runs beside the bot's
+The bot (bot/serving/model_process.py) starts it, so that the model's work runs beside the bot's
 event loop rather than on it. Requests and replies are frames: a 4-byte big-endian length, then
 a pickle (the socket is private to the two processes). Requests are handled in order, one reply
 each: ("ok", result) or ("error", message).
@@ -79,7 +79,7 @@ def serve(stream: BinaryIO, replies: BinaryIO) -> None:
 def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the bot stops this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    # Small products: a second BLAS thread would only spin (see bot/app.py).
+    # Small products: a second BLAS thread would only spin (see bot/run.py).
     threadpool_limits(limits=1, user_api="blas")
     with (
         socket.socket(fileno=int(sys.argv[1])) as connection,

@@ -14,11 +14,11 @@ from typing import Literal
 import pytest
 from telegram.ext import Application
 
-from bot.app import BUNDLED_PAIRS
-from bot.handlers import build_application
-from bot.service import QAService
+from bot.app.service import QAService
+from bot.run import BUNDLED_PAIRS
 from bot.settings import Settings
-from bot.store import Store, upgrade_database
+from bot.storage.store import Store, upgrade_database
+from bot.telegram.application import build_application
 from model.datasets import read_pairs
 from tests.fake_telegram import FakeTelegram, FakeUser, running_application
 from tests.postgres import fresh_database
@@ -43,7 +43,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
 def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model registry holding one version trained on the bundled set (trained once), on the
     same part of it that `qabot run` trains its first model on."""
-    from bot.learning import split_holdout
+    from bot.app.learning import split_holdout
     from model.train import train
 
     root = tmp_path_factory.mktemp("seed-models")

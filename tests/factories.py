@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.store import ChatInfo, ExchangeRecord, UserInfo
+from bot.storage.store import ChatInfo, ExchangeRecord, UserInfo
 
 
 def record(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.batching import PredictionBatcher
+from bot.serving.batching import PredictionBatcher
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import BUNDLED_PARAPHRASES
 from bot.cli import main
+from bot.run import BUNDLED_PARAPHRASES
 from tests.conftest import ADMIN_ID
 
 
@@ -61,7 +61,7 @@ def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys
 async def test_export_conversations(
     qabot_home: Path, tmp_path: Path, service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.store import ChatInfo, UserInfo
+    from bot.storage.store import ChatInfo, UserInfo
 
     url = service.store.engine.url.render_as_string(hide_password=False)
     monkeypatch.setenv("QABOT_DATABASE_URL", url)  # the database `service` logs into
@@ -148,7 +148,7 @@ def test_malformed_yaml_is_refused(qabot_home: Path, tmp_path: Path, capsys) -> 
 async def test_models_review_and_rollback_commands(
     qabot_home: Path, service, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from bot.store import ChatInfo, UserInfo
+    from bot.storage.store import ChatInfo, UserInfo
 
     monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
     await service.reply(ChatInfo(5), UserInfo(6), "帮我订一张去上海的机票")

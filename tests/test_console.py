@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
+from bot.app.service import QAService
 from bot.console import run_console
-from bot.service import QAService
 from bot.settings import PROJECT_ROOT
 
 

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from bot.exchange_writer import ExchangeWriter
-from bot.store import Store
+from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.store import Store
 from tests.factories import record
 
 

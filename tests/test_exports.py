@@ -9,8 +9,8 @@ from datetime import datetime
 
 import pytest
 
-from bot.exports import FIELDS, write_exchanges
-from bot.store import Store
+from bot.app.exports import FIELDS, write_exchanges
+from bot.storage.store import Store
 from tests.factories import record
 
 REQUIRED = {"id", "created_at", "chat_id", "user_id", "question", "answer", "answer_id",

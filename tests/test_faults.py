@@ -14,9 +14,9 @@ import psutil
 import pytest
 from sqlalchemy.exc import IntegrityError
 
-from bot import store as store_module
-from bot.exchange_writer import ExchangeWriter
-from bot.store import Store, upgrade_database
+from bot.storage import store as store_module
+from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.store import Store, upgrade_database
 from tests.conftest import ADMIN_ID, TOKEN, TelegramBot, bot_on_fake_telegram
 from tests.factories import record
 from tests.fake_telegram import FakeTelegram, FakeUser

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from bot.learning import split_holdout
+from bot.app.learning import split_holdout
 from model.datasets import QAPair
 from model.registry import new_version_name
 from tests.conftest import TelegramBot

@@ -6,7 +6,7 @@ import asyncio
 import sqlite3
 
 from bot.settings import Settings
-from bot.store import Store, upgrade_database
+from bot.storage.store import Store, upgrade_database
 from model.datasets import QAPair
 from tests.factories import record
 
@@ -26,7 +26,7 @@ async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) ->
     try:
         assert [e.question async for e in store.stream_exchanges()] == ["你好"]
         assert await store.training_pairs() == [QAPair("你好", "你好！")]
-        from bot.learning import Learning
+        from bot.app.learning import Learning
 
         learning = Learning(store)
         assert await learning.record_feedback(exchange_id, 1, -1, chat_id=1)

@@ -13,11 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bot.app import BUNDLED_PARAPHRASES
-from bot.model_process import RESTART_LIMIT
-from bot.service import QAService
+from bot.app.service import QAService
+from bot.run import BUNDLED_PARAPHRASES
+from bot.serving.model_process import RESTART_LIMIT
 from bot.settings import Settings
-from bot.store import ChatInfo, Store, UserInfo, upgrade_database
+from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
 from model.predictor import AnswerModel
 from tests.conftest import TOKEN, make_settings
 from tests.fake_telegram import FakeTelegram

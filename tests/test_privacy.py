@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
-from bot import privacy
-from bot.exchange_writer import ExchangeWriter
-from bot.store import Store
-from bot.tables import Feedback
+from bot.app import privacy
+from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.store import Store
+from bot.storage.tables import Feedback
 from model.datasets import QAPair
 from tests.conftest import TOKEN, TelegramBot
 from tests.factories import record

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app import BUNDLED_PAIRS
-from bot.handlers import build_application
-from bot.service import QAService
-from bot.store import ChatInfo, Store, UserInfo, upgrade_database
+from bot.app.service import QAService
+from bot.run import BUNDLED_PAIRS
+from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
+from bot.telegram.application import build_application
 from model.datasets import read_pairs
 from tests.conftest import TOKEN, make_settings
 from tests.fake_telegram import FakeTelegram, running_application

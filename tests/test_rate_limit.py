@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from telegram.ext import AIORateLimiter
 
-from bot.rate_limit import PRUNE_ABOVE, UserRateLimiter, Verdict
 from bot.settings import RateLimit, parse_rate_limit
-from bot.store import Store
+from bot.storage.store import Store
+from bot.telegram.rate_limit import PRUNE_ABOVE, UserRateLimiter, Verdict
 from tests.conftest import bot_on_fake_telegram
 
 

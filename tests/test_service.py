@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.service import QAService, clean_question
-from bot.store import ChatInfo, UserInfo
+from bot.app.service import QAService, clean_question
+from bot.storage.store import ChatInfo, UserInfo
 
 CHAT = ChatInfo(7, "private")
 USER = UserInfo(7, "ann", "Ann", "zh-hans")

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import inspect, text
 
 from bot.settings import Settings
-from bot.store import Store, UserInfo, upgrade_database
-from bot.tables import Base
+from bot.storage.store import Store, UserInfo, upgrade_database
+from bot.storage.tables import Base
 from model.datasets import QAPair
 from tests.factories import record
 

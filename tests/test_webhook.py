@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import receive_updates
-from bot.handlers import build_application
-from bot.service import QAService
-from bot.store import Store
+from bot.app.service import QAService
+from bot.run import receive_updates
+from bot.storage.store import Store
+from bot.telegram.application import build_application
 from model.predictor import META_FILE
 from model.registry import ModelRegistry
 from tests.conftest import TOKEN, make_settings

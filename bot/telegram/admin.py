@@ -16,10 +16,10 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.exports import FORMATS, write_exchanges
-from bot.handlers.common import admin_only, command_argument, service_of
-from bot.retraining import TrainingBusyError, TrainingFailedError
-from bot.service import QAService
+from bot.app.exports import FORMATS, write_exchanges
+from bot.app.service import QAService
+from bot.serving.retraining import TrainingBusyError, TrainingFailedError
+from bot.telegram.common import admin_only, command_argument, service_of
 from model.datasets import write_pairs_csv
 from model.registry import RegistryError
 

@@ -15,11 +15,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.bot_api_request import BOT_API_CONNECTIONS, QueuedHTTPXRequest
-from bot.handlers import admin, chat, learning, privacy
-from bot.rate_limit import UserRateLimiter, enforce_rate_limit
-from bot.service import QAService
+from bot.app.service import QAService
 from bot.settings import Settings
+from bot.telegram import admin, chat, learning, privacy
+from bot.telegram.bot_api_request import BOT_API_CONNECTIONS, QueuedHTTPXRequest
+from bot.telegram.rate_limit import UserRateLimiter, enforce_rate_limit
 
 
 def application_builder(settings: Settings) -> ApplicationBuilder:

@@ -14,8 +14,8 @@ import re
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
-from bot.handlers.common import admin_only, service_of, user_info
-from bot.learning import ReviewItem, stats_chart
+from bot.app.learning import ReviewItem, stats_chart
+from bot.telegram.common import admin_only, service_of, user_info
 
 log = logging.getLogger(__name__)
 

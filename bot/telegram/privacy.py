@@ -9,8 +9,8 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
-from bot import privacy
-from bot.handlers.common import service_of, user_lang
+from bot.app import privacy
+from bot.telegram.common import service_of, user_lang
 
 log = logging.getLogger(__name__)
 

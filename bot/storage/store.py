@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from bot.settings import PROJECT_ROOT
-from bot.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
+from bot.storage.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
 from model.datasets import QAPair
 
 log = logging.getLogger(__name__)

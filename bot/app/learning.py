@@ -18,9 +18,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import func, or_, select
 
-from bot.exports import as_utc
-from bot.store import Store
-from bot.tables import Exchange, Feedback, ReviewDecision
+from bot.app.exports import as_utc
+from bot.storage.store import Store
+from bot.storage.tables import Exchange, Feedback, ReviewDecision
 from model.datasets import QAPair, answer_key
 from model.predictor import Prediction
 from model.text import match_key

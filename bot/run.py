@@ -15,12 +15,12 @@ from telegram import Update
 from telegram.ext import Application
 from threadpoolctl import threadpool_limits
 
+from bot.app.privacy import run_retention
+from bot.app.service import QAService
 from bot.console import run_console
-from bot.handlers import build_application
-from bot.privacy import run_retention
-from bot.service import QAService
 from bot.settings import Settings
-from bot.store import Store, upgrade_database
+from bot.storage.store import Store, upgrade_database
+from bot.telegram.application import build_application
 from model.datasets import read_pairs
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ next one in, so updates trickle in one at a time. In the load benchmark's bursts
 interval left most calls with one or two questions (0.8 ms of model CPU per message); 20 ms
 gives batches of 3-6 (0.33 ms).
 
-With a model process (bot/model_process.py) the batch is answered there, and the answers are
+With a model process (bot/serving/model_process.py) the batch is answered there, and the answers are
 handed out when it replies; the questions of a call it cannot answer (it died meanwhile) are
 answered here instead.
 """
@@ -24,7 +24,7 @@ import asyncio
 import functools
 from collections.abc import Callable
 
-from bot.model_process import ModelProcess
+from bot.serving.model_process import ModelProcess
 from model.predictor import AnswerModel, Prediction, PredictionRow
 
 Waiting = list[tuple[AnswerModel, str, asyncio.Future[Prediction]]]

@@ -8,8 +8,8 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.handlers.common import chat_info, service_of, user_info, user_lang
-from bot.handlers.learning import feedback_keyboard, take_reply_to_prompt
+from bot.telegram.common import chat_info, service_of, user_info, user_lang
+from bot.telegram.learning import feedback_keyboard, take_reply_to_prompt
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ from telegram import Message, Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.service import QAService
-from bot.store import ChatInfo, UserInfo
+from bot.app.service import QAService
+from bot.storage.store import ChatInfo, UserInfo
 
 log = logging.getLogger(__name__)
 

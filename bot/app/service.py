@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import messages
-from bot.batching import PredictionBatcher
-from bot.exchange_writer import ExchangeWriter
-from bot.learning import (
+from bot.app.learning import (
     Learning,
     ReviewItem,
     is_not_worse,
@@ -23,10 +21,12 @@ from bot.learning import (
     scoring_questions,
     split_holdout,
 )
-from bot.model_process import ModelCallError, ModelProcess, ModelProcessError
-from bot.retraining import ProgressCallback, TrainedVersion, TrainingRunner
+from bot.serving.batching import PredictionBatcher
+from bot.serving.model_process import ModelCallError, ModelProcess, ModelProcessError
+from bot.serving.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
-from bot.store import ChatInfo, ExchangeRecord, Store, UserInfo
+from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo
 from model.datasets import QAPair, answer_key
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry

@@ -7,8 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from bot.store import Store
-from bot.tables import Exchange
+from bot.storage.store import Store
+from bot.storage.tables import Exchange
 
 FORMATS = ("csv", "jsonl")
 FIELDS = (

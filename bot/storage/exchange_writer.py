@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.exc import DataError, IntegrityError
 
-from bot.store import ExchangeRecord, Store
+from bot.storage.store import ExchangeRecord, Store
 
 log = logging.getLogger(__name__)
 

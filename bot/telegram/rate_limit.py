@@ -12,8 +12,8 @@ from enum import Enum
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
-from bot.handlers.common import user_lang
 from bot.settings import RateLimit
+from bot.telegram.common import user_lang
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.exchange_writer import ExchangeWriter
-from bot.store import Store
+from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,1 @@
+"""Model serving and training runs: the model process, batching, the training worker."""

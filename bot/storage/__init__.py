@@ -1,0 +1,1 @@
+"""Storage: the SQL tables, the store's queries, and the exchange writer."""

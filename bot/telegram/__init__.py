@@ -1,0 +1,1 @@
+"""Telegram front end: handlers that parse an update, call the application layer, format."""
