@@ -27,5 +27,8 @@ lint: setup
 bench: setup
 	@$(BIN)/python bench/clinc150.py
 
+# The virtual environment, build output and caches only: never var/ (the database and every
+# model version live there).
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache
+	find . -name __pycache__ -type d -not -path './var/*' -prune -exec rm -rf {} +

@@ -14,6 +14,16 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
+def default_home() -> Path:
+    """`var/` in a checkout (git-ignored); once installed as a package, the user's data
+    directory, since the code then lives in site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / "var"
+    from platformdirs import user_data_path
+
+    return user_data_path("qabot", appauthor=False)
+
+
 @dataclass(frozen=True)
 class RateLimit:
     """Token bucket per user: `burst` messages at once, refilled at `per_second`."""
@@ -29,7 +39,7 @@ class RateLimit:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
 
-    home: Path = Field(PROJECT_ROOT / "var", alias="QABOT_HOME")
+    home: Path = Field(default_factory=default_home, alias="QABOT_HOME")
     database_url_setting: str | None = Field(None, alias="QABOT_DATABASE_URL")
     telegram_bot_token: str | None = Field(None, alias="TELEGRAM_BOT_TOKEN")
     telegram_api_base_url: str = Field(

@@ -35,7 +35,6 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.settings import PROJECT_ROOT
 from bot.storage.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
 from model.datasets import QAPair
 
@@ -88,7 +87,11 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     from alembic import command
     from alembic.config import Config
 
-    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    from migrations import SCRIPT_LOCATION
+
+    # Built here rather than read from alembic.ini, which an installed package does not have.
+    config = Config()
+    config.set_main_option("script_location", str(SCRIPT_LOCATION).replace("%", "%%"))
     config.attributes["database_url"] = url
     command.upgrade(config, revision)
 
