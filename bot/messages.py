@@ -63,6 +63,14 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Sorry, only the bot's admins can use that command.",
         "zh": "抱歉，只有管理员可以使用这个命令。",
     },
+    "private_only": {
+        "en": "Please send me this command in a private chat.",
+        "zh": "请在与我的私聊中发送这个命令。",
+    },
+    "admin_private_only": {
+        "en": "This command shows users' data, so I answer it only in a private chat with me.",
+        "zh": "这个命令会显示用户的数据，所以我只在与我的私聊中回答。",
+    },
     "unknown_command": {
         "en": "I don't know that command. /help lists what I can do.",
         "zh": "我不认识这个命令。发送 /help 查看我能做什么。",

@@ -112,6 +112,23 @@ async def test_admin_commands_are_refused_to_others(
     assert not bot.service.trainer.busy
 
 
+@pytest.mark.parametrize("command", ["/export", "/export jsonl", "/pairs", "/review", "/stats"])
+async def test_data_commands_answer_admins_in_private_chats_only(
+    telegram_bot: TelegramBot, command: str
+) -> None:
+    bot = telegram_bot
+    group = bot.tg.group(-100777, "Team")
+    await ask(bot, bot.user, "量子引力")  # a logged question, in the queue and the statistics
+    await bot.tg.send_command(bot.admin, command, chat=group)
+    refusal = await bot.tg.next_reply(group)
+    assert "private chat" in refusal.text
+    assert refusal.document is None and refusal.photo is None and not refusal.buttons
+    assert "量子引力" not in refusal.text
+    # In the private chat the same command works.
+    await bot.tg.send_command(bot.admin, command)
+    assert "private chat" not in ((await bot.tg.next_reply(bot.admin)).text or "")
+
+
 async def test_teach_is_answered_at_once(telegram_bot: TelegramBot) -> None:
     bot = telegram_bot
     await bot.tg.send_command(bot.admin, "/teach 门禁密码是多少 | 请向前台询问。")

@@ -19,7 +19,12 @@ from telegram.ext import ContextTypes
 from bot.app.exports import FORMATS, write_exchanges
 from bot.app.service import QAService
 from bot.serving.retraining import TrainingBusyError, TrainingFailedError
-from bot.telegram.common import admin_only, command_argument, service_of
+from bot.telegram.common import (
+    admin_data_private_only,
+    admin_only,
+    command_argument,
+    service_of,
+)
 from model.datasets import write_pairs_csv
 from model.registry import RegistryError
 
@@ -144,6 +149,7 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @admin_only
+@admin_data_private_only
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export [csv|jsonl] [7d|24h|2026-11-01]: send the logged conversations as a document."""
     message = update.effective_message
@@ -162,6 +168,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 @admin_only
+@admin_data_private_only
 async def pairs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/pairs: send the training set as CSV (the import format)."""
     service = service_of(context)

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import Message, Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import messages
@@ -62,3 +63,33 @@ def admin_only(handler: Handler) -> Handler:
         await handler(update, context)
 
     return checked
+
+
+
+def _in_private_chats_only(refusal: str) -> Callable[[Handler], Handler]:
+    """A decorator that runs the handler in a private chat only; elsewhere the sender gets the
+    `refusal` (a key of `bot.messages`) in that chat, and nothing else."""
+
+    def decorate(handler: Handler) -> Handler:
+        @functools.wraps(handler)
+        async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+            chat = update.effective_chat
+            if chat is None or chat.type != ChatType.PRIVATE or update.effective_user is None:
+                log.info("refused %s outside a private chat", handler.__name__)
+                if update.effective_message:
+                    await update.effective_message.reply_text(
+                        messages.text(refusal, user_lang(update))
+                    )
+                return
+            await handler(update, context)
+
+        return checked
+
+    return decorate
+
+
+# A user's own data (/mydata, /forget) is shown and deleted in their private chat only.
+private_chat_only = _in_private_chats_only("private_only")
+# Admin commands that send logged conversations, the training set or figures about users
+# (/export, /pairs, /review, /stats) must not post them to a group the admin is in.
+admin_data_private_only = _in_private_chats_only("admin_private_only")

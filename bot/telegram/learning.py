@@ -15,7 +15,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.ext import ContextTypes
 
 from bot.app.learning import ReviewItem, stats_chart
-from bot.telegram.common import admin_only, service_of, user_info
+from bot.telegram.common import admin_data_private_only, admin_only, service_of, user_info
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +100,7 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
 
 
 @admin_only
+@admin_data_private_only
 async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/review: the next group of questions that need an answer, with buttons to decide."""
     service = service_of(context)
@@ -196,6 +197,7 @@ async def _approve(
 
 
 @admin_only
+@admin_data_private_only
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats: volume, users, fallback rate, ratings per model, busiest unanswered questions,
     and a chart of daily volume and fallback rate."""

@@ -6,11 +6,10 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
-from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.app import privacy
-from bot.telegram.common import service_of, user_lang
+from bot.telegram.common import private_chat_only, service_of, user_lang
 
 log = logging.getLogger(__name__)
 
@@ -19,10 +18,6 @@ FORGET_CONFIRM, FORGET_CANCEL = "forget:yes", "forget:no"
 FORGET_PATTERN = r"^forget:"
 
 TEXTS: dict[str, dict[str, str]] = {
-    "private_only": {
-        "en": "Please send me this command in a private chat.",
-        "zh": "请在与我的私聊中发送这个命令。",
-    },
     "mydata_caption": {
         "en": "Everything I have stored about you. /forget deletes it.",
         "zh": "我保存的关于你的全部数据。发送 /forget 可以删除。",
@@ -51,12 +46,10 @@ def _text(update: Update, key: str, **values: object) -> str:
     return TEXTS[key][user_lang(update)].format(**values)
 
 
+@private_chat_only
 async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/mydata: send the user a JSON file of everything stored about them."""
     message, user = update.effective_message, update.effective_user
-    if update.effective_chat.type != ChatType.PRIVATE or user is None:
-        await message.reply_text(_text(update, "private_only"))
-        return
     service = service_of(context)
     try:
         document = await privacy.export_user_data(service.store, service.writer, user.id)
@@ -69,12 +62,10 @@ async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     )
 
 
+@private_chat_only
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: ask for confirmation before deleting everything stored about the user."""
     message, user = update.effective_message, update.effective_user
-    if update.effective_chat.type != ChatType.PRIVATE or user is None:
-        await message.reply_text(_text(update, "private_only"))
-        return
     keyboard = InlineKeyboardMarkup(
         [
             [
