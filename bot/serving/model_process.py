@@ -8,8 +8,10 @@ The weights live in that process alone; the bot holds the answers and the rules.
 
 If the process dies or hangs, every call in flight fails (the batcher then answers those
 questions in the bot's own process, so no one goes unanswered), and it is restarted, loading
-the model it served. After RESTART_LIMIT restarts in a row that did not last, the bot answers
-in its own process from then on.
+the models it served. Those stay the models to serve until a restart has loaded them all: a
+restart that fails (the new process dies, or does not load them within LOAD_TIMEOUT_SECONDS)
+is tried again. After RESTART_LIMIT restarts in a row that did not last, the bot answers in its
+own process from then on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pickle
 import socket
 import sys
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # A call not answered within this time means the process hangs: it is killed and restarted.
 CALL_TIMEOUT_SECONDS = 30.0
+# Loading reads and unpacks a model directory: a large model takes far longer than a call.
+LOAD_TIMEOUT_SECONDS = 300.0
 RESTART_LIMIT = 3
 # A process that answered for this long counts as a success: the restart count starts over.
 STABLE_SECONDS = 60.0
@@ -54,16 +59,25 @@ class ModelProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        # Calls in flight, oldest first: the process answers them in order.
+        # Calls in flight, oldest first (the process answers them in order), each with the time
+        # the process may spend on it.
         self._calls: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self._head_since = 0.0  # when the process began on the oldest call in flight
         self._watchdog: asyncio.TimerHandle | None = None
-        self._loaded: list[str] = []  # model paths the process holds, newest last
+        # The model paths to serve, newest last. A restart loads them all again, and they stay
+        # the ones to serve until a restart has done so.
+        self._models: list[str] = []
+        self._ready = False  # the running process holds every one of self._models
         self._restart_task: asyncio.Task[None] | None = None
         self._failed_restarts = 0
         self._started_at = 0.0
         self._stopping = False
+        self._changed = asyncio.Event()
         self.gave_up = False
         self.call_timeout = CALL_TIMEOUT_SECONDS
+        self.load_timeout = LOAD_TIMEOUT_SECONDS
+        # The process's module (`python -m ...`); tests swap in one that fails.
+        self.worker_module = "model.worker"
 
     @property
     def pid(self) -> int | None:
@@ -71,9 +85,24 @@ class ModelProcess:
 
     def serves(self, path: Path) -> bool:
         """Whether calls for this model directory go to the process."""
-        return self._writer is not None and str(path) in self._loaded
+        return self._ready and str(path) in self._models
+
+    async def wait_until(self, condition: Callable[[], bool]) -> None:
+        """Return once condition() holds; it is checked again whenever the process starts,
+        stops, loads a model or is given up on."""
+        while not condition():
+            await self._changed.wait()
+
+    def _announce(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def start(self) -> None:
+        await self._spawn()
+        self._ready = True
+        self._announce()
+
+    async def _spawn(self) -> None:
         parent_end, child_end = socket.socketpair()
         env = {key: value for key, value in os.environ.items() if key not in SECRET_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(
@@ -81,7 +110,7 @@ class ModelProcess:
         )
         try:
             self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "model.worker", str(child_end.fileno()),
+                sys.executable, "-m", self.worker_module, str(child_end.fileno()),
                 pass_fds=(child_end.fileno(),), stdin=asyncio.subprocess.DEVNULL, env=env,
             )  # fmt: skip
         except OSError as error:
@@ -96,51 +125,71 @@ class ModelProcess:
 
     async def load(self, path: Path) -> str:
         """Have the process load a model directory; returns its version. ModelCallError when the
-        model cannot be loaded, ModelProcessError when the process is gone."""
-        version = await self._call(("load", str(path)))
+        model cannot be loaded, ModelProcessError when the process is gone or restarting (the
+        restart then loads this model too)."""
         key = str(path)
+        if self.gave_up:
+            raise ModelProcessError("the model process was given up on")
+        previous = self._models
         # The process keeps the LOADED_MODELS it loaded last.
-        self._loaded = [*(p for p in self._loaded if p != key), key][-LOADED_MODELS:]
+        self._models = [*(p for p in previous if p != key), key][-LOADED_MODELS:]
+        if not self._ready:
+            raise ModelProcessError("the model process is restarting")
+        try:
+            version = await self._call(("load", key), self.load_timeout)
+        except ModelCallError:
+            self._models = previous  # the process, too, keeps what it had
+            raise
+        self._announce()
         return version
 
     def predict(self, path: Path, texts: list[str]) -> asyncio.Future[list[PredictionRow]]:
         """prediction_rows of the texts by the model at path (which the process has loaded)."""
-        return self._call(("predict", str(path), texts))
+        return self._call(("predict", str(path), texts), self.call_timeout)
 
-    def _call(self, request: tuple) -> asyncio.Future[Any]:
+    def _call(self, request: tuple, timeout: float) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         result: asyncio.Future[Any] = loop.create_future()
         if self._writer is None:
             result.set_exception(ModelProcessError("the model process is not running"))
             return result
         self._writer.write(frame(request))
-        deadline = loop.time() + self.call_timeout
-        self._calls.append((result, deadline))
+        if not self._calls:
+            self._head_since = loop.time()
+        self._calls.append((result, timeout))
+        self._arm_watchdog(loop)
+        return result
+
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Have the watchdog look no later than the oldest call's deadline."""
+        deadline = self._head_since + self._calls[0][1]
         if self._watchdog is None or self._watchdog.when() > deadline:
             if self._watchdog is not None:
                 self._watchdog.cancel()
             self._watchdog = loop.call_at(deadline, self._check_overdue)
-        return result
 
     def _check_overdue(self) -> None:
         self._watchdog = None
         if not self._calls:
             return
-        deadline = self._calls[0][1]
         loop = asyncio.get_running_loop()
-        if deadline > loop.time():
-            self._watchdog = loop.call_at(deadline, self._check_overdue)
+        if self._head_since + self._calls[0][1] > loop.time():
+            self._arm_watchdog(loop)
             return
-        log.error("the model process did not answer for %.0f s: killing it", self.call_timeout)
+        log.error("the model process did not answer for %g s: killing it", self._calls[0][1])
         if self._process is not None and self._process.returncode is None:
             self._process.kill()  # the reader then sees the socket close
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 header = await reader.readexactly(HEADER.size)
                 status, payload = pickle.loads(await reader.readexactly(HEADER.unpack(header)[0]))
                 result, _ = self._calls.popleft()
+                if self._calls:  # the process now works on the next call
+                    self._head_since = loop.time()
+                    self._arm_watchdog(loop)
                 if result.done():  # its caller was cancelled
                     continue
                 if status == "ok":
@@ -151,7 +200,9 @@ class ModelProcess:
             self._on_exit()
 
     def _on_exit(self) -> None:
-        """The socket closed: fail the calls in flight and replace the process."""
+        """The socket closed: fail the calls in flight and replace the process (unless a
+        restart is under way: it replaces the process itself)."""
+        self._ready = False
         if self._writer is not None:
             self._writer.close()
             self._writer = None
@@ -159,37 +210,68 @@ class ModelProcess:
             result, _ = self._calls.popleft()
             if not result.done():
                 result.set_exception(ModelProcessError("the model process has stopped"))
-        if not self._stopping:
-            self._restart_task = asyncio.create_task(self._replace(), name="model-process-restart")
+        self._announce()
+        restarting = self._restart_task is not None and not self._restart_task.done()
+        if not self._stopping and not restarting:
+            self._restart_task = asyncio.create_task(self._restart(), name="model-process-restart")
 
-    async def _replace(self) -> None:
-        exit_code = await self._reap()
+    async def _restart(self) -> None:
+        """Replace the process that stopped, until one has loaded the models it served."""
         if asyncio.get_running_loop().time() - self._started_at >= STABLE_SECONDS:
             self._failed_restarts = 0
-        if self._failed_restarts >= RESTART_LIMIT:
-            self.gave_up = True
+        while True:
+            exit_code = await self._reap()
+            if self._failed_restarts >= RESTART_LIMIT:
+                self.gave_up = True
+                self._announce()
+                log.error(
+                    "the model process stopped again (exit code %s): answering in the bot's own "
+                    "process from now on",
+                    exit_code,
+                )
+                return
             log.error(
-                "the model process stopped again (exit code %s): answering in the bot's own "
-                "process from now on",
+                "the model process stopped (exit code %s): answering in the bot's own process "
+                "until it is restarted",
                 exit_code,
             )
+            self._failed_restarts += 1
+            await asyncio.sleep(self._failed_restarts - 1)  # 0, 1, 2 s: no busy loop of crashes
+            try:
+                await self._spawn()
+                await self._load_models()
+            except ModelProcessError as error:
+                log.error("could not restart the model process: %s", error)
+                await self._end_process()
+                continue
+            self._ready = True
+            self._announce()
+            log.info(
+                "model process restarted, serving %s",
+                ", ".join(Path(p).name for p in self._models) or "no model yet",
+            )
             return
-        log.error(
-            "the model process stopped (exit code %s): answering in the bot's own process until "
-            "it is restarted",
-            exit_code,
-        )
-        self._failed_restarts += 1
-        await asyncio.sleep(self._failed_restarts - 1)  # 0, 1, 2 s: no busy loop of crashes
-        paths, self._loaded = self._loaded, []
-        try:
-            await self.start()
-            for path in paths:
-                await self.load(Path(path))
-        except (ModelProcessError, ModelCallError) as error:
-            log.error("could not restart the model process: %s", error)
-            return  # its reader, if it started, reports the exit and tries again
-        log.info("model process restarted, serving %s", ", ".join(Path(p).name for p in paths))
+
+    async def _load_models(self) -> None:
+        """Load every model to serve into the new process, including any asked for meanwhile.
+        A model that can no longer be loaded (e.g. its directory was deleted) is dropped."""
+        loaded: set[str] = set()
+        while missing := [p for p in self._models if p not in loaded]:
+            for path in missing:
+                try:
+                    await self._call(("load", path), self.load_timeout)
+                except ModelCallError as error:
+                    log.error("the restarted model process cannot load %s: %s", path, error)
+                    self._models.remove(path)
+                loaded.add(path)
+
+    async def _end_process(self) -> None:
+        """Kill the process if it still runs and wait until its reader has seen it go."""
+        if self._writer is not None and self._process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                self._process.kill()
+        if self._reader_task is not None:
+            await asyncio.gather(self._reader_task, return_exceptions=True)
 
     async def _reap(self) -> int | None:
         """The exit code of the process whose socket closed (killed if it lingers)."""
@@ -204,6 +286,7 @@ class ModelProcess:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._ready = False
         if self._restart_task is not None:
             self._restart_task.cancel()
             await asyncio.gather(self._restart_task, return_exceptions=True)
