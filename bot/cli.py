@@ -1,19 +1,25 @@
-"""The `qabot` command line (see DESIGN.md for the interface)."""
+"""The `qabot` command line (see DESIGN.md for the interface).
+
+Only the standard library is imported up front, so that `--help` answers at once: each
+command imports what it needs. Setup mistakes end in one or two lines and exit code 2."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import os
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from bot.logs import setup_logging
-from bot.settings import Settings
-from bot.storage.store import Store, upgrade_database
-from model.text import match_key
+from bot.startup import SetupError, load_settings, migrate_database
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+# Exit codes: a setup mistake (a bad setting, an unreachable database or Bot API).
+SETUP_ERROR = 2
+INTERRUPTED = 130
 
 
 def parse_since(value: str) -> datetime:
@@ -67,20 +73,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    settings = Settings()
-    setup_logging(settings.telegram_bot_token)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command in ("train", "eval"):
-        return run_model_command(settings, args.command, rest)
-    if rest:
-        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        from model.commands import eval_parser, train_parser
 
+        command_parser = train_parser if args.command == "train" else eval_parser
+        command_parser(bot_defaults=True).parse_args(rest)  # --help answered before any import
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    try:
+        return run_command(args, rest)
+    except SetupError as error:
+        print(f"qabot: {error}", file=sys.stderr)
+        return SETUP_ERROR
+    except BrokenPipeError:
+        # The reader went away (`qabot export | head`): nothing more to write, and nothing to
+        # report. Python would complain again when flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        return INTERRUPTED
+
+
+def run_command(args: argparse.Namespace, rest: list[str]) -> int:
+    import asyncio
+
+    from bot.logs import setup_logging
+
+    settings = load_settings()
+    setup_logging(settings.telegram_bot_token)
+    if args.command in ("train", "eval"):
+        return run_model_command(settings, args.command, rest)
+    migrate_database(settings)
     if args.command in ("run", "chat"):
         from bot.run import run
 
         return run(settings, console=args.command == "chat")
-    upgrade_database(settings.database_url)
     if args.command == "db":
         print(
             f"database is at the newest revision: {settings.database_url.split('@')[-1]}",
@@ -95,10 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         return list_models(settings)
     if args.command == "rollback":
         return rollback(settings)
-    if args.command == "review":
-        return asyncio.run(list_review_queue(settings, args.limit))
-    parser.error(f"unknown command {args.command}")
-    return 2
+    assert args.command == "review", args.command
+    return asyncio.run(list_review_queue(settings, args.limit))
 
 
 def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
@@ -111,15 +138,14 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
 
         return evaluate_main(args)
 
+    import asyncio
+    import tempfile
+
     from model.train import main as train_main
 
-    if (
-        "-h" in args
-        or "--help" in args
-        or any(a == "--data" or a.startswith("--data=") for a in args)
-    ):
+    if any(a == "--data" or a.startswith("--data=") for a in args):
         return train_main(args)
-    upgrade_database(settings.database_url)
+    migrate_database(settings)
     from bot.app.learning import split_holdout
 
     # As /retrain does: the held-out part stays out, so later retrainings are compared fairly.
@@ -137,6 +163,8 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
 
 
 async def _store_pairs(settings: Settings) -> list:
+    from bot.storage.store import Store
+
     store = Store(settings.database_url)
     try:
         return await store.training_pairs()
@@ -148,6 +176,7 @@ async def export(
     settings: Settings, fmt: str, out_path: Path | None, since: datetime | None, pairs: bool
 ) -> int:
     from bot.app.exports import write_exchanges
+    from bot.storage.store import Store
     from model.datasets import write_pairs_csv
 
     store = Store(settings.database_url)
@@ -177,6 +206,8 @@ async def import_pairs(settings: Settings, path: Path) -> int:
     except (OSError, ValueError) as error:
         print(f"cannot import {path}: {error}", file=sys.stderr)
         return 1
+    from bot.storage.store import Store
+
     store = Store(settings.database_url)
     try:
         added = await store.add_pairs(pairs, source="imported")
@@ -217,6 +248,8 @@ def rollback(settings: Settings) -> int:
 
 async def list_review_queue(settings: Settings, limit: int) -> int:
     from bot.app.learning import Learning
+    from bot.storage.store import Store
+    from model.text import match_key
 
     store = Store(settings.database_url)
     try:

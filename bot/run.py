@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from telegram import Update
+from telegram.error import TelegramError
 from telegram.ext import Application
 from threadpoolctl import threadpool_limits
 
@@ -19,7 +22,8 @@ from bot.app.privacy import run_retention
 from bot.app.service import QAService
 from bot.console import run_console
 from bot.settings import Settings
-from bot.storage.store import Store, upgrade_database
+from bot.startup import SetupError, explain_bot_api_error
+from bot.storage.store import Store
 from bot.telegram.application import build_application
 from model.datasets import read_pairs
 
@@ -63,6 +67,12 @@ async def serve(settings: Settings, *, console: bool) -> None:
     # The bot's matrix products are small (a few questions at a time): one BLAS thread does
     # them as fast, and a second one would spin between calls, eating half a core under load.
     threadpool_limits(limits=1, user_api="blas")
+    use_telegram = not console and settings.telegram_bot_token is not None
+    if not console and not use_telegram:
+        log.warning(
+            "TELEGRAM_BOT_TOKEN is not set: answering questions from %s instead of Telegram",
+            "this terminal" if sys.stdin.isatty() else "standard input, one per line",
+        )
     store = Store(settings.database_url)
     service = QAService(settings, store)
     await service.start()
@@ -72,12 +82,19 @@ async def serve(settings: Settings, *, console: bool) -> None:
         else None
     )
     try:
-        await prepare(service)
-        tune_garbage_collector()
-        if console or not settings.telegram_bot_token:
-            await run_console(service)
-        else:
-            await run_telegram(service)
+        async with contextlib.AsyncExitStack() as stack:
+            # Connected before the (maybe minute-long) preparation: a wrong token shows at once.
+            application = (
+                await stack.enter_async_context(connected_application(service))
+                if use_telegram
+                else None
+            )
+            await prepare(service)
+            tune_garbage_collector()
+            if application is None:
+                await run_console(service)
+            else:
+                await run_telegram(application, settings)
     finally:
         if retention is not None:
             retention.cancel()
@@ -86,20 +103,33 @@ async def serve(settings: Settings, *, console: bool) -> None:
         await store.close()
 
 
-async def run_telegram(service: QAService) -> None:
-    settings = service.settings
+@contextlib.asynccontextmanager
+async def connected_application(service: QAService) -> AsyncIterator[Application]:
+    """The Telegram front end, initialized: its first Bot API call (getMe) checks the token and
+    the Bot API URL, and a mistake there ends in a SetupError."""
     application = build_application(service)
+    try:
+        await application.initialize()
+    except TelegramError as error:
+        await application.shutdown()
+        raise explain_bot_api_error(service.settings, error) or error from None
+    try:
+        yield application
+    finally:
+        await application.shutdown()
+
+
+async def run_telegram(application: Application, settings: Settings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with application:
-        await application.start()
-        await receive_updates(application, settings)
-        await stop.wait()
-        log.info("stopping")
-        await application.updater.stop()
-        await application.stop()
+    await application.start()
+    await receive_updates(application, settings)
+    await stop.wait()
+    log.info("stopping")
+    await application.updater.stop()
+    await application.stop()
 
 
 async def receive_updates(application: Application, settings: Settings) -> None:
@@ -127,11 +157,14 @@ async def receive_updates(application: Application, settings: Settings) -> None:
 
 
 def run(settings: Settings, *, console: bool = False) -> int:
+    """Serve until stopped (the database is migrated already). A SetupError is left to the
+    caller, which explains it."""
     try:
-        upgrade_database(settings.database_url)
         asyncio.run(serve(settings, console=console))
     except KeyboardInterrupt:
         print(file=sys.stderr)
+    except (SetupError, BrokenPipeError):  # the command line explains or ends quietly
+        raise
     except Exception:
         # Through the log, not Python's own traceback printer: the log redacts the token,
         # which some errors (a rejected token, a failed Bot API URL) carry.

@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_admin_ids(cls, value: object) -> object:
         if isinstance(value, str):
-            return frozenset(int(part) for part in value.replace(" ", "").split(",") if part)
+            parts = [part for part in value.replace(" ", "").split(",") if part]
+            if not all(part.lstrip("-").isdigit() for part in parts):
+                raise ValueError(
+                    f"QABOT_ADMIN_IDS must be numeric Telegram user ids separated by commas, "
+                    f"got {value!r}"
+                )
+            return frozenset(int(part) for part in parts)
         if isinstance(value, int):
             return frozenset({value})
         return value
@@ -82,6 +88,11 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         return None if value == "" else value
+
+    @field_validator("database_url_setting")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        return None if value is None else async_database_url(value)
 
     @field_validator("webhook_secret")
     @classmethod
@@ -134,3 +145,35 @@ def parse_rate_limit(value: str) -> RateLimit:
     if limit.burst < 0 or limit.per_second <= 0:
         raise ValueError(f"QABOT_RATE_LIMIT must be positive, got {value!r}")
     return limit
+
+
+# The async driver qabot uses for each database it supports.
+ASYNC_DRIVERS = {"sqlite": "aiosqlite", "postgresql": "asyncpg", "postgres": "asyncpg"}
+DATABASE_URL_EXAMPLES = (
+    "sqlite+aiosqlite:///path/to/qabot.sqlite3 or postgresql+asyncpg://user:password@host/db"
+)
+
+
+def async_database_url(value: str) -> str:
+    """The URL with the async driver qabot needs: `sqlite://` and `postgresql://` are taken to
+    mean `sqlite+aiosqlite://` and `postgresql+asyncpg://`. ValueError for anything else (the
+    message never repeats the URL, which may hold a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(value)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            f"QABOT_DATABASE_URL is not a database URL: write it like {DATABASE_URL_EXAMPLES}"
+        ) from None
+    backend = url.get_backend_name()
+    if backend not in ASYNC_DRIVERS:
+        raise ValueError(
+            f"QABOT_DATABASE_URL names a {backend} database; qabot works with SQLite and "
+            f"PostgreSQL: write it like {DATABASE_URL_EXAMPLES}"
+        )
+    driver = ASYNC_DRIVERS[backend]
+    # The scheme alone is replaced: the rest stays exactly as written.
+    scheme = f"{'postgresql' if backend == 'postgres' else backend}+{driver}"
+    return scheme + value[value.index("://") :]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -14,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from model.commands import eval_parser
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
@@ -93,30 +93,8 @@ def measure_speed(predict_one, predict_batch, questions: Sequence[str]) -> dict:
     }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qabot eval", description="Evaluate the current model.")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        required=True,
-        help="Q&A file to evaluate on; repeatable",
-    )
-    parser.add_argument(
-        "--oos",
-        type=Path,
-        action="append",
-        default=[],
-        help="file of out-of-scope questions; repeatable",
-    )
-    parser.add_argument("--model-dir", type=Path, required=True, help="model registry folder")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--report", type=Path, help="write a per-answer report into this folder")
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = eval_parser().parse_args(argv)
     try:
         model = ModelRegistry(args.model_dir).load_current()
         if model is None:

@@ -6,7 +6,6 @@ and the serving process never loads TensorFlow.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -31,6 +30,7 @@ from model.calibration import (
     fit_temperature,
     scores,
 )
+from model.commands import train_parser
 from model.data_checks import DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.predictor import (
@@ -473,37 +473,8 @@ def _write_version(
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qabot train", description="Train a new model version.")
-    parser.add_argument(
-        "--data",
-        type=Path,
-        action="append",
-        required=True,
-        help="Q&A file (CSV question,answer or JSON Lines); repeatable",
-    )
-    parser.add_argument(
-        "--oos",
-        type=Path,
-        action="append",
-        default=[],
-        help="file of out-of-scope questions; repeatable",
-    )
-    parser.add_argument("--val", type=Path, help="validation Q&A file (threshold and figures)")
-    parser.add_argument("--oos-val", type=Path, help="validation out-of-scope questions")
-    parser.add_argument("--model-dir", type=Path, required=True, help="model registry folder")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--no-promote", action="store_true", help="write the version but keep the current one live"
-    )
-    parser.add_argument(
-        "--progress-json", action="store_true", help="print one JSON object per line on stdout"
-    )
-    return parser
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = train_parser().parse_args(argv)
     emit = _json_printer if args.progress_json else _human_printer
     try:
         pairs = read_pair_files(args.data, args.oos)

@@ -65,7 +65,6 @@ def admin_only(handler: Handler) -> Handler:
     return checked
 
 
-
 def _in_private_chats_only(refusal: str) -> Callable[[Handler], Handler]:
     """A decorator that runs the handler in a private chat only; elsewhere the sender gets the
     `refusal` (a key of `bot.messages`) in that chat, and nothing else."""

@@ -1,0 +1,94 @@
+"""Setup mistakes (a bad setting, an unreachable database or Bot API) explained in one or two
+lines that name the setting and what to do; the command line exits with code 2 on them.
+
+Standard library only at import: the command line imports this before knowing its command."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+# Settings whose values an error message must never repeat.
+SECRET_SETTINGS = frozenset({"TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "QABOT_DATABASE_URL"})
+
+
+class SetupError(Exception):
+    """A mistake in how the bot is set up; str() says which setting and what to do."""
+
+
+def load_settings() -> Settings:
+    from pydantic import ValidationError
+
+    from bot.settings import Settings
+
+    try:
+        return Settings()
+    except ValidationError as error:
+        raise SetupError(explain_settings(error)) from None
+
+
+def explain_settings(error: ValidationError) -> str:
+    problems = []
+    for item in error.errors():
+        name = ".".join(str(part) for part in item["loc"])
+        message = item["msg"].removeprefix("Value error, ")
+        if name not in message:
+            got = "" if name in SECRET_SETTINGS else f", got {item['input']!r}"
+            message = f"{name}: {message}{got}"
+        problems.append(message)
+    return "; ".join(problems) + "\nfix it in the environment (or the .env file) and try again"
+
+
+def migrate_database(settings: Settings) -> None:
+    """Apply the migrations: the bot's first contact with the database, where a wrong URL or
+    an unreachable server shows."""
+    from sqlalchemy.exc import DBAPIError
+
+    from bot.storage.store import upgrade_database
+
+    try:
+        upgrade_database(settings.database_url)
+    except (OSError, DBAPIError) as error:
+        raise SetupError(explain_database_error(settings, error)) from None
+
+
+def explain_database_error(settings: Settings, error: Exception) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import DBAPIError
+
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    reason = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+    if settings.database_url_setting is None:
+        return (
+            f"cannot open the SQLite database in QABOT_HOME ({settings.home}): {reason}\n"
+            "set QABOT_HOME to a folder qabot may write to"
+        )
+    where = make_url(settings.database_url).render_as_string(hide_password=True)
+    return (
+        f"cannot use the database of QABOT_DATABASE_URL ({where}): {reason}\n"
+        "check that the server runs and that the URL's host, port, user, password and database "
+        "are right"
+    )
+
+
+def explain_bot_api_error(settings: Settings, error: Exception) -> SetupError | None:
+    """The setup mistake behind an error of the first Bot API call, if it is one."""
+    from telegram.error import InvalidToken, NetworkError
+
+    if isinstance(error, InvalidToken):
+        return SetupError(
+            "the Bot API refused TELEGRAM_BOT_TOKEN\n"
+            "check the token (BotFather gives it) and TELEGRAM_API_BASE_URL if you set it"
+        )
+    if isinstance(error, NetworkError):
+        message = (
+            f"cannot reach the Bot API at {settings.telegram_api_base_url}: {error}\n"
+            "check the network, or TELEGRAM_API_BASE_URL if you set it"
+        )
+        token = settings.telegram_bot_token
+        return SetupError(message.replace(token, "<token>") if token else message)
+    return None
