@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 
 from bot.storage.exchange_writer import ExchangeWriter
-from bot.storage.store import Store
+from bot.storage.store import Store, UserInfo, is_outage, upgrade_database
+from bot.storage.tables import Exchange, User, storable_text
 from tests.factories import record
 
 
@@ -137,3 +144,89 @@ async def test_queue_is_bounded(store: Store) -> None:
         await writer.write(record(question=f"q{i}"))
     assert writer.pending == 3 and writer.dropped == 2
     await writer.stop(timeout=0.1)
+
+
+async def test_a_record_that_fails_alone_is_dropped_alone_and_logging_goes_on(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only connection errors are an outage: a record failing with anything else (here what
+    the SQLite driver raised for a lone surrogate) is dropped alone, its text kept out of the
+    log, and the others are written."""
+    real_log = store.log_exchanges
+
+    async def refusing(records):
+        for r in records:
+            if r.question == "poison":
+                raise UnicodeEncodeError("utf-8", "poison", 0, 1, "surrogates not allowed")
+        return await real_log(records)
+
+    store.log_exchanges = refusing  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, retry_seconds=0.05)
+    await writer.start()
+    questions = ["a", "poison", "b", "c"]
+    ids = await asyncio.wait_for(
+        asyncio.gather(*(writer.write(record(question=q)) for q in questions)), 10
+    )
+    assert await asyncio.wait_for(writer.write(record(question="later")), 10) is not None
+    await writer.stop()
+    assert ids[1] is None and None not in (ids[0], *ids[2:])
+    assert writer.dropped == 1 and "could not write an exchange of chat 1" in caplog.text
+    assert "database unavailable" not in caplog.text and "poison" not in caplog.text
+    assert sorted([e.question async for e in store.stream_exchanges()]) == [
+        "a", "b", "c", "later"
+    ]  # fmt: skip
+
+
+def test_is_outage_only_for_connection_errors() -> None:
+    lost = OperationalError("SELECT 1", None, ConnectionResetError("reset"))
+    refused = DBAPIError("INSERT ...", None, ValueError("invalid input"))
+    invalidated = DBAPIError("INSERT ...", None, Exception("gone"), connection_invalidated=True)
+    assert is_outage(lost) and is_outage(invalidated) and is_outage(ConnectionRefusedError())
+    assert is_outage(TimeoutError()) and is_outage(InterfaceError("SELECT 1", None, Exception()))
+    assert not is_outage(refused) and not is_outage(IntegrityError("INSERT", None, Exception()))
+    assert not is_outage(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"))
+
+
+# -- any text, on both engines -----------------------------------------------------------------
+
+# Whatever a str can hold: lone surrogates, NUL and other control characters, 10 kB strings.
+unicode_text = (
+    st.text(st.characters(exclude_categories=()), max_size=100)
+    | st.text(st.characters(categories=["Cs", "Cc", "Cf", "Zs"]), max_size=30)
+    | st.text(st.characters(exclude_categories=()), min_size=1, max_size=30).map(
+        lambda unit: (unit * (10_240 // len(unit) + 1))[:10_240]
+    )
+)
+
+
+def test_any_text_is_stored_through_the_writer_and_read_back_replaced(database_url: str) -> None:
+    with asyncio.Runner() as runner:
+        runner.run(asyncio.to_thread(upgrade_database, database_url))
+        store = Store(database_url)
+        writer = ExchangeWriter(store)
+        runner.run(writer.start())
+
+        async def write_and_read(question: str, answer: str, name: str) -> tuple[str, ...]:
+            user = UserInfo(7, username=None, first_name=name)
+            exchange_id = await writer.write(
+                replace(record(question=question, answer=answer), user=user)
+            )
+            assert exchange_id is not None
+            async with store.session() as session:
+                row = await session.get(Exchange, exchange_id)
+                first_name = await session.scalar(select(User.first_name).where(User.id == 7))
+            return row.question, row.answer, first_name
+
+        @settings_(max_examples=60, deadline=None)
+        @given(question=unicode_text, answer=unicode_text, name=unicode_text)
+        def stored_as_replaced(question: str, answer: str, name: str) -> None:
+            stored = runner.run(write_and_read(question, answer, name))
+            assert stored == (
+                storable_text(question), storable_text(answer), storable_text(name[:256])
+            )  # fmt: skip
+
+        try:
+            stored_as_replaced()
+        finally:
+            runner.run(writer.stop())
+            runner.run(store.close())

@@ -153,7 +153,7 @@ async def test_a_record_the_database_refuses_is_dropped_alone(
     ids = await asyncio.gather(*(writer.write(record(question=q)) for q in questions))
     await writer.stop()
     assert ids[1] is None and None not in (ids[0], *ids[2:])
-    assert writer.dropped == 1 and "refused an exchange" in caplog.text
+    assert writer.dropped == 1 and "could not write an exchange of chat" in caplog.text
     assert sorted([e.question async for e in store.stream_exchanges()]) == ["a", "b", "c"]
 
 
@@ -237,3 +237,31 @@ async def test_kill_9_during_retrain_keeps_the_previous_model(bot_home: Path) ->
             await answered_after_restart(tg, admin)
         assert live_version(bot_home) == version
     assert not any(worker.is_running() for worker in workers)
+
+
+# -- text no database can store -----------------------------------------------------------------
+
+
+async def test_a_lone_surrogate_or_nul_loses_nothing(telegram_bot: TelegramBot) -> None:
+    """A JSON update can carry a lone surrogate, and PostgreSQL refuses NUL: such a message,
+    from a user whose name holds them too, is logged with U+FFFD in their place, and logging,
+    /mydata, /export and /stats go on working for everyone."""
+    bot = telegram_bot
+    eve = bot.tg.user(1003, "Eve\ud800", username="eve", language_code="en")
+    await bot.tg.send_text(eve, "hi \ud800 there\x00")
+    assert (await bot.tg.next_reply(eve)).text
+    await bot.tg.send_text(bot.user, "你好")
+    assert (await bot.tg.next_reply(bot.user)).text == "你好！"
+    await asyncio.wait_for(bot.service.writer.flush(), 20)
+    assert bot.service.writer.dropped == 0
+    questions = [e.question async for e in bot.service.store.stream_exchanges()]
+    assert questions == ["hi \ufffd there\ufffd", "你好"]
+
+    await bot.tg.send_command(eve, "/mydata")
+    mine = json.loads((await bot.tg.next_reply(eve)).document.content)
+    assert mine["tables"]["users"][0]["first_name"] == "Eve\ufffd"
+    await bot.tg.send_command(bot.admin, "/export jsonl")
+    exported = (await bot.tg.next_reply(bot.admin)).document.content.decode("utf-8")
+    assert "hi \ufffd there\ufffd" in exported and "你好" in exported
+    await bot.tg.send_command(bot.admin, "/stats")
+    assert "Questions: 2 from 2 users" in (await bot.tg.next_reply(bot.admin)).caption

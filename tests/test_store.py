@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import inspect, text
+import pytest
+from sqlalchemy import String, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 
+from bot.app.learning import Learning
 from bot.settings import Settings
-from bot.storage.store import Store, UserInfo, upgrade_database
-from bot.storage.tables import Base
+from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
+from bot.storage.tables import Base, storable_text
 from model.datasets import QAPair
 from tests.factories import record
 
@@ -144,3 +148,57 @@ async def test_model_versions_are_recorded(store: Store) -> None:
             await db.execute(text("select n_pairs, promoted_at, metrics from model_versions"))
         ).one()
     assert n_pairs == 10 and promoted_at is not None and "0.9" in str(metrics)
+
+
+UNSTORABLE = "a\ud800b\x00c\udfff"  # lone surrogates (UTF-8 cannot encode) and NUL
+REPLACED = "a\ufffdb\ufffdc\ufffd"
+
+
+async def test_text_that_cannot_be_encoded_is_stored_replaced_in_every_text_column(
+    store: Store,
+) -> None:
+    learning = Learning(store)
+    chat = ChatInfo(-5, "group", title=UNSTORABLE)
+    user = UserInfo(5, username=UNSTORABLE, first_name=UNSTORABLE, language_code=UNSTORABLE)
+    exchange = replace(record(question=UNSTORABLE, answer=UNSTORABLE), chat=chat, user=user)
+    [exchange_id] = await store.log_exchanges([exchange])
+    assert await store.add_pairs([QAPair(UNSTORABLE, UNSTORABLE)], source="taught") == 1
+    assert await learning.record_feedback(exchange_id, 5, -1, chat_id=-5)
+    assert await learning.add_suggestion(exchange_id, 5, UNSTORABLE)
+    assert await learning.decide([UNSTORABLE], answer=UNSTORABLE, decided_by=1)
+
+    stored: list[str] = []
+    async with store.engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in await connection.execute(select(table)):
+                stored += [value for value in row if isinstance(value, str)]
+    assert not [text for text in stored if text != storable_text(text)]
+    assert stored.count(REPLACED) >= 8  # title, names, question, answer, pair, suggestion...
+    assert (await store.user_data(5))["users"][0]["first_name"] == REPLACED
+
+
+def test_every_text_column_stores_only_storable_text() -> None:
+    """A new text column must use StoredString or StoredText, or the text a user sends could
+    make its writes fail (a lone surrogate, NUL on PostgreSQL)."""
+    plain = [
+        f"{table.name}.{column.name}"
+        for table in Base.metadata.sorted_tables
+        for column in table.columns
+        if isinstance(column.type, String)
+    ]
+    assert plain == []
+
+
+async def test_database_errors_do_not_show_what_users_wrote(database_url: str) -> None:
+    """Errors end up in logs (the writer's, Telegram's error handler): they must not carry the
+    statement's parameters, which hold users' questions. Here the tables are missing."""
+    store = Store(database_url)
+    try:
+        with pytest.raises(DBAPIError) as raised:
+            await store.log_exchanges([record(question="my secret question")])
+        with pytest.raises(DBAPIError) as raised_in_session:
+            await store.add_pairs([QAPair("my secret question", "a")], source="taught")
+    finally:
+        await store.close()
+    assert "my secret question" not in str(raised.value)
+    assert "my secret question" not in str(raised_in_session.value)

@@ -11,9 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy.exc import DataError, IntegrityError
-
-from bot.storage.store import ExchangeRecord, Store
+from bot.storage.store import ExchangeRecord, Store, is_outage
 
 log = logging.getLogger(__name__)
 
@@ -175,9 +173,11 @@ class ExchangeWriter:
     async def _write_in_flight(self) -> None:
         try:
             ids = await self.store.log_exchanges([p.record for p in self._in_flight])
-        except (DataError, IntegrityError):
-            # The database refuses some record's data: that is no outage, and retrying the
-            # batch would block the queue forever. Write one by one; drop only what is refused.
+        except Exception as error:
+            if is_outage(error):
+                raise
+            # Some record cannot be written: that is no outage, and retrying the batch would
+            # block the queue forever. Write one by one; drop only what fails alone.
             await self._write_one_by_one()
             return
         for pending, exchange_id in zip(self._in_flight, ids, strict=True):
@@ -189,13 +189,16 @@ class ExchangeWriter:
             pending = self._in_flight[0]
             try:
                 [exchange_id] = await self.store.log_exchanges([pending.record])
-            except (DataError, IntegrityError) as error:
+            except Exception as error:
+                if is_outage(error):
+                    raise
                 exchange_id = None
                 self.dropped += 1
+                # The error's text may quote the record's: its type alone is logged.
                 log.error(
-                    "the database refused an exchange of chat %s (%s): dropped it",
+                    "could not write an exchange of chat %s (%s): dropped it",
                     pending.record.chat.id,
-                    type(error.orig or error).__name__,
+                    type(getattr(error, "orig", None) or error).__name__,
                 )
             self._in_flight.pop(0)
             _resolve(pending, exchange_id)

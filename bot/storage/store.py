@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     delete,
     event,
+    exc,
     func,
     insert,
     or_,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -47,8 +48,11 @@ MAX_REMEMBERED_PEOPLE = 100_000
 
 
 def create_engine(url: str) -> AsyncEngine:
-    """An async engine; SQLite gets WAL mode and a busy timeout so readers never block writers."""
-    engine = create_async_engine(url, pool_pre_ping=not url.startswith("sqlite"))
+    """An async engine; SQLite gets WAL mode and a busy timeout so readers never block writers.
+    Its errors never show the statement's parameters: they hold what users wrote."""
+    engine = create_async_engine(
+        url, pool_pre_ping=not url.startswith("sqlite"), hide_parameters=True
+    )
     if engine.dialect.name == "sqlite":
         path = engine.url.database
         if path and path != ":memory:":
@@ -77,7 +81,7 @@ def _loop_log_engine(engine: AsyncEngine) -> Engine | None:
     path = engine.url.database
     if engine.dialect.name != "sqlite" or not path or path == ":memory:":
         return None
-    log_engine = sqlalchemy.create_engine(engine.url.set(drivername="sqlite"))
+    log_engine = sqlalchemy.create_engine(engine.url.set(drivername="sqlite"), hide_parameters=True)
     _set_sqlite_pragmas(log_engine, busy_timeout_ms=0)
     return log_engine
 
@@ -96,9 +100,14 @@ def upgrade_database(url: str, revision: str = "head") -> None:
     command.upgrade(config, revision)
 
 
-def storable_text(text: str) -> str:
-    """PostgreSQL text cannot hold NUL characters; store them as U+FFFD on every engine."""
-    return text.replace("\x00", "\ufffd")
+def is_outage(error: BaseException) -> bool:
+    """Whether the database is unreachable (or locked, or hanging), as opposed to refusing one
+    statement: only then is a batch kept and retried."""
+    if isinstance(error, exc.DBAPIError):
+        return error.connection_invalidated or isinstance(
+            error, exc.OperationalError | exc.InterfaceError
+        )
+    return isinstance(error, OSError | TimeoutError | exc.DisconnectionError | exc.TimeoutError)
 
 
 @dataclass(frozen=True)
@@ -210,8 +219,8 @@ class Store:
                 "user_id": r.user.id if r.user else None,
                 "message_id": r.message_id,
                 "kind": r.kind,
-                "question": storable_text(r.question),
-                "answer": storable_text(r.answer),
+                "question": r.question,
+                "answer": r.answer,
                 "answer_id": r.answer_id,
                 "confidence": r.confidence,
                 "fallback": r.fallback,
@@ -265,18 +274,17 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def _log_transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A transaction on the kept connection. A database that refuses data leaves the
-        connection usable; any other failure (a lost connection, a locked file) drops it, and
+        """A transaction on the kept connection. A statement that fails leaves the connection
+        usable; an outage (a lost connection, a locked file) or a cancellation drops it, and
         the next batch opens a new one."""
         if self._log_connection is None:
             self._log_connection = await self.engine.connect()
         try:
             async with self._log_connection.begin():
                 yield self._log_connection
-        except (DataError, IntegrityError):
-            raise
-        except BaseException:
-            await self._drop_log_connection()
+        except BaseException as error:
+            if not isinstance(error, Exception) or is_outage(error):
+                await self._drop_log_connection()
             raise
 
     async def _drop_log_connection(self) -> None:

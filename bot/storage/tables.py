@@ -3,6 +3,7 @@ revisions in migrations/; keep this module and the newest revision in step."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,8 +17,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # Stable constraint names, so Alembic batch migrations on SQLite can refer to them.
@@ -37,6 +40,43 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+# Characters no database column can hold: NUL (PostgreSQL text refuses it) and UTF-16
+# surrogates, which a str can carry (a JSON "\\ud800" escape, the console's undecodable bytes)
+# but UTF-8 cannot encode.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """The text as every column stores it: NUL and lone surrogates become U+FFFD (a surrogate
+    pair becomes the character it encodes)."""
+    if _UNSTORABLE.search(text) is None:
+        return text
+    text = text.replace("\x00", "\ufffd")
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+class StoredString(TypeDecorator[str]):
+    """String(n) that is always storable (see storable_text): over-long values are cut to n
+    characters rather than refused. Every text column uses it or StoredText, so no text a user
+    sends can make a write fail."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        length = self.impl.length
+        return storable_text(value if length is None else value[:length])
+
+
+class StoredText(StoredString):
+    """Text that is always storable (see storable_text)."""
+
+    impl = Text
+    cache_ok = True
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
@@ -46,8 +86,8 @@ class Chat(Base):
     __tablename__ = "chats"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    type: Mapped[str] = mapped_column(String(16))
-    title: Mapped[str | None] = mapped_column(String(256))
+    type: Mapped[str] = mapped_column(StoredString(16))
+    title: Mapped[str | None] = mapped_column(StoredString(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -55,9 +95,9 @@ class User(Base):
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    username: Mapped[str | None] = mapped_column(String(64))
-    first_name: Mapped[str | None] = mapped_column(String(256))
-    language_code: Mapped[str | None] = mapped_column(String(16))
+    username: Mapped[str | None] = mapped_column(StoredString(64))
+    first_name: Mapped[str | None] = mapped_column(StoredString(256))
+    language_code: Mapped[str | None] = mapped_column(StoredString(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -73,13 +113,13 @@ class Exchange(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger, ForeignKey("users.id"), index=True)
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     # "text" for questions; "sticker", "photo", ... for messages answered with a hint.
-    kind: Mapped[str] = mapped_column(String(16), default="text")
-    question: Mapped[str] = mapped_column(Text)
-    answer: Mapped[str] = mapped_column(Text)
-    answer_id: Mapped[str | None] = mapped_column(String(32))
+    kind: Mapped[str] = mapped_column(StoredString(16), default="text")
+    question: Mapped[str] = mapped_column(StoredText)
+    answer: Mapped[str] = mapped_column(StoredText)
+    answer_id: Mapped[str | None] = mapped_column(StoredString(32))
     confidence: Mapped[float] = mapped_column(default=0.0)
     fallback: Mapped[bool] = mapped_column(default=False)
-    model_version: Mapped[str | None] = mapped_column(String(64))
+    model_version: Mapped[str | None] = mapped_column(StoredString(64))
     latency_ms: Mapped[float] = mapped_column(default=0.0)
 
 
@@ -90,10 +130,10 @@ class QAPairRow(Base):
     __table_args__ = (UniqueConstraint("question", "answer", name="uq_qa_pairs_question_answer"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    question: Mapped[str] = mapped_column(Text)
-    answer: Mapped[str] = mapped_column(Text, default="")
+    question: Mapped[str] = mapped_column(StoredText)
+    answer: Mapped[str] = mapped_column(StoredText, default="")
     # bundled | imported | taught | reviewed
-    source: Mapped[str] = mapped_column(String(16))
+    source: Mapped[str] = mapped_column(StoredString(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -102,7 +142,7 @@ class ModelVersionRow(Base):
 
     __tablename__ = "model_versions"
 
-    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(StoredString(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     promoted_at: Mapped[datetime | None]
     n_pairs: Mapped[int] = mapped_column(default=0)
@@ -123,9 +163,9 @@ class Feedback(Base):
     user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
     # +1 for 👍, -1 for 👎
     rating: Mapped[int] = mapped_column(Integer)
-    answer_id: Mapped[str | None] = mapped_column(String(32))
-    model_version: Mapped[str | None] = mapped_column(String(64))
-    suggestion: Mapped[str | None] = mapped_column(Text)
+    answer_id: Mapped[str | None] = mapped_column(StoredString(32))
+    model_version: Mapped[str | None] = mapped_column(StoredString(64))
+    suggestion: Mapped[str | None] = mapped_column(StoredText)
 
 
 class ReviewDecision(Base):
@@ -134,10 +174,10 @@ class ReviewDecision(Base):
 
     __tablename__ = "review_decisions"
 
-    question_key: Mapped[str] = mapped_column(String(255), primary_key=True)
-    question: Mapped[str] = mapped_column(Text)
+    question_key: Mapped[str] = mapped_column(StoredString(255), primary_key=True)
+    question: Mapped[str] = mapped_column(StoredText)
     # approved | ignored
-    status: Mapped[str] = mapped_column(String(16))
-    answer: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(StoredString(16))
+    answer: Mapped[str | None] = mapped_column(StoredText)
     decided_by: Mapped[int | None] = mapped_column(BigInteger)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
