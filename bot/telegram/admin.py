@@ -23,6 +23,8 @@ from bot.telegram.common import (
     admin_data_private_only,
     admin_only,
     command_argument,
+    fit_message,
+    quoted,
     service_of,
 )
 from model.datasets import write_pairs_csv
@@ -41,7 +43,7 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     added = await service_of(context).teach(question, answer)
     status = "Learned" if added else "I already knew that"
-    await message.reply_text(f"{status}: “{question.strip()}” → “{answer.strip()}”")
+    await message.reply_text(f"{status}: {quoted(question)} → {quoted(answer)}")
 
 
 @admin_only
@@ -76,7 +78,7 @@ async def _run_retraining(
         return
     except TrainingFailedError as error:
         await request.reply_text(
-            f"Training failed; the current model keeps serving. Reason: {error}"
+            fit_message(f"Training failed; the current model keeps serving. Reason: {error}")
         )
         return
     await _edit(status, "Training finished.")

@@ -8,13 +8,11 @@ from telegram import Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.telegram.common import chat_info, service_of, user_info, user_lang
+from bot.telegram.common import chat_info, fit_message, service_of, user_info, user_lang
 from bot.telegram.learning import feedback_keyboard, take_reply_to_prompt
 
 log = logging.getLogger(__name__)
 
-# Telegram rejects longer messages.
-MAX_MESSAGE_CHARS = 4096
 # Message parts that are not text, in the order they are checked, for the "text only" hint.
 NON_TEXT_KINDS = (
     "sticker", "photo", "voice", "video_note", "video", "animation", "audio", "document",
@@ -45,7 +43,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
     rateable = not reply.fallback and reply.exchange_id is not None
     await message.reply_text(
-        reply.text[:MAX_MESSAGE_CHARS],
+        fit_message(reply.text),
         api_kwargs=feedback_keyboard(reply.exchange_id) if rateable else None,
     )
 

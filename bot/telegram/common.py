@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from telegram import Message, Update
 from telegram.constants import ChatType
@@ -15,6 +15,11 @@ from bot.app.service import QAService
 from bot.storage.store import ChatInfo, UserInfo
 
 log = logging.getLogger(__name__)
+
+# Telegram rejects longer messages (and captions).
+MAX_MESSAGE_CHARS, MAX_CAPTION_CHARS = 4096, 1024
+# How much of a user's text an admin message quotes.
+QUOTE_CHARS = 300
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
@@ -44,6 +49,29 @@ def user_lang(update: Update) -> str:
 def command_argument(message: Message) -> str:
     """The text after the command (`/teach a | b` → `a | b`)."""
     return (message.text or "").partition(" ")[2].strip()
+
+
+def shortened(text: str, limit: int) -> str:
+    """Text on one line, cut with an ellipsis to `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def quoted(text: str, limit: int = QUOTE_CHARS) -> str:
+    """User text inside a bot message, in quotes and shortened, so that a long question cannot
+    push the message past what Telegram accepts."""
+    return f"“{shortened(text, limit)}”"
+
+
+def quoted_list(texts: Sequence[str], shown: int = 5, limit: int = QUOTE_CHARS) -> str:
+    """`“a”, “b” and 7 more`: a few quoted texts of a list that may be long."""
+    listed = ", ".join(quoted(text, limit) for text in texts[:shown])
+    return listed + (f" and {len(texts) - shown} more" if len(texts) > shown else "")
+
+
+def fit_message(text: str) -> str:
+    """Text cut to what Telegram accepts in one message (for messages that embed user text)."""
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def admin_only(handler: Handler) -> Handler:

@@ -2,7 +2,9 @@
 queue, and statistics.
 
 Prompts that expect a reply (a suggestion, an admin's new answer) carry their exchange id in
-their own text, so a reply is understood by any replica, even after a restart."""
+their own text, so a reply is understood by any replica, even after a restart. A prompt is
+recognised only when the whole message is one of the bot's prompt templates: messages that
+quote users' text (a /review item, an approval) can never pass for one."""
 
 from __future__ import annotations
 
@@ -15,13 +17,40 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.ext import ContextTypes
 
 from bot.app.learning import ReviewItem, stats_chart
-from bot.telegram.common import admin_data_private_only, admin_only, service_of, user_info
+from bot.telegram.common import (
+    MAX_CAPTION_CHARS,
+    admin_data_private_only,
+    admin_only,
+    fit_message,
+    quoted,
+    quoted_list,
+    service_of,
+    shortened,
+    user_info,
+)
 
 log = logging.getLogger(__name__)
 
 THUMBS_UP, THUMBS_DOWN = "👍", "👎"
-_PROMPT_TAG = re.compile(r"\[(suggestion|answer) for #(\d+)\]")
 BUTTON_TEXT_CHARS = 40
+# The texts of the prompts that ask for a reply, by kind; {id} is the exchange id.
+PROMPTS = {
+    "suggestion": "Sorry about that. If you know the right answer, reply to this message with it "
+    "and an admin will review it. [suggestion for #{id}]",
+    "answer": "Reply to this message with the answer. [answer for #{id}]",
+}
+_PROMPT_PATTERNS = {
+    kind: re.compile(re.escape(template).replace(re.escape("{id}"), r"(\d+)"))
+    for kind, template in PROMPTS.items()
+}
+
+
+def prompt_of(text: str) -> tuple[str, int] | None:
+    """(kind, exchange id) when `text` is exactly one of the bot's prompts, else None."""
+    for kind, pattern in _PROMPT_PATTERNS.items():
+        if match := pattern.fullmatch(text):
+            return kind, int(match[1])
+    return None
 
 
 # The 👍/👎 buttons of an answer, as the Bot API's JSON (filled in with the exchange id): from a
@@ -43,11 +72,6 @@ def feedback_keyboard(exchange_id: int) -> dict[str, str]:
     return {"reply_markup": _FEEDBACK_KEYBOARD % (exchange_id, exchange_id)}
 
 
-def _short(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= BUTTON_TEXT_CHARS else text[: BUTTON_TEXT_CHARS - 1] + "…"
-
-
 # -- every user -----------------------------------------------------------------------------
 
 
@@ -63,8 +87,7 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     await query.edit_message_reply_markup(reply_markup=None)
     if stored and sign == "-":
         await query.message.reply_text(
-            "Sorry about that. If you know the right answer, reply to this message with it "
-            f"and an admin will review it. [suggestion for #{exchange_id}]",
+            PROMPTS["suggestion"].format(id=exchange_id),
             reply_markup=ForceReply(selective=True, input_field_placeholder="The right answer"),
         )
 
@@ -75,10 +98,10 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
     prompt = message.reply_to_message if message else None
     if prompt is None or prompt.from_user is None or prompt.from_user.id != context.bot.id:
         return False
-    match = _PROMPT_TAG.search(prompt.text or "")
-    if match is None:
+    prompt_link = prompt_of(prompt.text or "")
+    if prompt_link is None:
         return False
-    kind, exchange_id = match[1], int(match[2])
+    kind, exchange_id = prompt_link
     service = service_of(context)
     text = (message.text or "").strip()
     user = user_info(update)
@@ -117,16 +140,16 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 def _describe(item: ReviewItem, queue_length: int) -> str:
     reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reasons.most_common())
     lines = [
-        f"Review (1 of {queue_length}): “{item.question}”",
+        f"Review (1 of {queue_length}): {quoted(item.question)}",
         f"Asked {item.count}× — {reasons}",
     ]
     others = [w for w in item.wordings.values() if w != item.question]
     if others:
-        lines.append("Also asked as: " + "; ".join(f"“{w}”" for w in others[:5]))
+        lines.append("Also asked as: " + quoted_list(others))
     if item.suggestions:
-        lines.append("Users suggested: " + "; ".join(f"“{s}”" for _, s in item.suggestions[:3]))
+        lines.append("Users suggested: " + quoted_list([s for _, s in item.suggestions], 3))
     lines.append("Map it to an answer, write a new one, or ignore it:")
-    return "\n".join(lines)
+    return fit_message("\n".join(lines))
 
 
 async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
@@ -135,12 +158,13 @@ async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
         [prediction] = await service.predict_batch(model, [item.question])
         for answer_id, answer, probability in prediction.candidates:
             rows.append([InlineKeyboardButton(
-                f"→ {_short(answer)} ({probability:.0%})",
+                f"→ {shortened(answer, BUTTON_TEXT_CHARS)} ({probability:.0%})",
                 callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
             )])  # fmt: skip
     for feedback_id, suggestion in item.suggestions[:3]:
         rows.append([InlineKeyboardButton(
-            f"💡 {_short(suggestion)}", callback_data=f"rv:s:{item.exchange_id}:{feedback_id}"
+            f"💡 {shortened(suggestion, BUTTON_TEXT_CHARS)}",
+            callback_data=f"rv:s:{item.exchange_id}:{feedback_id}",
         )])  # fmt: skip
     rows.append([
         InlineKeyboardButton("✍️ Write an answer", callback_data=f"rv:n:{item.exchange_id}"),
@@ -159,15 +183,16 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await query.edit_message_reply_markup(reply_markup=None)
     if action == "n":
         await query.message.reply_text(
-            f"Reply to this message with the answer. [answer for #{exchange_id}]",
+            PROMPTS["answer"].format(id=exchange_id),
             reply_markup=ForceReply(selective=True, input_field_placeholder="The answer"),
         )
         return
     if action == "i":
         questions = await service.review_group(int(exchange_id))
         await service.learning.decide(questions, answer=None, decided_by=update.effective_user.id)
-        shown = "”, “".join(questions)
-        await query.message.reply_text(f"Ignored: “{shown}”. /review for the next one.")
+        await query.message.reply_text(
+            f"Ignored: {quoted_list(questions)}. /review for the next one."
+        )
         return
     if action == "m":
         answer = service.model.answers().get(rest[0]) if service.model else None
@@ -186,14 +211,14 @@ async def _approve(
     if not questions:
         await message.reply_text("That question is no longer in the log.")
         return
-    shown = "”, “".join(questions)
+    shown = quoted_list(questions)
     if await service.approve(questions, answer, admin_id):
         await message.reply_text(
-            f"Approved: “{shown}” → “{answer}”. It is answered now and joins the training "
+            f"Approved: {shown} → {quoted(answer)}. It is answered now and joins the training "
             "set; /retrain teaches the model. /review for the next one."
         )
     else:
-        await message.reply_text(f"“{shown}” was already decided. /review for the next one.")
+        await message.reply_text(f"{shown} was already decided. /review for the next one.")
 
 
 @admin_only
@@ -216,14 +241,14 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
     if figures["busiest_unanswered"]:
         lines.append("Busiest unanswered:")
-        lines += [f"  {n}× “{question}”" for question, n in figures["busiest_unanswered"]]
-    text = "\n".join(lines)
+        lines += [f"  {n}× {quoted(question)}" for question, n in figures["busiest_unanswered"]]
+    text = fit_message("\n".join(lines))
     if figures["daily"]:
         await update.effective_message.reply_photo(
             # Drawing takes a quarter of a second (the first one, with matplotlib's import,
             # most of a second): off the event loop, so other chats are not held up.
             await asyncio.to_thread(stats_chart, figures["daily"]),
-            caption=text[:1024],
+            caption=text[:MAX_CAPTION_CHARS],
         )
     else:
         await update.effective_message.reply_text(text)
