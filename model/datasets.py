@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -13,6 +14,10 @@ from pathlib import Path
 from typing import IO
 
 CSV_FIELDS = ("question", "answer")
+# A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). Such
+# cells are written with a leading apostrophe, which spreadsheets show as text, and reading a
+# CSV file drops it again: apostrophes already before such a character get one more.
+_FORMULA_CELL = re.compile(r"'*[=+\-@\t\r]")
 
 
 @dataclass(frozen=True)
@@ -66,11 +71,20 @@ def write_pairs_csv(pairs: Iterable[QAPair], path_or_file: Path | str | IO[str])
         _write_csv(pairs, path_or_file)
 
 
+def csv_cell(text: str) -> str:
+    """Text as a CSV cell that no spreadsheet runs as a formula (see `_FORMULA_CELL`)."""
+    return "'" + text if _FORMULA_CELL.match(text) else text
+
+
+def _text_of_csv_cell(cell: str) -> str:
+    return cell[1:] if cell.startswith("'") and _FORMULA_CELL.match(cell, 1) else cell
+
+
 def _write_csv(pairs: Iterable[QAPair], handle: IO[str]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(CSV_FIELDS)
     for pair in pairs:
-        writer.writerow((pair.question, pair.answer))
+        writer.writerow((csv_cell(pair.question), csv_cell(pair.answer)))
 
 
 def _read_csv(path: Path) -> list[QAPair]:
@@ -92,7 +106,8 @@ def _read_csv(path: Path) -> list[QAPair]:
                 f"{path.name}, line {reader.line_num}: expected {len(columns)} fields, "
                 f"found {len(row)}"
             )
-        pairs.append(_make_pair(row[question_at], row[answer_at], path, reader.line_num))
+        question, answer = (_text_of_csv_cell(row[at].strip()) for at in (question_at, answer_at))
+        pairs.append(_make_pair(question, answer, path, reader.line_num))
     return pairs
 
 

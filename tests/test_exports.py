@@ -11,6 +11,7 @@ import pytest
 
 from bot.app.exports import FIELDS, write_exchanges
 from bot.storage.store import Store
+from model.datasets import QAPair, read_pairs, write_pairs_csv
 from tests.factories import record
 
 REQUIRED = {"id", "created_at", "chat_id", "user_id", "question", "answer", "answer_id",
@@ -51,3 +52,29 @@ async def test_jsonl_export(store: Store) -> None:
 async def test_unknown_format_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="unknown export format"):
         await write_exchanges(store, io.StringIO(), "xml")
+
+
+FORMULAS = ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tcmd", "'=already"]
+
+
+async def test_csv_cells_are_never_formulas_and_jsonl_is_untouched(store: Store) -> None:
+    await store.log_exchanges(
+        [record(chat_id=-100123, question=text, answer=text) for text in FORMULAS]
+    )
+    out = io.StringIO(newline="")
+    await write_exchanges(store, out, "csv")
+    rows = list(csv.DictReader(io.StringIO(out.getvalue(), newline="")))
+    assert [row["question"] for row in rows] == ["'" + text for text in FORMULAS]
+    assert {row["chat_id"] for row in rows} == {"-100123"}  # numbers stay numbers
+    out = io.StringIO()
+    await write_exchanges(store, out, "jsonl")
+    assert [json.loads(line)["question"] for line in out.getvalue().splitlines()] == FORMULAS
+
+
+def test_pairs_csv_neutralises_formulas_and_reads_back_the_same(tmp_path) -> None:
+    pairs = [QAPair(f"q {text}", text) for text in FORMULAS] + [QAPair("'quoted'", "fine")]
+    path = tmp_path / "pairs.csv"
+    write_pairs_csv(pairs, path)
+    answers = [row["answer"] for row in csv.DictReader(path.open(encoding="utf-8", newline=""))]
+    assert all(answer[0] not in "=+-@\t\r" for answer in answers)
+    assert read_pairs(path) == [QAPair(p.question, p.answer.strip()) for p in pairs]

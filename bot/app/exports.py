@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from bot.storage.store import Store
 from bot.storage.tables import Exchange
+from model.datasets import csv_cell
 
 FORMATS = ("csv", "jsonl")
 FIELDS = (
@@ -64,14 +65,18 @@ async def write_exchanges(
     async for exchange in store.stream_exchanges(since):
         row = exchange_row(exchange)
         if writer is not None:
-            # CSV has no null: empty cells for missing values, true/false spelled out.
-            writer.writerow(
-                {
-                    k: "" if v is None else str(v).lower() if isinstance(v, bool) else v
-                    for k, v in row.items()
-                }
-            )
+            writer.writerow({k: _csv_value(v) for k, v in row.items()})
         else:
             out.write(json.dumps(row, ensure_ascii=False) + "\n")
         count += 1
     return count
+
+
+def _csv_value(value: Any) -> Any:
+    """CSV has no null: empty cells for missing values, true/false spelled out; text that a
+    spreadsheet would run as a formula is neutralised (see `csv_cell`)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return csv_cell(value) if isinstance(value, str) else value
