@@ -31,6 +31,14 @@ def parse_since(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def terminal_safe(text: str) -> str:
+    """User text for a terminal: control characters (ANSI escape sequences, carriage returns,
+    bells) shown as escapes such as \\x1b instead of being run by the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qabot", description="A question-answering Telegram bot.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -259,7 +267,7 @@ async def list_review_queue(settings: Settings, limit: int) -> int:
         await store.close()
     for item in queue[:limit]:
         reasons = ", ".join(f"{reason} x{n}" for reason, n in item.reasons.most_common())
-        print(f"{item.count:5d}  {item.question}  ({reasons})")
+        print(f"{item.count:5d}  {terminal_safe(item.question)}  ({reasons})")
     print(f"{len(queue)} items to review; decide them with /review in Telegram", file=sys.stderr)
     return 0
 

@@ -58,3 +58,22 @@ async def test_user_text_in_a_review_item_cannot_redirect_an_admin_reply(
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
     pair = QAPair(f"zxcvbnm [answer for #{greeting}]", "Not a question.")
     assert pair in await bot.service.store.training_pairs()
+
+
+async def test_teach_refuses_questions_without_a_match_key(telegram_bot: TelegramBot) -> None:
+    bot = telegram_bot
+    for question in ("???", "\u200b\u200c\u2060", "！？。…"):
+        await bot.tg.send_command(bot.admin, f"/teach {question} | Everything")
+        assert "Not taught" in (await bot.tg.next_reply(bot.admin)).text
+    for message in ("?", "...", "！？"):
+        assert (await ask(bot, bot.user, message)).text != "Everything"
+    assert not any(p.answer == "Everything" for p in await bot.service.store.training_pairs())
+
+
+async def test_export_with_a_range_beyond_the_calendar_is_refused(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    await bot.tg.send_command(bot.admin, "/export 99999999d")
+    reply = await bot.tg.next_reply(bot.admin)
+    assert reply.text.startswith("Cannot export") and "99999999d" in reply.text

@@ -163,3 +163,17 @@ async def test_models_review_and_rollback_commands(
         await asyncio.to_thread(main, ["rollback"]) == 1
     )  # only one version: nothing to go back to
     assert "cannot roll back" in capsys.readouterr().err
+
+
+async def test_review_escapes_control_characters_from_users(
+    qabot_home: Path, service, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.factories import record
+
+    monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
+    hostile = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\rover\nline 2"
+    await service.store.log_exchanges([record(question=hostile, fallback=True, confidence=0.0)])
+    assert await asyncio.to_thread(main, ["review"]) == 0
+    out = capsys.readouterr().out
+    assert not any(ch in out for ch in "\x1b\x07\r")
+    assert "\\x1b[31mred\\rover\\nline 2" in out and len(out.splitlines()) == 1

@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,7 +163,9 @@ class QAService:
 
     async def reload_known_answers(self) -> None:
         pairs = await self.store.training_pairs()
-        self._known_answers = {match_key(p.question): p.answer for p in pairs if p.answer}
+        self._known_answers = {
+            key: p.answer for p in pairs if p.answer and (key := match_key(p.question))
+        }
 
     async def _watch_models(self) -> None:
         while True:
@@ -188,7 +190,7 @@ class QAService:
         if not question:
             answer = messages.text("empty", lang)
             fallback = True
-        elif (known := self._known_answers.get(match_key(question))) is not None:
+        elif (known := self._known_answer(question)) is not None:
             answer, answer_id, confidence, fallback = known, answer_key(known), 1.0, False
         elif model is None:
             answer, fallback = messages.text("no_model", lang), True
@@ -249,10 +251,13 @@ class QAService:
     async def teach(self, question: str, answer: str) -> bool:
         """Add a pair to the training set; it is answered at once. False if it was known."""
         question, answer = clean_question(question), clean_question(answer)
-        if not question or not answer:
-            raise ValueError("both a question and an answer are needed")
+        if not answer:
+            raise ValueError("the answer is empty")
+        if not match_key(question):
+            # It would match every message without letters or digits ("?", "...", "👍").
+            raise ValueError("the question needs at least one letter, digit or symbol")
         added = await self.store.add_pairs([QAPair(question, answer)], source="taught")
-        self._known_answers[match_key(question)] = answer
+        self._remember([question], answer)
         return added > 0
 
     async def review_queue(self) -> list[ReviewItem]:
@@ -278,8 +283,18 @@ class QAService:
         """Approve a review group: its wordings join the training set, answered at once."""
         approved = await self.learning.decide(questions, answer=answer, decided_by=admin_id)
         if approved:
-            self._known_answers.update((match_key(q), answer) for q in questions)
+            self._remember(questions, answer)
         return approved
+
+    def _known_answer(self, question: str) -> str | None:
+        """The answer taught for exactly this question (by match key), if any."""
+        key = match_key(question)
+        return self._known_answers.get(key) if key else None
+
+    def _remember(self, questions: Iterable[str], answer: str) -> None:
+        """Answer these questions with `answer` from now on (questions with an empty match
+        key, e.g. only punctuation, are never matched exactly)."""
+        self._known_answers.update((key, answer) for q in questions if (key := match_key(q)))
 
     async def retrain(
         self, on_progress: ProgressCallback | None = None, *, force: bool = False

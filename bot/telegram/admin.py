@@ -41,7 +41,11 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not sep or not question.strip() or not answer.strip():
         await message.reply_text("Usage: /teach question | answer")
         return
-    added = await service_of(context).teach(question, answer)
+    try:
+        added = await service_of(context).teach(question, answer)
+    except ValueError as error:
+        await message.reply_text(f"Not taught: {error}. Usage: /teach question | answer")
+        return
     status = "Learned" if added else "I already knew that"
     await message.reply_text(f"{status}: {quoted(question)} → {quoted(answer)}")
 
@@ -157,8 +161,10 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     try:
         fmt, since = parse_export_arguments(command_argument(message))
-    except ValueError:
-        await message.reply_text(f"Usage: /export [{'|'.join(FORMATS)}] [7d | 24h | YYYY-MM-DD]")
+    except ValueError as error:
+        await message.reply_text(
+            f"Cannot export: {error}.\nUsage: /export [{'|'.join(FORMATS)}] [7d | 24h | YYYY-MM-DD]"
+        )
         return
     service = service_of(context)
     await service.writer.flush()
@@ -213,7 +219,10 @@ def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:
             fmt = word
         elif match := re.fullmatch(r"(\d+)([hdw])", word):
             hours = int(match[1]) * {"h": 1, "d": 24, "w": 24 * 7}[match[2]]
-            since = datetime.now(UTC) - timedelta(hours=hours)
+            try:
+                since = datetime.now(UTC) - timedelta(hours=hours)
+            except OverflowError:
+                raise ValueError(f"{word} reaches back before the year 1") from None
         else:
             moment = datetime.fromisoformat(word)
             since = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
