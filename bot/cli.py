@@ -149,8 +149,11 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     import asyncio
     import tempfile
 
+    from bot.serving.retraining import TrainingNotInstalledError, training_installed
     from model.train import main as train_main
 
+    if not training_installed():
+        raise SetupError(str(TrainingNotInstalledError(settings.models_dir)))
     if any(a == "--data" or a.startswith("--data=") for a in args):
         return train_main(args)
     migrate_database(settings)

@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 from bot.app.privacy import run_retention
 from bot.app.service import QAService
 from bot.console import run_console
+from bot.serving.retraining import TrainingNotInstalledError
 from bot.settings import Settings
 from bot.startup import SetupError, explain_bot_api_error
 from bot.storage.store import Store
@@ -163,6 +164,8 @@ def run(settings: Settings, *, console: bool = False) -> int:
         asyncio.run(serve(settings, console=console))
     except KeyboardInterrupt:
         print(file=sys.stderr)
+    except TrainingNotInstalledError as error:
+        raise SetupError(f"no model to serve yet, and {error}") from None
     except (SetupError, BrokenPipeError):  # the command line explains or ends quietly
         raise
     except Exception:

@@ -4,6 +4,7 @@ and a crash of the trainer cannot take the bot (or the live model) down."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import logging
 import os
@@ -28,6 +29,22 @@ class TrainingBusyError(RuntimeError):
 
 class TrainingFailedError(RuntimeError):
     """The worker process failed; the message says why (its last error lines)."""
+
+
+class TrainingNotInstalledError(TrainingFailedError):
+    """This install serves models but cannot train them: TensorFlow is the `train` extra."""
+
+    def __init__(self, models_dir: Path) -> None:
+        super().__init__(
+            "training is not installed here (a serving-only install): "
+            f"run `pip install 'qabot[train]'`, or train elsewhere and copy the models folder "
+            f"into {models_dir}"
+        )
+
+
+def training_installed() -> bool:
+    """Whether the training extra is installed (looked up without importing TensorFlow)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("tensorflow", "keras"))
 
 
 class TrainingRefusedError(TrainingFailedError):
@@ -67,6 +84,8 @@ class TrainingRunner:
         self, pairs: Sequence[QAPair], on_progress: ProgressCallback | None = None
     ) -> TrainedVersion:
         """Train a new (not yet promoted) version from `pairs`."""
+        if not training_installed():
+            raise TrainingNotInstalledError(self.models_dir)
         if self._lock.locked():
             raise TrainingBusyError("a training run is already in progress")
         async with self._lock:

@@ -18,7 +18,7 @@ from telegram.ext import ContextTypes
 
 from bot.app.exports import FORMATS, write_exchanges
 from bot.app.service import QAService
-from bot.serving.retraining import TrainingBusyError, TrainingFailedError
+from bot.serving.retraining import TrainingBusyError, TrainingFailedError, training_installed
 from bot.telegram.common import (
     admin_data_private_only,
     admin_only,
@@ -56,6 +56,13 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     only if it is not worse than the live model (or when forced)."""
     service = service_of(context)
     message = update.effective_message
+    if not training_installed():
+        await message.reply_text(
+            "This bot cannot retrain: training (TensorFlow) is not installed here. Install it "
+            "with pip install 'qabot[train]', or retrain where it is installed and share the "
+            "models folder. The live model keeps serving."
+        )
+        return
     if service.trainer.busy:
         await message.reply_text("A training run is already in progress; I'll report when it ends.")
         return
