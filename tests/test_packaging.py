@@ -12,7 +12,7 @@ import bot.settings
 from bot import cli
 from bot.run import BUNDLED_PAIRS
 from bot.settings import PROJECT_ROOT, Settings
-from tests.conftest import TelegramBot, make_settings
+from tests.conftest import TelegramBot
 
 
 def test_data_folder_is_var_in_a_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
