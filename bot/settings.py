@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     # the limiter off, which only a benchmark against a local fake Bot API should do.
     send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
     retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
+    # Memory for the exchanges kept while the database is unreachable (the oldest are dropped
+    # beyond it): at 100,000 exchanges of 4,096 characters a queue bounded by count held 1.6 GB.
+    outage_queue_mb: int = Field(256, ge=1, alias="QABOT_OUTAGE_QUEUE_MB")
     seed: int = Field(0, alias="QABOT_SEED")
     # Answer in a model process beside the bot (bot/serving/); off: in the bot's own.
     model_process: bool = Field(True, alias="QABOT_MODEL_PROCESS")

@@ -146,6 +146,39 @@ async def test_queue_is_bounded(store: Store) -> None:
     await writer.stop(timeout=0.1)
 
 
+async def test_queue_is_bounded_by_bytes_and_drops_are_counted(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100,000 long messages queued during an outage took 1.6 GB: the queue holds at most
+    `max_pending_bytes`, dropping the oldest, with one log line and a count."""
+    real_log = store.log_exchanges
+    outage = True
+
+    async def flaky(records):
+        if outage:
+            raise OSError("down")
+        return await real_log(records)
+
+    store.log_exchanges = flaky  # type: ignore[method-assign]
+    writer = ExchangeWriter(store, max_pending_bytes=2**20, retry_seconds=0.05)
+    await writer.start()
+    long_question = "长" * 4096  # 4,096 characters of 2 bytes each in memory: 8 kB a record
+    with caplog.at_level(logging.WARNING):
+        for i in range(500):
+            await writer.write(record(question=f"{i} {long_question}"))
+        assert writer.pending_bytes <= 2**20 and writer.dropped > 300
+        assert writer.pending + writer.dropped == 500
+        assert caplog.text.count("exchange queue full") == 1
+        kept = writer.pending
+        outage = False
+        await asyncio.wait_for(writer.flush(), 10)
+    await writer.stop()
+    assert writer.pending_bytes == 0
+    assert f"{500 - kept} dropped while the queue was full" in caplog.text
+    newest = [e.question.split()[0] async for e in store.stream_exchanges()]
+    assert newest == [str(i) for i in range(500 - kept, 500)]
+
+
 async def test_a_record_that_fails_alone_is_dropped_alone_and_logging_goes_on(
     store: Store, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.storage import store as store_module
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store, upgrade_database
+from bot.telegram import common as telegram_common
 from tests.conftest import ADMIN_ID, TOKEN, TelegramBot, bot_on_fake_telegram
 from tests.factories import record
 from tests.fake_telegram import FakeTelegram, FakeUser
@@ -132,6 +133,35 @@ async def test_sqlite_locked_by_another_connection_then_released(
                 await asyncio.wait_for(bot.service.writer.flush(), 10)
             assert "database is back" in caplog.text
             assert await store.count_exchanges() == 4
+    finally:
+        await store.close()
+
+
+async def test_export_and_stats_answer_during_an_outage_saying_what_is_not_written(
+    home: Path, seed_model_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(telegram_common, "PENDING_WAIT_SECONDS", 0.5)
+    url = f"sqlite+aiosqlite:///{home / 'qabot.sqlite3'}"
+    await asyncio.to_thread(upgrade_database, url)
+    store = Store(url)
+    try:
+        async with bot_on_fake_telegram(home, store, seed_model_dir) as bot:
+            bot.service.writer.retry_seconds = 0.2
+            locker = sqlite3.connect(home / "qabot.sqlite3", isolation_level=None)
+            locker.execute("BEGIN EXCLUSIVE")
+            await ask_during_outage(bot, 3)
+            async with asyncio.timeout(20):
+                for command in ("/export", "/stats"):
+                    await bot.tg.send_command(bot.admin, command)
+                    assert (await bot.tg.next_reply(bot.admin)).text == (
+                        "3 exchanges not yet written; the database is unreachable. "
+                        "Try again once they are written."
+                    )
+            locker.execute("ROLLBACK")
+            locker.close()
+            await bot.tg.send_command(bot.admin, "/export")
+            assert (await bot.tg.next_reply(bot.admin)).document.content.count(b"\n") == 4
     finally:
         await store.close()
 

@@ -80,7 +80,9 @@ class QAService:
         # console handles one at a time). Only with others in progress do questions wait to
         # share a model call or a commit: a lone question is answered without delay.
         self.messages_in_progress: Callable[[], int] = lambda: 1
-        self.writer = ExchangeWriter(store, busy=self._busy)
+        self.writer = ExchangeWriter(
+            store, busy=self._busy, max_pending_bytes=settings.outage_queue_mb * 2**20
+        )
         self.learning = Learning(store)
         self.trainer = TrainingRunner(
             settings.models_dir, settings.home / "training", settings.seed

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,11 +16,29 @@ from bot.storage.store import ExchangeRecord, Store, is_outage
 
 log = logging.getLogger(__name__)
 
+# Memory a queued exchange takes besides its question and answer (the record, its chat and
+# user, the caller's future): 1.6 kB with empty texts, measured with tracemalloc.
+RECORD_OVERHEAD_BYTES = 1_500
+
+
+class ExchangesNotWrittenError(RuntimeError):
+    """Exchanges are still waiting for the database (see ExchangeWriter.flush)."""
+
+    def __init__(self, count: int, *, outage: bool) -> None:
+        self.count = count
+        why = "the database is unreachable" if outage else "the database is slow"
+        super().__init__(f"{count} exchanges not yet written; {why}")
+
+
+def _record_bytes(record: ExchangeRecord) -> int:
+    return sys.getsizeof(record.question) + sys.getsizeof(record.answer) + RECORD_OVERHEAD_BYTES
+
 
 @dataclass
 class _Pending:
     record: ExchangeRecord
     deadline: float  # loop time after which the caller is answered without waiting for it
+    size: int  # bytes it holds in memory (see _record_bytes)
     written: asyncio.Future[int | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
@@ -42,6 +61,7 @@ class ExchangeWriter:
         *,
         max_batch: int = 500,
         max_pending: int = 100_000,
+        max_pending_bytes: int = 256 * 2**20,
         retry_seconds: float = 1.0,
         max_wait_seconds: float = 5.0,
         commit_interval: float = 0.03,
@@ -49,7 +69,12 @@ class ExchangeWriter:
     ) -> None:
         self.store = store
         self.max_batch = max_batch
+        # The queue kept during an outage holds at most this many exchanges and bytes: when it
+        # is full, the oldest are dropped (and counted) to make room.
         self.max_pending = max_pending
+        self.max_pending_bytes = max_pending_bytes
+        self._pending_bytes = 0
+        self._dropped_while_full = 0  # since the queue last had room (logged then)
         self.retry_seconds = retry_seconds
         # A database that hangs (rather than fails) must not hold replies up for longer.
         self.max_wait_seconds = max_wait_seconds
@@ -69,6 +94,11 @@ class ExchangeWriter:
         """Exchanges not yet in the database (queued or being written)."""
         return len(self._queue) + len(self._in_flight)
 
+    @property
+    def pending_bytes(self) -> int:
+        """Memory the exchanges not yet in the database take (estimated)."""
+        return self._pending_bytes
+
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="exchange-writer")
 
@@ -78,11 +108,9 @@ class ExchangeWriter:
             return
         self._wakeup.set()
         try:
-            await asyncio.wait_for(self.flush(), timeout)
-        except TimeoutError:
-            log.error(
-                "stopping with %d exchanges not written: the database is unreachable", self.pending
-            )
+            await self.flush(timeout)
+        except ExchangesNotWrittenError as error:
+            log.error("stopping with %s", error)
         self._task.cancel()
         await asyncio.gather(self._task, return_exceptions=True)
         self._task = None
@@ -95,16 +123,12 @@ class ExchangeWriter:
         database failed or did not answer within `max_wait_seconds` (the exchange then stays
         queued and is written once it is back)."""
         loop = asyncio.get_running_loop()
-        item = _Pending(record, deadline=loop.time() + self.max_wait_seconds)
-        if len(self._queue) >= self.max_pending:
-            oldest = self._queue.popleft()
-            if not oldest.written.done():
-                oldest.written.set_result(None)
-            self.dropped += 1
-            log.error(
-                "exchange queue full (%d): dropped the oldest unwritten exchange", self.max_pending
-            )
+        item = _Pending(
+            record, deadline=loop.time() + self.max_wait_seconds, size=_record_bytes(record)
+        )
+        self._make_room(item.size)
         self._queue.append(item)
+        self._pending_bytes += item.size
         if self._failing_since_batch:
             # Known outage: don't hold the reply up; the record is written once it is back.
             item.written.set_result(None)
@@ -114,6 +138,23 @@ class ExchangeWriter:
         # One timer for all callers rather than asyncio.wait_for per caller (25 µs each). A
         # cancelled caller cancels its future only: the exchange is still written.
         return await item.written
+
+    def _make_room(self, size: int) -> None:
+        """Drop the oldest queued exchanges until one of `size` bytes fits in the bounds."""
+        while self._queue and (
+            self.pending >= self.max_pending or self._pending_bytes + size > self.max_pending_bytes
+        ):
+            oldest = self._queue.popleft()
+            self._finish(oldest, None)
+            self.dropped += 1
+            if not self._dropped_while_full:
+                log.error(
+                    "exchange queue full (%d exchanges, %d MB): dropping the oldest unwritten "
+                    "exchanges until the database is back",
+                    self.pending + 1,
+                    (self._pending_bytes + oldest.size) // 2**20,
+                )
+            self._dropped_while_full += 1
 
     def _release_overdue(self) -> None:
         """Answer (None) the callers whose exchange is still not written after
@@ -138,10 +179,15 @@ class ExchangeWriter:
                 released,
             )
 
-    async def flush(self) -> None:
-        """Wait until everything queued so far is written."""
-        while self.pending:
-            await asyncio.sleep(0.01)
+    async def flush(self, timeout: float | None = None) -> None:
+        """Wait until everything queued so far is written; after `timeout` seconds, raise
+        ExchangesNotWrittenError saying how many are not and why."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.pending:
+                    await asyncio.sleep(0.01)
+        except TimeoutError:
+            raise ExchangesNotWrittenError(self.pending, outage=self._failing_since_batch) from None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -166,9 +212,12 @@ class ExchangeWriter:
                 if self._failing_since_batch:
                     self._failing_since_batch = False
                     log.warning(
-                        "database is back: wrote the queued exchanges (%d still queued)",
+                        "database is back: wrote the queued exchanges (%d still queued, %d "
+                        "dropped while the queue was full)",
                         self.pending,
+                        self._dropped_while_full,
                     )
+                    self._dropped_while_full = 0
 
     async def _write_in_flight(self) -> None:
         try:
@@ -181,7 +230,7 @@ class ExchangeWriter:
             await self._write_one_by_one()
             return
         for pending, exchange_id in zip(self._in_flight, ids, strict=True):
-            _resolve(pending, exchange_id)
+            self._finish(pending, exchange_id)
         self._in_flight = []
 
     async def _write_one_by_one(self) -> None:
@@ -201,7 +250,13 @@ class ExchangeWriter:
                     type(getattr(error, "orig", None) or error).__name__,
                 )
             self._in_flight.pop(0)
-            _resolve(pending, exchange_id)
+            self._finish(pending, exchange_id)
+
+    def _finish(self, pending: _Pending, exchange_id: int | None) -> None:
+        """The exchange is written (its id) or dropped (None): it leaves memory."""
+        self._pending_bytes -= pending.size
+        if not pending.written.done():
+            pending.written.set_result(exchange_id)
 
     def _on_failure(self, error: Exception) -> None:
         if not self._failing_since_batch:
@@ -216,8 +271,3 @@ class ExchangeWriter:
         for pending in self._queue:
             if not pending.written.done():
                 pending.written.set_result(None)
-
-
-def _resolve(pending: _Pending, exchange_id: int | None) -> None:
-    if not pending.written.done():
-        pending.written.set_result(exchange_id)

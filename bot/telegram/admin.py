@@ -23,6 +23,7 @@ from bot.telegram.common import (
     admin_data_private_only,
     admin_only,
     command_argument,
+    exchanges_written,
     fit_message,
     quoted,
     service_of,
@@ -174,7 +175,8 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
         return
     service = service_of(context)
-    await service.writer.flush()
+    if not await exchanges_written(message, service):
+        return
 
     async def write(out: TextIO) -> int:
         return await write_exchanges(service.store, out, fmt, since)

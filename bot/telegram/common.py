@@ -12,6 +12,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.app.service import QAService
+from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.storage.store import ChatInfo, UserInfo
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,8 @@ log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS, MAX_CAPTION_CHARS = 4096, 1024
 # How much of a user's text an admin message quotes.
 QUOTE_CHARS = 300
+# How long /export and /stats wait for the exchanges still queued to reach the database.
+PENDING_WAIT_SECONDS = 5.0
 
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
@@ -72,6 +75,17 @@ def quoted_list(texts: Sequence[str], shown: int = 5, limit: int = QUOTE_CHARS) 
 def fit_message(text: str) -> str:
     """Text cut to what Telegram accepts in one message (for messages that embed user text)."""
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+
+
+async def exchanges_written(message: Message, service: QAService) -> bool:
+    """Wait (seconds at most) until the exchanges still queued are in the database, so that an
+    export or the figures include them; else say how many are not and why, and return False."""
+    try:
+        await service.writer.flush(PENDING_WAIT_SECONDS)
+    except ExchangesNotWrittenError as error:
+        await message.reply_text(f"{error}. Try again once they are written.")
+        return False
+    return True
 
 
 def admin_only(handler: Handler) -> Handler:

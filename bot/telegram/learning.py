@@ -21,6 +21,7 @@ from bot.telegram.common import (
     MAX_CAPTION_CHARS,
     admin_data_private_only,
     admin_only,
+    exchanges_written,
     fit_message,
     quoted,
     quoted_list,
@@ -227,7 +228,8 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats: volume, users, fallback rate, ratings per model, busiest unanswered questions,
     and a chart of daily volume and fallback rate."""
     service = service_of(context)
-    await service.writer.flush()
+    if not await exchanges_written(update.effective_message, service):
+        return
     figures = await service.learning.stats()
     lines = [
         f"Questions: {figures['exchanges']} from {figures['users']} users",
