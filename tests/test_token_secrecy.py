@@ -62,3 +62,33 @@ async def test_a_rejected_token_is_reported_without_it(bot_home: Path) -> None:
     log = log_path(bot_home).read_bytes()
     assert b"qabot stopped after an error" in log and b"rejected" in log
     assert_no_token(log, "the log")
+
+
+async def test_the_training_worker_gets_no_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.serving.retraining import TrainingFailedError, TrainingRunner
+    from model.datasets import QAPair
+
+    secrets = {
+        "TELEGRAM_BOT_TOKEN": TOKEN,
+        "TELEGRAM_WEBHOOK_SECRET": "webhook-secret-42",
+        "QABOT_DATABASE_URL": "postgresql+asyncpg://bot:db-password-42@db/qabot",
+        "PGPASSWORD": "db-password-42",
+        "AWS_SECRET_ACCESS_KEY": "cloud-secret-42",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    runner = TrainingRunner(tmp_path / "models", tmp_path / "work")
+    runner.worker_module = "tests.environment_reporting_trainer"
+    seen: list[dict[str, str]] = []
+
+    async def record(event: dict) -> None:
+        seen.append(event["variables"])
+
+    with pytest.raises(TrainingFailedError):
+        await runner.train([QAPair("q", "a"), QAPair("r", "b")], record)
+    [variables] = seen
+    assert "PATH" in variables
+    for value in secrets.values():
+        assert not any(value in v for v in variables.values())
