@@ -19,7 +19,7 @@ from telegram.ext import ContextTypes, MessageHandler, filters
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bot.logs import setup_logging  # noqa: E402
-from bot.run import receive_updates  # noqa: E402
+from bot.run import receiving_updates  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.telegram.application import application_builder  # noqa: E402
 
@@ -39,9 +39,8 @@ async def main() -> None:
         asyncio.get_running_loop().add_signal_handler(sig, stop.set)
     async with application:
         await application.start()
-        await receive_updates(application, settings)
-        await stop.wait()
-        await application.updater.stop()
+        async with receiving_updates(application, settings):
+            await stop.wait()
         await application.stop()
 
 

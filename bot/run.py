@@ -11,7 +11,6 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -26,6 +25,7 @@ from bot.settings import Settings
 from bot.startup import SetupError, explain_bot_api_error
 from bot.storage.store import Store
 from bot.telegram.application import build_application
+from bot.telegram.webhook import WebhookServer
 from model.datasets import read_pairs
 
 log = logging.getLogger(__name__)
@@ -126,35 +126,30 @@ async def run_telegram(application: Application, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
-    await receive_updates(application, settings)
-    await stop.wait()
-    log.info("stopping")
-    await application.updater.stop()
+    async with receiving_updates(application, settings):
+        await stop.wait()
+        log.info("stopping")
     await application.stop()
 
 
-async def receive_updates(application: Application, settings: Settings) -> None:
-    """Start fetching updates: a webhook server when TELEGRAM_WEBHOOK_URL is set (replicas
+@contextlib.asynccontextmanager
+async def receiving_updates(application: Application, settings: Settings) -> AsyncIterator[None]:
+    """Fetch updates while inside: a webhook server when TELEGRAM_WEBHOOK_URL is set (replicas
     behind a load balancer all register the same URL), else long polling."""
     if settings.webhook_url:
-        host, port = settings.webhook_host_port
-        await application.updater.start_webhook(
-            listen=host,
-            port=port,
-            url_path=urlsplit(settings.webhook_url).path.lstrip("/"),
-            webhook_url=settings.webhook_url,
-            secret_token=settings.webhook_secret,
-            allowed_updates=Update.ALL_TYPES,
-        )
-        log.info(
-            "serving the webhook on %s:%d%s",
-            host,
-            port,
-            " (secret token required)" if settings.webhook_secret else "",
-        )
-    else:
-        await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
-        log.info("polling Telegram for updates")
+        server = WebhookServer(application, settings)
+        await server.start()
+        try:
+            yield
+        finally:
+            await server.stop()
+        return
+    await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+    log.info("polling Telegram for updates")
+    try:
+        yield
+    finally:
+        await application.updater.stop()
 
 
 def run(settings: Settings, *, console: bool = False) -> int:

@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -105,6 +105,16 @@ class Settings(BaseSettings):
                 "TELEGRAM_WEBHOOK_SECRET must be 1-256 characters of A-Z, a-z, 0-9, _ and -"
             )
         return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_a_secret(self) -> Settings:
+        # Without it, anyone who finds the URL can send the bot updates as any user or admin.
+        if self.webhook_url and not self.webhook_secret:
+            raise ValueError(
+                "TELEGRAM_WEBHOOK_SECRET must be set when TELEGRAM_WEBHOOK_URL is (webhook mode): "
+                "1-256 characters of A-Z, a-z, 0-9, _ and -, e.g. from `openssl rand -hex 32`"
+            )
+        return self
 
     @field_validator("rate_limit_setting")
     @classmethod
