@@ -39,6 +39,14 @@ def terminal_safe(text: str) -> str:
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
+def parse_item_id(value: str) -> int:
+    """A review item as `qabot review` lists it: `#123` or `123`."""
+    digits = value.removeprefix("#")
+    if not digits.isdecimal() or len(digits) > 18:
+        raise argparse.ArgumentTypeError(f"not an item id as listed by qabot review: {value!r}")
+    return int(digits)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qabot", description="A question-answering Telegram bot.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -72,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("rollback", help="serve the previously promoted model version again")
     review = commands.add_parser("review", help="list the review queue, most frequent first")
     review.add_argument("--limit", type=int, default=20)
+    review.add_argument(
+        "--out-of-scope",
+        type=parse_item_id,
+        action="append",
+        default=[],
+        metavar="#ID",
+        help="mark the group of this listed item as questions the bot should not answer "
+        "(they join the training set as out-of-scope rows); repeatable",
+    )
 
     db = commands.add_parser("db", help="database maintenance")
     db_commands = db.add_subparsers(dest="db_command", required=True)
@@ -133,7 +150,7 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "rollback":
         return rollback(settings)
     assert args.command == "review", args.command
-    return asyncio.run(list_review_queue(settings, args.limit))
+    return asyncio.run(review(settings, args.limit, args.out_of_scope))
 
 
 def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
@@ -257,21 +274,35 @@ def rollback(settings: Settings) -> int:
     return 0
 
 
-async def list_review_queue(settings: Settings, limit: int) -> int:
-    from bot.app.learning import Learning
+async def review(settings: Settings, limit: int, out_of_scope: list[int]) -> int:
+    """List the review queue, grouped and ordered as /review shows it, after marking the
+    groups of the given items out of scope (through the same service as /review)."""
+    from bot.app.service import QAService
     from bot.storage.store import Store
-    from model.text import match_key
 
     store = Store(settings.database_url)
     try:
-        known = {match_key(p.question) for p in await store.training_pairs() if p.answer}
-        queue = await Learning(store).review_queue(known)
+        service = QAService(settings, store)
+        await service.open_for_review()
+        for exchange_id in out_of_scope:
+            questions = await service.review_group(exchange_id)
+            if not questions:
+                print(f"#{exchange_id} is not a logged question", file=sys.stderr)
+                return 1
+            marked = await service.mark_out_of_scope(questions, admin_id=None)
+            shown = "; ".join(terminal_safe(q) for q in questions)
+            print(f"{'out of scope' if marked else 'already decided'}: {shown}", file=sys.stderr)
+        queue = await service.review_queue()
     finally:
         await store.close()
     for item in queue[:limit]:
         reasons = ", ".join(f"{reason} x{n}" for reason, n in item.reasons.most_common())
-        print(f"{item.count:5d}  {terminal_safe(item.question)}  ({reasons})")
-    print(f"{len(queue)} items to review; decide them with /review in Telegram", file=sys.stderr)
+        print(f"#{item.exchange_id}  {item.count:5d}  {terminal_safe(item.question)}  ({reasons})")
+    print(
+        f"{len(queue)} items to review; decide them with /review in Telegram, or mark one as "
+        "questions the bot should not answer with `qabot review --out-of-scope #ID`",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -1,5 +1,6 @@
 """Console chat through the same service as Telegram. Interactive on a terminal; otherwise one
-question per input line and exactly one answer per output line (logs go to stderr)."""
+question per input line and exactly one answer per output line (logs go to stderr). "Did you
+mean" suggestions are shown as text: a line each on a terminal, on the answer's line otherwise."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.app.service import QAService
+from bot.app.service import QAService, Reply
 from bot.storage.store import ChatInfo, UserInfo
 
 # The console is chat 0 / user 0 in the log (Telegram ids are never 0).
@@ -21,6 +22,15 @@ def console_user() -> UserInfo:
     except (KeyError, OSError):
         name = None
     return UserInfo(id=0, username=name, first_name=name)
+
+
+def reply_lines(reply: Reply) -> list[str]:
+    """The reply's text, then its "did you mean" suggestions numbered (each the best-known
+    wording of an answer the user may ask again)."""
+    numbered = (
+        f"{n}. {' '.join(s.wording.split())}" for n, s in enumerate(reply.suggestions, start=1)
+    )
+    return [*reply.text.splitlines(), *numbered]
 
 
 async def run_console(
@@ -40,7 +50,9 @@ async def run_console(
         if not line:
             break
         reply = await service.reply(CONSOLE_CHAT, user, line.rstrip("\r\n"))
-        answer = " ".join(reply.text.splitlines())  # one answer per line, always
-        print(f"bot> {answer}" if interactive else answer, file=stdout, flush=True)
+        if interactive:
+            print("bot> " + "\n     ".join(reply_lines(reply)), file=stdout, flush=True)
+        else:
+            print(" ".join(reply_lines(reply)), file=stdout, flush=True)  # one line, always
     if interactive:
         print(file=stdout)

@@ -43,6 +43,26 @@ TEXTS: dict[str, dict[str, str]] = {
         "to teach me.",
         "zh": "抱歉，这个问题我还不会回答。换个说法试试，或者请管理员教我。",
     },
+    "did_you_mean": {
+        "en": "I'm not sure I understood. Did you mean one of these?",
+        "zh": "我不太确定你的意思。你想问的是下面哪一个？",
+    },
+    "none_of_these": {
+        "en": "None of these",
+        "zh": "都不是",
+    },
+    "choice_not_yours": {
+        "en": "Only the person who asked can choose here.",
+        "zh": "只有提问的人可以在这里选择。",
+    },
+    "choice_already_answered": {
+        "en": "This question has already been answered.",
+        "zh": "这个问题已经回答过了。",
+    },
+    "button_expired": {
+        "en": "This button no longer works. Please ask again.",
+        "zh": "这个按钮已经失效，请重新提问。",
+    },
     "no_model": {
         "en": "I'm still learning and can't answer yet. Please try again in a minute.",
         "zh": "我还在学习中，暂时无法回答，请稍后再试。",

@@ -6,6 +6,7 @@ admin teaches it or approves a review item."""
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import io
 import math
@@ -17,10 +18,11 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 
 from bot.app.exports import as_utc
 from bot.storage.store import Store
-from bot.storage.tables import Exchange, Feedback, ReviewDecision
+from bot.storage.tables import AnswerChoice, Exchange, Feedback, ReviewDecision
 from model.datasets import QAPair, answer_key
 from model.predictor import Prediction
 from model.text import match_key
@@ -50,6 +52,8 @@ class ReviewItem:
     count: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
+    # Answers the askers chose among "did you mean" buttons: answer text → (choice id, presses).
+    choices: dict[str, tuple[int, int]] = field(default_factory=dict)
     wordings: dict[str, str] = field(default_factory=dict)  # match key → a wording
     exchange_ids: set[int] = field(default_factory=set)
 
@@ -57,8 +61,23 @@ class ReviewItem:
         self.count += other.count
         self.reasons.update(other.reasons)
         self.suggestions += other.suggestions
+        for answer, (choice_id, presses) in other.choices.items():
+            self.add_choice(choice_id, answer, presses)
         self.wordings.update(other.wordings)
         self.exchange_ids |= other.exchange_ids
+
+    def add_choice(self, choice_id: int, answer: str, presses: int = 1) -> None:
+        first_id, seen = self.choices.get(answer, (choice_id, 0))
+        self.choices[answer] = (first_id, seen + presses)
+
+
+class ChoiceOutcome(enum.Enum):
+    """What became of a press on a "did you mean" button."""
+
+    ANSWERED = "answered"  # the chosen answer was given (or, for "none of these", the fallback)
+    NOT_THE_ASKER = "not the asker"  # someone else pressed: only the asker chooses
+    ALREADY_ANSWERED = "already answered"  # a second press, or the exchange had an answer
+    UNKNOWN = "unknown"  # no such exchange in this chat (forged, or deleted by /forget)
 
 
 @dataclass(frozen=True)
@@ -96,6 +115,51 @@ class Learning:
             existing.answer_id = exchange.answer_id
             existing.model_version = exchange.model_version
             return True
+
+    async def record_choice(
+        self,
+        exchange_id: int,
+        *,
+        chat_id: int,
+        user_id: int | None,
+        answer_id: str | None,
+        reply: str,
+    ) -> ChoiceOutcome:
+        """A "did you mean" press by `user_id` in `chat_id`: the exchange now records `reply`
+        (the chosen answer, or the fallback when `answer_id` is None: "none of these"), and the
+        choice waits in the review queue as a suggestion. Only the asker's first press on an
+        exchange still answered with the fallback counts (clients can forge callback data)."""
+        try:
+            async with self.store.session.begin() as session:
+                exchange = await session.get(Exchange, exchange_id)
+                if exchange is None or exchange.chat_id != chat_id:
+                    return ChoiceOutcome.UNKNOWN
+                if exchange.user_id != user_id:
+                    return ChoiceOutcome.NOT_THE_ASKER
+                if not exchange.fallback or await session.scalar(
+                    select(AnswerChoice.id).where(AnswerChoice.exchange_id == exchange_id)
+                ):
+                    return ChoiceOutcome.ALREADY_ANSWERED
+                session.add(
+                    AnswerChoice(
+                        exchange_id=exchange_id,
+                        user_id=user_id,
+                        answer_id=answer_id,
+                        answer=reply if answer_id else None,
+                    )
+                )
+                exchange.answer = reply
+                exchange.answer_id = answer_id
+                exchange.fallback = answer_id is None
+        except IntegrityError:  # a second press committed first
+            return ChoiceOutcome.ALREADY_ANSWERED
+        return ChoiceOutcome.ANSWERED
+
+    async def chosen_answer(self, choice_id: int) -> str | None:
+        async with self.store.session() as session:
+            return await session.scalar(
+                select(AnswerChoice.answer).where(AnswerChoice.id == choice_id)
+            )
 
     async def add_suggestion(self, exchange_id: int, user_id: int | None, text: str) -> bool:
         """Attach a suggested answer to the user's own 👎 on the exchange; False (nothing
@@ -135,10 +199,12 @@ class Learning:
         known_keys: set[str] | frozenset[str] = frozenset(),
         vectorize: Vectorize | None = None,
     ) -> list[ReviewItem]:
-        """Questions answered with the fallback, with low confidence, or rated 👎, grouped by
-        wording, most frequent first; groups already decided or in the training set are left out."""
+        """Questions answered with the fallback, with low confidence, rated 👎, or answered by a
+        "did you mean" press, grouped by wording, most frequent first; groups already decided or
+        in the training set are left out."""
         async with self.store.session() as session:
             thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
+            chosen = select(AnswerChoice.exchange_id).scalar_subquery()
             rows = (
                 await session.execute(
                     select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
@@ -148,6 +214,7 @@ class Learning:
                             Exchange.fallback.is_(True),
                             Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
                             Exchange.id.in_(thumbs_down),
+                            Exchange.id.in_(chosen),
                         )
                     )
                     .order_by(Exchange.id.desc())
@@ -161,11 +228,19 @@ class Learning:
                     ).where(Feedback.exchange_id.in_([r.id for r in rows] or [-1]))
                 )
             ).all()
+            choices = (
+                await session.execute(
+                    select(AnswerChoice.id, AnswerChoice.exchange_id, AnswerChoice.answer).where(
+                        AnswerChoice.exchange_id.in_([r.id for r in rows] or [-1])
+                    )
+                )
+            ).all()
             decided = set((await session.scalars(select(ReviewDecision.question_key))).all())
 
         feedback_by_exchange = defaultdict(list)
         for row in feedback:
             feedback_by_exchange[row.exchange_id].append(row)
+        choice_by_exchange = {row.exchange_id: row for row in choices}
         items: dict[str, ReviewItem] = {}
         for row in rows:  # newest first: the first row of a group is its latest wording
             key = match_key(row.question)[:255]
@@ -175,7 +250,13 @@ class Learning:
             item.wordings.setdefault(key, row.question)
             item.exchange_ids.add(row.id)
             item.count += 1
-            if row.fallback:
+            choice = choice_by_exchange.get(row.id)
+            if choice is not None and choice.answer:
+                item.reasons["chosen by the asker"] += 1
+                item.add_choice(choice.id, choice.answer)
+            elif choice is not None:
+                item.reasons["none of these"] += 1
+            elif row.fallback:
                 item.reasons["fallback"] += 1
             elif row.confidence < REVIEW_BELOW_CONFIDENCE:
                 item.reasons["low confidence"] += 1
@@ -192,10 +273,18 @@ class Learning:
             return await session.scalar(select(Exchange.question).where(Exchange.id == exchange_id))
 
     async def decide(
-        self, questions: Sequence[str], *, answer: str | None, decided_by: int | None
+        self,
+        questions: Sequence[str],
+        *,
+        answer: str | None,
+        decided_by: int | None,
+        out_of_scope: bool = False,
     ) -> bool:
-        """Approve (with an answer: each wording joins the training set as "reviewed") or
-        ignore (answer None) a review group's wordings. False if all were decided already."""
+        """Approve (with an answer: each wording joins the training set as "reviewed"), mark out
+        of scope (each wording joins it as "reviewed" with no answer: the bot should fall back
+        on it), or ignore (neither) a review group's wordings. False if all were decided
+        already."""
+        status = "approved" if answer else "out_of_scope" if out_of_scope else "ignored"
         undecided = []
         async with self.store.session.begin() as session:
             for question in questions:
@@ -207,20 +296,22 @@ class Learning:
                     ReviewDecision(
                         question_key=key,
                         question=question,
-                        status="approved" if answer else "ignored",
+                        status=status,
                         answer=answer,
                         decided_by=decided_by,
                     )
                 )
-        if answer and undecided:
-            await self.store.add_pairs([QAPair(q, answer) for q in undecided], source="reviewed")
+        if status != "ignored" and undecided:
+            await self.store.add_pairs(
+                [QAPair(q, answer or "") for q in undecided], source="reviewed"
+            )
         return bool(undecided)
 
     # -- statistics -------------------------------------------------------------------------
 
     async def stats(self, days: int = 30) -> dict[str, Any]:
-        """Totals, fallback rate, 👍/👎 per model version, busiest unanswered questions and the
-        daily series behind the chart."""
+        """Totals, fallback rate, 👍/👎 per model version, "did you mean" presses, busiest
+        unanswered questions and the daily series behind the chart."""
         since = datetime.now(UTC) - timedelta(days=days)
         async with self.store.session() as session:
             total, users, fallbacks = (
@@ -239,6 +330,14 @@ class Learning:
                     ).group_by(Feedback.model_version, Feedback.rating)
                 )
             ).all()
+            chose_answer, chose_none = (
+                await session.execute(
+                    select(
+                        func.count(AnswerChoice.id).filter(AnswerChoice.answer_id.is_not(None)),
+                        func.count(AnswerChoice.id).filter(AnswerChoice.answer_id.is_(None)),
+                    )
+                )
+            ).one()
             daily_rows = (
                 await session.execute(
                     select(Exchange.created_at, Exchange.fallback).where(
@@ -279,6 +378,8 @@ class Learning:
             "users": users,
             "fallback_rate": fallbacks / total if total else 0.0,
             "ratings": dict(by_version),
+            # "did you mean" presses: an answer chosen, or none of them
+            "choices": {"answer": chose_answer, "none": chose_none},
             "busiest_unanswered": [(wordings[k], n) for k, n in counts.most_common(5)],
             "daily": sorted((day, n, f) for day, (n, f) in daily.items()),
         }

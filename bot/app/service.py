@@ -14,6 +14,7 @@ from typing import Any
 
 from bot import messages
 from bot.app.learning import (
+    ChoiceOutcome,
     Learning,
     ReviewItem,
     is_not_worse,
@@ -49,6 +50,15 @@ class RetrainOutcome:
 
 
 @dataclass(frozen=True)
+class Suggestion:
+    """An answer offered on a "did you mean" button."""
+
+    answer_id: str
+    answer: str
+    wording: str  # the best-known question of that answer: what the button shows
+
+
+@dataclass(frozen=True)
 class Reply:
     text: str
     answer_id: str | None
@@ -57,11 +67,28 @@ class Reply:
     model_version: str | None
     latency_ms: float
     exchange_id: int | None
+    lang: str = "en"  # the language the bot's own words are in
+    # When the model hesitated: the answers to offer ("did you mean"); text asks which one.
+    suggestions: tuple[Suggestion, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A "did you mean" press: what became of it, and the reply to show when it was taken."""
+
+    outcome: ChoiceOutcome
+    text: str = ""
+    answer_id: str | None = None
 
 
 _NOT_IN_QUESTIONS = CharacterFilter(
     lambda ch: ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co")
 )
+
+
+def suggestions_of(prediction: Prediction) -> tuple[Suggestion, ...]:
+    """The answers to offer on "did you mean" buttons (none when the model did not hesitate)."""
+    return ()
 
 
 def clean_question(text: str) -> str:
@@ -135,6 +162,16 @@ class QAService:
         self.model = model
         log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
 
+    async def open_for_review(self) -> None:
+        """What reviewing needs, without serving (the `qabot review` command): the current
+        model's rules and featurizer (its weights stay on disk) and the training set's
+        questions, so the queue is grouped as /review groups it."""
+        current = self.registry.current_version()
+        if current is not None:
+            path = self.registry.path(current)
+            self.model = await asyncio.to_thread(AnswerModel.load, path, weights=False)
+        await self.reload_known_answers()
+
     async def _load(self, path: Path) -> AnswerModel:
         """The model in this directory; its weights are loaded by the model process when there
         is one that runs, else here."""
@@ -189,6 +226,7 @@ class QAService:
         model = self.model
         answer_id: str | None = None
         confidence = 0.0
+        suggestions: tuple[Suggestion, ...] = ()
         if not question:
             answer = messages.text("empty", lang)
             fallback = True
@@ -199,14 +237,16 @@ class QAService:
         else:
             prediction = await self.batcher.predict(model, question[:MAX_MODEL_INPUT_CHARS])
             confidence, fallback = prediction.confidence, prediction.fallback
-            if fallback or prediction.answer is None:
+            if suggestions := suggestions_of(prediction):
+                answer, fallback = messages.text("did_you_mean", lang), True
+            elif fallback or prediction.answer is None:
                 answer, fallback = messages.text("fallback", lang), True
             else:
                 answer, answer_id = prediction.answer, prediction.answer_id
         return await self._log(
             chat, user, text, answer, kind="text", started=started, message_id=message_id,
-            answer_id=answer_id, confidence=confidence, fallback=fallback,
-            model_version=model.version if model else None,
+            lang=lang, suggestions=suggestions, answer_id=answer_id, confidence=confidence,
+            fallback=fallback, model_version=model.version if model else None,
         )  # fmt: skip
 
     async def reply_not_text(
@@ -218,7 +258,7 @@ class QAService:
         answer = messages.text("not_text", lang)
         return await self._log(
             chat, user, f"[{kind}]", answer, kind=kind, started=started, message_id=message_id,
-            answer_id=None, confidence=0.0, fallback=True, model_version=None,
+            lang=lang, answer_id=None, confidence=0.0, fallback=True, model_version=None,
         )  # fmt: skip
 
     async def _log(
@@ -230,6 +270,8 @@ class QAService:
         *,
         kind: str,
         started: float,
+        lang: str,
+        suggestions: tuple[Suggestion, ...] = (),
         **fields: Any,
     ) -> Reply:
         latency_ms = (time.perf_counter() - started) * 1000
@@ -246,7 +288,32 @@ class QAService:
             model_version=record.model_version,
             latency_ms=latency_ms,
             exchange_id=exchange_id,
+            lang=lang,
+            suggestions=suggestions,
         )
+
+    async def choose(
+        self, exchange_id: int, answer_id: str | None, *, chat_id: int, user_id: int | None
+    ) -> Choice:
+        """A press on a "did you mean" button of an exchange: the chosen answer (answer_id None:
+        "none of these", the fallback), logged with the exchange; the pairing waits in the
+        review queue. Nothing the user chooses trains the model by itself."""
+        question = await self.learning.exchange_question(exchange_id)
+        lang = messages.language_of(question)
+        if answer_id is None:
+            reply = messages.text("fallback", lang)
+        else:
+            model = self.model
+            answer = model.answers().get(answer_id) if model is not None else None
+            if answer is None:  # the model changed since the buttons were sent
+                return Choice(ChoiceOutcome.UNKNOWN)
+            reply = answer
+        outcome = await self.learning.record_choice(
+            exchange_id, chat_id=chat_id, user_id=user_id, answer_id=answer_id, reply=reply
+        )
+        if outcome is not ChoiceOutcome.ANSWERED:
+            return Choice(outcome)
+        return Choice(outcome, reply, answer_id)
 
     # -- admin actions ----------------------------------------------------------------------
 
@@ -280,6 +347,13 @@ class QAService:
                 return list(item.wordings.values())
         question = await self.learning.exchange_question(exchange_id)
         return [question] if question is not None else []
+
+    async def mark_out_of_scope(self, questions: list[str], admin_id: int | None) -> bool:
+        """A review group the bot should not answer: its wordings join the training set as
+        out-of-scope rows; the next retraining teaches the model to fall back on them."""
+        return await self.learning.decide(
+            questions, answer=None, decided_by=admin_id, out_of_scope=True
+        )
 
     async def approve(self, questions: list[str], answer: str, admin_id: int | None) -> bool:
         """Approve a review group: its wordings join the training set, answered at once."""

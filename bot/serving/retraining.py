@@ -20,6 +20,8 @@ from model.datasets import QAPair, write_pairs_csv
 
 log = logging.getLogger(__name__)
 
+# Receives the worker's events as it prints them: the data checks' report ("data_report", before
+# training), then "start", "epoch", ... (see model/train.py).
 ProgressCallback = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -126,9 +128,10 @@ class TrainingRunner:
                 continue
             if event.get("event") == "done":
                 done = event
-            elif event.get("event") == "data_report":
+                continue
+            if event.get("event") == "data_report":  # before training: shown to the admin too
                 report = DataReport.from_dict(event["report"])
-            elif on_progress is not None:
+            if on_progress is not None:
                 try:
                     await on_progress(event)
                 except Exception:  # a progress message that cannot be shown must not stop training

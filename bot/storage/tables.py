@@ -168,15 +168,34 @@ class Feedback(Base):
     suggestion: Mapped[str | None] = mapped_column(StoredText)
 
 
+class AnswerChoice(Base):
+    """A press on a "did you mean" button: the answer the asker chose among the bot's
+    suggestions (or none of them: no answer). It is a suggestion for the review queue, never
+    training data by itself; the exchange records the reply the user got."""
+
+    __tablename__ = "answer_choices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # One choice per exchange: a second press finds the question answered.
+    exchange_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("exchanges.id", ondelete="CASCADE"), unique=True
+    )
+    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    answer_id: Mapped[str | None] = mapped_column(StoredString(32))  # None: "none of these"
+    answer: Mapped[str | None] = mapped_column(StoredText)
+
+
 class ReviewDecision(Base):
     """An admin's decision on a group of similar logged questions (same match key): approved
-    with an answer (which joins the training set) or ignored. Decided groups leave the queue."""
+    with an answer (which joins the training set), marked out of scope (joins it as a question
+    the bot should not answer), or ignored. Decided groups leave the queue."""
 
     __tablename__ = "review_decisions"
 
     question_key: Mapped[str] = mapped_column(StoredString(255), primary_key=True)
     question: Mapped[str] = mapped_column(StoredText)
-    # approved | ignored
+    # approved | ignored | out_of_scope (the wordings joined the training set with no answer)
     status: Mapped[str] = mapped_column(StoredString(16))
     answer: Mapped[str | None] = mapped_column(StoredText)
     decided_by: Mapped[int | None] = mapped_column(BigInteger)

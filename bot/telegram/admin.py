@@ -18,7 +18,12 @@ from telegram.ext import ContextTypes
 
 from bot.app.exports import FORMATS, write_exchanges
 from bot.app.service import QAService
-from bot.serving.retraining import TrainingBusyError, TrainingFailedError, training_installed
+from bot.serving.retraining import (
+    TrainingBusyError,
+    TrainingFailedError,
+    TrainingRefusedError,
+    training_installed,
+)
 from bot.telegram.common import (
     admin_data_private_only,
     admin_only,
@@ -28,10 +33,15 @@ from bot.telegram.common import (
     quoted,
     service_of,
 )
+from model.data_checks import DataReport
 from model.datasets import write_pairs_csv
 from model.registry import RegistryError
 
 log = logging.getLogger(__name__)
+
+# The data report in /retrain's messages (Telegram's limit is 4,096 characters; a report that
+# finds many conflicting questions can be longer).
+MAX_REPORT_CHARS = 3000
 
 
 @admin_only
@@ -77,23 +87,42 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def _run_retraining(
     service: QAService, request: Message, status: Message, force: bool
 ) -> None:
+    # The data checks' findings stay at the top of the progress message while training runs.
+    report_text = ""
+
     async def show_progress(event: dict[str, Any]) -> None:
-        if event.get("event") == "epoch":
+        nonlocal report_text
+        if event.get("event") == "data_report":
+            report = DataReport.from_dict(event["report"])
+            if not report.refused:  # a refusal is answered on its own below
+                report_text = data_report_text(report) + "\n\n"
+                await _edit(status, f"{report_text}Training…")
+        elif event.get("event") == "epoch":
             accuracy = event.get("val_accuracy")
             shown = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
-            await _edit(status, f"Training… epoch {event['epoch']}/{event['epochs']}{shown}")
+            await _edit(
+                status, f"{report_text}Training… epoch {event['epoch']}/{event['epochs']}{shown}"
+            )
 
     try:
         outcome = await service.retrain(show_progress, force=force)
     except TrainingBusyError:
         await request.reply_text("A training run is already in progress.")
         return
+    except TrainingRefusedError as error:
+        await _edit(status, "Training refused.")
+        await request.reply_text(
+            "Training refused: nothing was trained or promoted, the live model keeps serving.\n"
+            f"{data_report_text(error.report)}\n"
+            "/teach question | answer adds pairs; /pairs sends the training set."
+        )
+        return
     except TrainingFailedError as error:
         await request.reply_text(
             fit_message(f"Training failed; the current model keeps serving. Reason: {error}")
         )
         return
-    await _edit(status, "Training finished.")
+    await _edit(status, f"{report_text}Training finished.")
     comparison = f"candidate {_score(outcome.candidate)}"
     if outcome.live is not None:
         comparison += (
@@ -108,6 +137,14 @@ async def _run_retraining(
             "The live model keeps serving; /retrain force promotes anyway."
         )
     await request.reply_text(f"{verdict}\n{comparison}\n{format_metrics(outcome.trained.metrics)}")
+
+
+def data_report_text(report: DataReport) -> str:
+    """The data checks' report in the words `qabot train` prints, cut to fit a message."""
+    text = "\n".join(report.lines())
+    if len(text) <= MAX_REPORT_CHARS:
+        return text
+    return text[: MAX_REPORT_CHARS - 1] + "… (`qabot train` prints the whole report)"
 
 
 def _score(figures: dict[str, Any]) -> str:

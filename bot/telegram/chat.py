@@ -1,15 +1,25 @@
-"""Handlers for everyone: greeting, help, answers, non-text messages, errors."""
+"""Handlers for everyone: greeting, help, answers ("did you mean" buttons included), non-text
+messages, errors."""
 
 from __future__ import annotations
 
 import logging
 
-from telegram import Update
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.telegram.common import chat_info, fit_message, service_of, user_info, user_lang
-from bot.telegram.learning import feedback_keyboard, take_reply_to_prompt
+from bot.app.learning import ChoiceOutcome
+from bot.app.service import Reply
+from bot.telegram.common import (
+    chat_info,
+    fit_message,
+    service_of,
+    shortened,
+    user_info,
+    user_lang,
+)
+from bot.telegram.learning import BUTTON_TEXT_CHARS, feedback_keyboard, take_reply_to_prompt
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +28,10 @@ NON_TEXT_KINDS = (
     "sticker", "photo", "voice", "video_note", "video", "animation", "audio", "document",
     "location", "venue", "contact", "poll", "dice", "game", "story",
 )  # fmt: skip
+# "Did you mean" buttons: `dym:<exchange id>:<answer id>`, or `:none` for "none of these".
+# Ids of at most 18 digits fit every database's 64-bit integers.
+CHOICE_PATTERN = r"^dym:\d{1,18}:(?:[0-9a-f]{1,32}|none)$"
+_NONE = "none"
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -40,11 +54,69 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     reply = await service_of(context).reply(
         chat_info(update), user_info(update), message.text or "", message_id=message.message_id
     )
+    if reply.suggestions:
+        await _offer_suggestions(update, reply)
+        return
     # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
     rateable = not reply.fallback and reply.exchange_id is not None
     await message.reply_text(
         fit_message(reply.text),
         api_kwargs=feedback_keyboard(reply.exchange_id) if rateable else None,
+    )
+
+
+async def _offer_suggestions(update: Update, reply: Reply) -> None:
+    """ "Did you mean …?": one button per suggested answer, showing its best-known wording,
+    and "none of these". A press is understood only with the logged exchange: without it (the
+    database is down), the wordings are listed for the user to ask again."""
+    if reply.exchange_id is None:
+        lines = [reply.text, *(f"• {s.wording}" for s in reply.suggestions)]
+        await update.effective_message.reply_text(fit_message("\n".join(lines)))
+        return
+    rows = [
+        [InlineKeyboardButton(
+            shortened(s.wording, BUTTON_TEXT_CHARS),
+            callback_data=f"dym:{reply.exchange_id}:{s.answer_id}",
+        )]
+        for s in reply.suggestions
+    ]  # fmt: skip
+    rows.append([InlineKeyboardButton(
+        messages.text("none_of_these", reply.lang), callback_data=f"dym:{reply.exchange_id}:{_NONE}"
+    )])  # fmt: skip
+    await update.effective_message.reply_text(reply.text, reply_markup=InlineKeyboardMarkup(rows))
+
+
+async def choose_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A "did you mean" press: the asker gets the chosen answer (or the fallback) in place of
+    the question; anyone else, or a stale or forged press, gets a short notice."""
+    query = update.callback_query
+    _, exchange_id, answer_id = query.data.split(":")
+    user, chat = update.effective_user, update.effective_chat
+    choice = await service_of(context).choose(
+        int(exchange_id),
+        None if answer_id == _NONE else answer_id,
+        chat_id=chat.id if chat else 0,
+        user_id=user.id if user else None,
+    )
+    if choice.outcome is not ChoiceOutcome.ANSWERED:
+        notice = {
+            ChoiceOutcome.NOT_THE_ASKER: "choice_not_yours",
+            ChoiceOutcome.ALREADY_ANSWERED: "choice_already_answered",
+        }.get(choice.outcome, "button_expired")
+        await query.answer(messages.text(notice, user_lang(update)), show_alert=True)
+        return
+    await query.answer()
+    # A chosen answer can be rated like any other; the fallback cannot.
+    await query.edit_message_text(
+        fit_message(choice.text),
+        api_kwargs=feedback_keyboard(int(exchange_id)) if choice.answer_id else None,
+    )
+
+
+async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A press whose data no handler understands (forged, or from an older version)."""
+    await update.callback_query.answer(
+        messages.text("button_expired", user_lang(update)), show_alert=True
     )
 
 

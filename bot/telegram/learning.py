@@ -149,12 +149,29 @@ def _describe(item: ReviewItem, queue_length: int) -> str:
         lines.append("Also asked as: " + quoted_list(others))
     if item.suggestions:
         lines.append("Users suggested: " + quoted_list([s for _, s in item.suggestions], 3))
-    lines.append("Map it to an answer, write a new one, or ignore it:")
+    if item.choices:
+        chosen = [f"{quoted(answer)} ×{n}" for answer, (_, n) in _top_choices(item)]
+        lines.append("Askers chose (did you mean): " + ", ".join(chosen))
+    lines.append(
+        "Map it to an answer, write a new one, mark it out of scope (the bot should not answer "
+        "it), or ignore it:"
+    )
     return fit_message("\n".join(lines))
 
 
+def _top_choices(item: ReviewItem) -> list[tuple[str, tuple[int, int]]]:
+    return sorted(item.choices.items(), key=lambda choice: -choice[1][1])[:3]
+
+
 async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
-    rows = []
+    # What the askers chose comes first: approving it is one press.
+    rows = [
+        [InlineKeyboardButton(
+            f"👆 {shortened(answer, BUTTON_TEXT_CHARS)} (chosen ×{n})",
+            callback_data=f"rv:c:{item.exchange_id}:{choice_id}",
+        )]
+        for answer, (choice_id, n) in _top_choices(item)
+    ]  # fmt: skip
     if (model := service.model) is not None:
         [prediction] = await service.predict_batch(model, [item.question])
         for answer_id, answer, probability in prediction.candidates:
@@ -167,8 +184,11 @@ async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
             f"💡 {shortened(suggestion, BUTTON_TEXT_CHARS)}",
             callback_data=f"rv:s:{item.exchange_id}:{feedback_id}",
         )])  # fmt: skip
+    rows.append([InlineKeyboardButton(
+        "✍️ Write an answer", callback_data=f"rv:n:{item.exchange_id}"
+    )])  # fmt: skip
     rows.append([
-        InlineKeyboardButton("✍️ Write an answer", callback_data=f"rv:n:{item.exchange_id}"),
+        InlineKeyboardButton("🙅 Out of scope", callback_data=f"rv:o:{item.exchange_id}"),
         InlineKeyboardButton("🚫 Ignore", callback_data=f"rv:i:{item.exchange_id}"),
     ])  # fmt: skip
     return InlineKeyboardMarkup(rows)
@@ -176,7 +196,8 @@ async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
 
 @admin_only
 async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    """A /review button: map to an answer, take a user's suggestion, write one, or ignore."""
+    """A /review button: map to an answer, take a user's suggestion or choice, write one, mark
+    the group out of scope, or ignore it."""
     query = update.callback_query
     action, exchange_id, *rest = query.data.split(":")[1:]
     service = service_of(context)
@@ -195,8 +216,19 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             f"Ignored: {quoted_list(questions)}. /review for the next one."
         )
         return
+    if action == "o":
+        questions = await service.review_group(int(exchange_id))
+        await service.mark_out_of_scope(questions, update.effective_user.id)
+        await query.message.reply_text(
+            f"Out of scope: {quoted_list(questions)}. They join the training set as questions I "
+            "should not answer; /retrain teaches the model to fall back on them. /review for the "
+            "next one."
+        )
+        return
     if action == "m":
         answer = service.model.answers().get(rest[0]) if service.model else None
+    elif action == "c":
+        answer = await service.learning.chosen_answer(int(rest[0]))
     else:
         answer = await service.learning.suggestion(int(rest[0]))
     if not answer:
@@ -240,6 +272,12 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines.append(
             f"Model {version}: {THUMBS_UP} {counts['up']} / {THUMBS_DOWN} {counts['down']}"
             f" ({counts['up'] / rated:.0%} positive)"
+        )
+    choices = figures["choices"]
+    if choices["answer"] or choices["none"]:
+        lines.append(
+            f"“Did you mean” presses: {choices['answer']} chose an answer, "
+            f"{choices['none']} none of these"
         )
     if figures["busiest_unanswered"]:
         lines.append("Busiest unanswered:")
