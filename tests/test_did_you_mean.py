@@ -12,6 +12,7 @@ import pytest
 from bot import messages
 from bot.app import service as service_module
 from bot.app.service import Suggestion
+from bot.console import run_console
 from model.datasets import QAPair, answer_key
 from model.predictor import Prediction
 from tests.conftest import TelegramBot
@@ -156,3 +157,14 @@ async def test_forged_and_stale_presses_get_a_clear_answer(
     assert row["answer"] == "你好！" and row["fallback"] == "false"
     # None of this was an error.
     assert not [c for c in bot.tg.calls if "went wrong" in str(c.params.get("text", ""))]
+
+
+async def test_the_console_shows_suggestions_as_text_one_line_each_question_when_piped(
+    service, hesitating_model: list[Suggestion]
+) -> None:
+    stdout = io.StringIO()
+    await run_console(service, io.StringIO(f"你好\n{HESITANT_QUESTION}\n"), stdout)
+    assert stdout.getvalue().splitlines() == [
+        "你好！",
+        "我不太确定你的意思。你想问的是下面哪一个？ 1. 你好 2. 你喜欢什么样的食物？",
+    ]
