@@ -359,6 +359,7 @@ async def test_running_application_leaves_no_tasks_behind(tg: FakeTelegram) -> N
     assert application_tasks() == before
 
 
+@pytest.mark.slow
 async def test_echo_throughput_50_users_20_messages(tg: FakeTelegram) -> None:
     users = [tg.user(id=2000 + number) for number in range(50)]
     messages_per_user = 20

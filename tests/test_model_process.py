@@ -34,6 +34,11 @@ def questions() -> list[str]:
         return [row["question"] for row in csv.DictReader(file)][:12]
 
 
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    return make_settings(home, QABOT_MODEL_PROCESS="1")
+
+
 async def started_service(settings: Settings) -> QAService:
     await asyncio.to_thread(upgrade_database, settings.database_url)
     service = QAService(settings, Store(settings.database_url))

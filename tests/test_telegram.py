@@ -7,10 +7,12 @@ import csv
 import io
 import json
 import logging
+from pathlib import Path
 
 import pytest
 
-from tests.conftest import TOKEN, TelegramBot
+from bot.storage.store import Store
+from tests.conftest import TOKEN, TelegramBot, bot_on_fake_telegram
 
 
 async def ask(bot: TelegramBot, user, text: str) -> str:
@@ -157,9 +159,15 @@ async def test_a_failing_handler_apologises_without_leaking_the_token(
 
 @pytest.mark.slow
 async def test_retrain_keeps_answering_other_chats_and_switches_model(
-    telegram_bot: TelegramBot,
+    home: Path, seeded_store: Store, seed_model_dir: Path
 ) -> None:
-    bot = telegram_bot
+    async with bot_on_fake_telegram(
+        home, seeded_store, seed_model_dir, QABOT_MODEL_PROCESS="1"
+    ) as bot:
+        await retrain_while_answering(bot)
+
+
+async def retrain_while_answering(bot: TelegramBot) -> None:
     old_version = bot.service.model.version
     await bot.tg.send_command(bot.admin, "/retrain")
     assert "Retraining started" in (await bot.tg.next_reply(bot.admin)).text
