@@ -252,6 +252,11 @@ class AnswerModel:
         return self._weights is not None
 
     @property
+    def is_loaded(self) -> bool:
+        """Whether predicting needs no file read first (featurizer and weights in memory)."""
+        return self._weights is not None and self._featurizer is not None
+
+    @property
     def featurizer(self) -> Featurizer:
         with self._loading:
             if self._featurizer is None:

@@ -7,6 +7,7 @@ import csv
 import logging
 import os
 import signal
+import threading
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -15,10 +16,16 @@ import pytest
 
 from bot.app.service import QAService
 from bot.run import BUNDLED_PARAPHRASES
-from bot.serving.model_process import CALL_TIMEOUT_SECONDS, RESTART_LIMIT, ModelProcess
+from bot.serving.model_process import (
+    CALL_TIMEOUT_SECONDS,
+    RESTART_LIMIT,
+    ModelProcess,
+    ModelProcessError,
+)
 from bot.settings import Settings
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
-from model.predictor import AnswerModel
+from model.predictor import AnswerModel, Weights
+from model.text import Featurizer
 from tests.conftest import TOKEN, make_settings
 from tests.fake_telegram import FakeTelegram
 from tests.processes import qabot_process
@@ -105,6 +112,42 @@ async def test_killed_model_process_is_restarted_and_no_question_goes_unanswered
     assert await replies(service, questions) == expected
     assert "the model process stopped (exit code -9)" in caplog.text
     assert "model process restarted" in caplog.text
+
+
+async def test_answering_without_the_model_process_reads_the_model_off_the_event_loop(
+    service: QAService, questions: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The weights (89 MB for a 150-answer model) live in the model process; when it dies, the
+    bot reads them to answer itself, in a worker thread, never on the event loop."""
+    loop_thread = threading.current_thread()
+    read_on: list[threading.Thread] = []
+
+    def recording(load):  # noqa: ANN001, ANN202
+        def read(cls, path):  # noqa: ANN001, ANN202
+            read_on.append(threading.current_thread())
+            return load(path)
+
+        return classmethod(read)
+
+    monkeypatch.setattr(Weights, "load", recording(Weights.load))
+    monkeypatch.setattr(Featurizer, "load", recording(Featurizer.load))
+    process = service.model_process
+    assert process is not None and process.pid is not None and service.model is not None
+    assert not service.model.is_loaded
+    expected = expected_replies(service, questions)
+    read_on.clear()  # expected_replies loaded a model of its own
+
+    async def cannot_start() -> None:
+        raise ModelProcessError("not restarted in this test")
+
+    monkeypatch.setattr(process, "start", cannot_start)
+    os.kill(process.pid, signal.SIGKILL)
+    async with asyncio.timeout(10):
+        while process.serves(service.model.path):
+            await asyncio.sleep(0.02)
+    assert await replies(service, questions) == expected  # answered here
+    assert service.model.is_loaded
+    assert len(read_on) == 2 and loop_thread not in read_on
 
 
 async def test_hung_model_process_is_killed_and_its_questions_answered_here(

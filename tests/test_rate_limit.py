@@ -10,7 +10,8 @@ from telegram.ext import AIORateLimiter
 
 from bot.settings import RateLimit, parse_rate_limit
 from bot.storage.store import Store
-from bot.telegram.rate_limit import PRUNE_ABOVE, UserRateLimiter, Verdict
+from bot.telegram.rate_limit import UserRateLimiter, Verdict
+from tests.complexity import python_lines_run
 from tests.conftest import bot_on_fake_telegram
 
 
@@ -34,17 +35,36 @@ def test_burst_then_refill_and_one_warning_per_flood() -> None:
     assert [limiter.check(1) for _ in range(4)] == [Verdict.ALLOW] * 3 + [Verdict.WARN]
 
 
-def test_idle_buckets_are_pruned_without_changing_verdicts() -> None:
+def test_refilled_buckets_are_forgotten_without_changing_verdicts() -> None:
     clock = Clock()
     limiter = UserRateLimiter(RateLimit(2, 1.0), clock)
     limiter.check(0)
     limiter.check(0)
-    for user_id in range(1, PRUNE_ABOVE):
+    for user_id in range(1, 1_000):
         limiter.check(user_id)
-    clock.now = 10.0
-    limiter.check(PRUNE_ABOVE)  # prunes the full buckets
-    assert len(limiter._buckets) == 1
-    assert [limiter.check(0) for _ in range(3)] == [Verdict.ALLOW] * 2 + [Verdict.WARN]
+    clock.now = 1.0
+    assert limiter.check(0) is Verdict.ALLOW  # one token back, spent again
+    assert len(limiter) == 1_000
+    clock.now = 2.5  # everyone but user 0 is full again: forgotten
+    assert limiter.check(5_000) is Verdict.ALLOW
+    assert len(limiter) == 2
+    # User 0's bucket was kept: 1.5 tokens, not a new user's 2.
+    assert [limiter.check(0) for _ in range(3)] == [Verdict.ALLOW, Verdict.WARN, Verdict.DROP]
+
+
+def test_a_message_costs_the_same_however_many_users_are_recent() -> None:
+    """Constant work per message: a new user among 20,000 recent ones costs what one among
+    1,000 does (no scan of the other users' buckets)."""
+    clock = Clock()
+    limiter = UserRateLimiter(RateLimit(10, 1.0), clock)
+    work = {}
+    for user_id in range(20_001):
+        if user_id in (1_000, 20_000):
+            work[user_id] = python_lines_run(lambda u=user_id: limiter.check(u))
+        else:
+            limiter.check(user_id)
+    assert work[20_000] == work[1_000]
+    assert len(limiter) == 20_001
 
 
 def test_settings_parse_and_zero_disables() -> None:

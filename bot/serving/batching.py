@@ -15,7 +15,8 @@ gives batches of 3-6 (0.33 ms).
 
 With a model process (bot/serving/model_process.py) the batch is answered there, and the answers are
 handed out when it replies; the questions of a call it cannot answer (it died meanwhile) are
-answered here instead.
+answered here instead, once the model's weights are read in a worker thread (the first time:
+they live in the model process until then, and reading them takes far too long for the loop).
 """
 
 from __future__ import annotations
@@ -84,9 +85,18 @@ class PredictionBatcher:
                 future.set_result(prediction)
 
 
+# Tasks reading a model for _answer_here (the loop keeps only weak references to tasks).
+_loading: set[asyncio.Task[None]] = set()
+
+
 def _answer_here(items: Waiting) -> None:
     """Answer one model's waiting questions in this process."""
     model = items[0][0]
+    if not model.is_loaded:
+        task = asyncio.get_running_loop().create_task(_load_then_answer(items))
+        _loading.add(task)
+        task.add_done_callback(_loading.discard)
+        return
     try:
         predictions = model.predict_batch([text for _, text, _ in items])
     except Exception as error:  # noqa: BLE001 - each asker gets it, as with a direct call
@@ -97,3 +107,14 @@ def _answer_here(items: Waiting) -> None:
     for (_, _, future), prediction in zip(items, predictions, strict=True):
         if not future.done():  # the asker may have been cancelled meanwhile
             future.set_result(prediction)
+
+
+async def _load_then_answer(items: Waiting) -> None:
+    try:
+        await asyncio.to_thread(items[0][0].load_all)
+    except Exception as error:  # noqa: BLE001 - a broken model: each asker gets it
+        for _, _, future in items:
+            if not future.done():
+                future.set_exception(error)
+        return
+    _answer_here(items)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -21,9 +22,6 @@ SLOW_DOWN = {
     "en": "You are sending messages too fast. Please wait a moment; I'll answer again then.",
     "zh": "你发消息太快了，请稍等片刻，我之后会继续回答。",
 }
-# Buckets are pruned when there are more than this many (only full ones, which a new user's
-# bucket equals, so pruning changes no verdict).
-PRUNE_ABOVE = 10_000
 
 
 class Verdict(Enum):
@@ -40,26 +38,31 @@ class _Bucket:
 
 
 class UserRateLimiter:
-    """`limit.burst` messages at once per user, then `limit.per_second` messages a second."""
+    """`limit.burst` messages at once per user, then `limit.per_second` messages a second.
+
+    A bucket left alone long enough to refill is the same as a new one: it is forgotten. The
+    buckets are kept in the order of their last message, so the ones to forget are always at
+    the front, and each message does constant work however many users there are."""
 
     def __init__(self, limit: RateLimit, clock: Callable[[], float] = time.monotonic) -> None:
         if not limit.enabled:
             raise ValueError("the rate limit is off")
         self.limit = limit
         self.clock = clock
-        self._buckets: dict[int, _Bucket] = {}
+        self._refills_in = limit.burst / limit.per_second  # seconds from empty to full
+        self._buckets: OrderedDict[int, _Bucket] = OrderedDict()  # least recently used first
 
     def check(self, user_id: int) -> Verdict:
         now = self.clock()
+        self._forget_full_buckets(now)
         bucket = self._buckets.get(user_id)
         if bucket is None:
-            if len(self._buckets) >= PRUNE_ABOVE:
-                self._prune(now)
             bucket = self._buckets[user_id] = _Bucket(float(self.limit.burst), now)
         else:
             refill = (now - bucket.updated) * self.limit.per_second
             bucket.tokens = min(float(self.limit.burst), bucket.tokens + refill)
             bucket.updated = now
+            self._buckets.move_to_end(user_id)
         if bucket.tokens >= 1:
             bucket.tokens -= 1
             bucket.warned = False
@@ -69,13 +72,19 @@ class UserRateLimiter:
         bucket.warned = True
         return Verdict.WARN
 
-    def _prune(self, now: float) -> None:
-        full_after = self.limit.burst / self.limit.per_second
-        self._buckets = {
-            user_id: bucket
-            for user_id, bucket in self._buckets.items()
-            if now - bucket.updated < full_after
-        }
+    def _forget_full_buckets(self, now: float) -> None:
+        """Drop the buckets that have refilled: each is dropped once, so this is constant work
+        per message on average."""
+        buckets = self._buckets
+        while buckets:
+            oldest = next(iter(buckets.values()))
+            if now - oldest.updated < self._refills_in:
+                return
+            buckets.popitem(last=False)
+
+    def __len__(self) -> int:
+        """The number of users whose bucket is remembered."""
+        return len(self._buckets)
 
 
 async def enforce_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
