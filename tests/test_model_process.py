@@ -137,10 +137,10 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
     expected = expected_replies(service, questions)
     read_on.clear()  # expected_replies loaded a model of its own
 
-    async def cannot_start() -> None:
+    async def cannot_spawn() -> None:
         raise ModelProcessError("not restarted in this test")
 
-    monkeypatch.setattr(process, "start", cannot_start)
+    monkeypatch.setattr(process, "_spawn", cannot_spawn)
     os.kill(process.pid, signal.SIGKILL)
     async with asyncio.timeout(10):
         while process.serves(service.model.path):
