@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from bot.startup import SetupError, load_settings, migrate_database
+from bot.startup import SetupError, keep_files_private, load_settings, migrate_database
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -128,6 +128,7 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
 
     settings = load_settings()
     setup_logging(settings.telegram_bot_token)
+    keep_files_private(settings.home)
     if args.command in ("train", "eval"):
         return run_model_command(settings, args.command, rest)
     migrate_database(settings)

@@ -5,6 +5,8 @@ Standard library only at import: the command line imports this before knowing it
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -41,6 +43,20 @@ def explain_settings(error: ValidationError) -> str:
             message = f"{name}: {message}{got}"
         problems.append(message)
     return "; ".join(problems) + "\nfix it in the environment (or the .env file) and try again"
+
+
+def keep_files_private(home: Path) -> None:
+    """What the bot writes holds users' conversations: the database, models, exports and any
+    other file under QABOT_HOME (or given with --out) is readable by the bot's user only."""
+    os.umask(0o077)
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+        home.chmod(0o700)
+    except OSError as error:
+        raise SetupError(
+            f"cannot use QABOT_HOME ({home}): {error.strerror}\n"
+            "set QABOT_HOME to a folder qabot may write to"
+        ) from None
 
 
 def migrate_database(settings: Settings) -> None:

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
+import stat
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, update
 
 from bot.app import privacy
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
-from bot.storage.tables import Feedback
+from bot.storage.tables import Feedback, ReviewDecision
 from model.datasets import QAPair
 from tests.conftest import TOKEN, TelegramBot
 from tests.factories import record
@@ -144,3 +149,123 @@ async def test_forget_deletes_feedback_given_and_received(store: Store) -> None:
     async with store.session() as session:
         kept = (await session.execute(select(Feedback.user_id, Feedback.exchange_id))).all()
     assert kept == [(9, others)]
+
+
+async def everything_stored(store: Store) -> str:
+    """Every value of every row of every table, as text."""
+    from sqlalchemy import text as sql
+
+    from bot.storage.tables import Base
+
+    values = []
+    async with store.session() as session:
+        for table in Base.metadata.sorted_tables:
+            for row in await session.execute(sql(f"SELECT * FROM {table.name}")):
+                values += [str(value) for value in row]
+    return "\n".join(values)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_after_forget_nothing_of_the_user_remains_anywhere(
+    telegram_bot: TelegramBot, home: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    bot = telegram_bot
+    caplog.set_level(logging.INFO)
+    group = bot.tg.group(-100888, "Friends")
+    asker = bot.tg.user(7390514862, "Dee", language_code="en")
+    rater = bot.tg.user(7390514863, "Eli", language_code="en")  # only rates and suggests
+    secrets = {
+        asker: ["Zorblax recipe for Quuxberry pie?", str(asker.id)],
+        rater: ["Try the Vexwhistle bakery!", str(rater.id)],
+    }
+    await bot.tg.send_text(asker, secrets[asker][0])
+    await bot.tg.next_reply(asker)
+    answer = await answered(bot, bot.admin, "你好", group)
+    await bot.tg.press_button(rater, answer, text="👎")
+    prompt = await bot.tg.next_reply(group)
+    await bot.tg.send_text(rater, secrets[rater][0], chat=group, reply_to=prompt)
+    assert "admin will review" in (await bot.tg.next_reply(group)).text
+    # The admin decides the asker's question (a decision quotes it), and exports the log.
+    await bot.tg.send_command(bot.admin, "/review")
+    item = await bot.tg.next_reply(bot.admin)
+    if secrets[asker][0] not in item.text:  # the group's 👎 item may come first
+        await bot.tg.press_button(bot.admin, item, text="🚫 Ignore")
+        await bot.tg.next_reply(bot.admin)
+        await bot.tg.send_command(bot.admin, "/review")
+        item = await bot.tg.next_reply(bot.admin)
+    await bot.tg.press_button(bot.admin, item, text="🚫 Ignore")
+    assert "Ignored" in (await bot.tg.next_reply(bot.admin)).text
+    await bot.tg.send_command(bot.admin, "/export")
+    assert (await bot.tg.next_reply(bot.admin)).document is not None
+
+    # /mydata of the one who only rated shows the rating and the suggestion.
+    await bot.tg.send_command(rater, "/mydata")
+    rated = json.loads((await bot.tg.next_reply(rater)).document.content)
+    assert [row["suggestion"] for row in rated["tables"]["feedback"]] == [secrets[rater][0]]
+
+    for user in (asker, rater):
+        await bot.tg.send_command(user, "/forget")
+        question = await bot.tg.next_reply(user)
+        await bot.tg.press_button(user, question, text=question.buttons[0]["text"])
+        await bot.tg.wait_for(lambda c, q=question: c.method == "editMessageText")
+    async with asyncio.timeout(30):
+        while "Done" not in bot.tg.message(rater, question.message_id).text:
+            await asyncio.sleep(0.01)
+
+    stored = await everything_stored(bot.service.store)
+    files = {path: path.read_bytes() for path in home.rglob("*") if path.is_file()}
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    for text in secrets[asker] + secrets[rater]:
+        assert text not in stored, f"{text!r} in the database"
+        for path, content in files.items():
+            assert text.encode() not in content, f"{text!r} in {path}"
+        assert text not in logged, f"{text!r} in the log"
+    assert "Friends" in stored  # what is not theirs is still there
+
+
+async def answered(bot: TelegramBot, user, text: str, chat):
+    await bot.tg.send_text(user, text, chat=chat)
+    return await bot.tg.next_reply(chat)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_retention_removes_review_decisions_quoting_old_questions(store: Store) -> None:
+    from bot.app.learning import Learning
+
+    old = datetime.now(UTC) - timedelta(days=40)
+    await store.log_exchanges([record(question="Quuxberry pie?", created_at=old)])
+    await Learning(store).decide(["Quuxberry pie?"], answer=None, decided_by=1)
+    async with store.session.begin() as session:
+        await session.execute(update(ReviewDecision).values(decided_at=old))
+    await privacy.delete_expired(store, 30)
+    assert "Quuxberry" not in await everything_stored(store)
+
+
+async def test_export_files_left_by_a_crash_are_deleted_at_start(
+    settings, seeded_store: Store, models_dir: Path
+) -> None:
+    from bot.app.service import QAService
+
+    left = settings.home / "exports" / "tmpcrash"
+    left.mkdir(parents=True)
+    (left / "qabot-exchanges.csv").write_text("id,question\n1,secret\n")
+    service = QAService(settings, seeded_store)
+    await service.start()
+    await service.stop()
+    assert not left.exists()
+
+
+def test_files_the_bot_writes_are_private(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    monkeypatch.setenv("QABOT_HOME", str(home))
+    for name in ("QABOT_DATABASE_URL", "TELEGRAM_BOT_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    umask = os.umask(0o022)
+    try:
+        assert main(["db", "upgrade"]) == 0
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    for path in home.rglob("*"):
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path

@@ -4,14 +4,25 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import shutil
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from bot.storage.store import Store
 from bot.storage.tables import Exchange
 from model.datasets import csv_cell
 
+log = logging.getLogger(__name__)
+
 FORMATS = ("csv", "jsonl")
+# Exports sent to Telegram are written under QABOT_HOME/exports and deleted once sent; what a
+# crash left there is deleted at start, and after each send once it is this old (a send of
+# another admin may be in progress).
+EXPORTS_FOLDER = "exports"
+STALE_EXPORT_SECONDS = 3600
 FIELDS = (
     "id",
     "created_at",
@@ -80,3 +91,25 @@ def _csv_value(value: Any) -> Any:
     if isinstance(value, bool):
         return str(value).lower()
     return csv_cell(value) if isinstance(value, str) else value
+
+
+def remove_stale_exports(exports_dir: Path, older_than: float = STALE_EXPORT_SECONDS) -> int:
+    """Delete the files and folders in `exports_dir` last changed more than `older_than`
+    seconds ago (0: all of them); returns how many went."""
+    if not exports_dir.is_dir():
+        return 0
+    cutoff, removed = time.time() - older_than, 0
+    for entry in exports_dir.iterdir():
+        try:
+            if entry.lstat().st_mtime > cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:  # deleted meanwhile
+            continue
+        removed += 1
+    if removed:
+        log.info("deleted %d export files left behind in %s", removed, exports_dir)
+    return removed

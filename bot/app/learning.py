@@ -243,7 +243,7 @@ class Learning:
         choice_by_exchange = {row.exchange_id: row for row in choices}
         items: dict[str, ReviewItem] = {}
         for row in rows:  # newest first: the first row of a group is its latest wording
-            key = match_key(row.question)[:255]
+            key = review_key(row.question)
             if not key or key in decided or key in known_keys:
                 continue
             item = items.setdefault(key, ReviewItem(key, row.question, row.id))
@@ -288,7 +288,7 @@ class Learning:
         undecided = []
         async with self.store.session.begin() as session:
             for question in questions:
-                key = match_key(question)[:255]
+                key = review_key(question)
                 if await session.get(ReviewDecision, key) is not None:
                     continue
                 undecided.append(question)
@@ -383,6 +383,11 @@ class Learning:
             "busiest_unanswered": [(wordings[k], n) for k, n in counts.most_common(5)],
             "daily": sorted((day, n, f) for day, (n, f) in daily.items()),
         }
+
+
+def review_key(question: str) -> str:
+    """The key that groups wordings in the review queue and names a decision on them."""
+    return match_key(question)[:255]
 
 
 def merge_similar(queue: list[ReviewItem], vectorize: Vectorize) -> list[ReviewItem]:

@@ -9,6 +9,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.app.learning import review_key
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
 
@@ -36,10 +37,13 @@ async def export_user_data(store: Store, writer: ExchangeWriter, user_id: int) -
 
 
 async def forget_user(store: Store, writer: ExchangeWriter, user_id: int) -> int:
-    """Delete a user's exchanges, feedback and user record; returns how many exchanges went."""
+    """Delete a user's exchanges, feedback (given and received), review decisions on their
+    questions and user record; returns how many exchanges went."""
     await _flush(writer)
-    deleted = await store.forget_user(user_id)
-    log.info("forgot user %s on request: %d exchanges deleted", user_id, deleted)
+    # Review decisions quote the questions they decided: those on this user's questions go too.
+    review_keys = {review_key(question) for question in await store.user_questions(user_id)}
+    deleted = await store.forget_user(user_id, review_keys)
+    log.info("forgot a user on request: %d exchanges deleted", deleted)  # not who: that is gone
     return deleted
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot import messages
+from bot.app.exports import EXPORTS_FOLDER, remove_stale_exports
 from bot.app.learning import (
     ChoiceOutcome,
     Learning,
@@ -128,6 +129,8 @@ class QAService:
     # -- life cycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Exports a crash left behind hold users' conversations.
+        await asyncio.to_thread(remove_stale_exports, self.settings.home / EXPORTS_FOLDER, 0)
         await self.writer.start()
         if self.model_process is not None:
             try:

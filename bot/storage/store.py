@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,6 @@ from typing import Any
 
 import sqlalchemy
 from sqlalchemy import (
-    Column,
     ColumnElement,
     Connection,
     Engine,
@@ -36,7 +35,16 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.storage.tables import Base, Chat, Exchange, ModelVersionRow, QAPairRow, User, utcnow
+from bot.storage.tables import (
+    Base,
+    Chat,
+    Exchange,
+    ModelVersionRow,
+    QAPairRow,
+    ReviewDecision,
+    User,
+    utcnow,
+)
 from model.datasets import QAPair
 
 log = logging.getLogger(__name__)
@@ -69,6 +77,8 @@ def _set_sqlite_pragmas(engine: Engine, *, busy_timeout_ms: int) -> None:
         cursor.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # Deleted rows (/forget, retention) are overwritten, not left in free pages.
+        cursor.execute("PRAGMA secure_delete=ON")
         cursor.close()
 
 
@@ -377,15 +387,43 @@ class Store:
                 data[table.name] = [dict(row._mapping) for row in rows]
         return data
 
-    async def forget_user(self, user_id: int) -> int:
-        """Delete everything about a user; returns how many exchanges went."""
+    async def user_questions(self, user_id: int) -> list[str]:
+        """The questions a user asked (what review decisions may quote)."""
+        async with self.session() as session:
+            return list(
+                await session.scalars(select(Exchange.question).where(Exchange.user_id == user_id))
+            )
+
+    async def forget_user(self, user_id: int, review_keys: Collection[str] = ()) -> int:
+        """Delete everything about a user, and the review decisions on the questions whose keys
+        are given (their questions are the user's words); returns how many exchanges went."""
         self._written_people.pop(("user", user_id), None)
         self._written_people.pop(("chat", user_id), None)
-        return await self._delete_rows_about(_user_subjects(user_id))
+        subjects = _user_subjects(user_id)
+        if review_keys:
+            subjects[ReviewDecision.__table__] = ReviewDecision.question_key.in_(set(review_keys))
+        deleted = await self._delete_rows_about(subjects)
+        await self._discard_deleted_text()
+        return deleted
 
     async def delete_exchanges_before(self, cutoff: datetime) -> int:
-        """Delete exchanges logged before `cutoff` (and rows about them, like feedback)."""
-        return await self._delete_rows_about({Exchange.__table__: Exchange.created_at < cutoff})
+        """Delete exchanges logged before `cutoff`, rows about them (like feedback), and review
+        decisions taken before it (they quote logged questions)."""
+        deleted = await self._delete_rows_about(
+            {
+                Exchange.__table__: Exchange.created_at < cutoff,
+                ReviewDecision.__table__: ReviewDecision.decided_at < cutoff,
+            }
+        )
+        await self._discard_deleted_text()
+        return deleted
+
+    async def _discard_deleted_text(self) -> None:
+        """SQLite keeps deleted rows in its write-ahead log until a checkpoint (secure_delete
+        zeroes them in the database file): checkpoint now, so deleted text leaves the disk."""
+        if self.engine.dialect.name == "sqlite":
+            async with self.engine.connect() as connection:
+                await connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
     async def _delete_rows_about(self, subjects: dict[Table, ColumnElement[bool]]) -> int:
         deleted_exchanges = 0
@@ -407,39 +445,33 @@ _KEPT_UNLINKED = frozenset({QAPairRow.__table__})
 
 
 def _user_subjects(user_id: int) -> dict[Table, ColumnElement[bool]]:
-    """A user's own rows: the user, their private chat (whose id is theirs), their exchanges."""
-    return {
+    """A user's own rows: the user, their private chat (whose id is theirs), and in every table
+    with a `user_id` column the rows naming them, whether or not they have a user row (someone
+    who only rated answers in a group has none)."""
+    subjects = {
         User.__table__: User.id == user_id,
         Chat.__table__: (Chat.id == user_id) & (Chat.type == "private"),
-        Exchange.__table__: Exchange.user_id == user_id,
     }
+    for table in Base.metadata.sorted_tables:
+        if "user_id" in table.c:
+            subjects[table] = table.c.user_id == user_id
+    return subjects
 
 
 def _rows_about(
     subjects: dict[Table, ColumnElement[bool]],
 ) -> list[tuple[Table, ColumnElement[bool], list[str]]]:
-    """The subject rows and, in every other table, the rows referring to them by a foreign key
+    """The subject rows and, in every table, the rows referring to them by a foreign key
     (feedback, review items, ... whatever the schema adds), as (table, condition, referring
     columns); referring tables come before the tables they refer to, so deleting in this order
     keeps every foreign key valid."""
     found = []
     for table in reversed(Base.metadata.sorted_tables):
-        if table in subjects:
-            found.append((table, subjects[table], []))
-            continue
-        links = [(col, refers) for col, refers in _references(table) if refers.table in subjects]
-        if links:
-            condition = or_(
-                *(col.in_(select(refers).where(subjects[refers.table])) for col, refers in links)
-            )
-            found.append((table, condition, [col.name for col, _ in links]))
+        links = [(fk.parent, fk.column) for fk in table.foreign_keys if fk.column.table in subjects]
+        conditions = [subjects[table]] if table in subjects else []
+        conditions += [
+            col.in_(select(refers).where(subjects[refers.table])) for col, refers in links
+        ]
+        if conditions:
+            found.append((table, or_(*conditions), [col.name for col, _ in links]))
     return found
-
-
-def _references(table: Table) -> list[tuple[Column[Any], Column[Any]]]:
-    """(column, column it refers to): the foreign keys, and a `user_id` column, which names a
-    user whether or not the schema declares the key (feedback keeps its rater's id without one)."""
-    references = [(fk.parent, fk.column) for fk in table.foreign_keys]
-    if "user_id" in table.c and not any(column.name == "user_id" for column, _ in references):
-        references.append((table.c.user_id, User.__table__.c.id))
-    return references

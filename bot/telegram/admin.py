@@ -16,7 +16,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.app.exports import FORMATS, write_exchanges
+from bot.app.exports import EXPORTS_FOLDER, FORMATS, remove_stale_exports, write_exchanges
 from bot.app.service import QAService
 from bot.serving.retraining import (
     TrainingBusyError,
@@ -244,17 +244,20 @@ async def _send_file(
 ) -> None:
     """Write a file in a temporary folder under QABOT_HOME and send it as a document."""
     await update.effective_message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
-    exports_dir = service.settings.home / "exports"
-    exports_dir.mkdir(parents=True, exist_ok=True)
+    exports_dir = service.settings.home / EXPORTS_FOLDER
+    exports_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     stem, _, suffix = name.rpartition(".")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:
-        path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
-        with path.open("w", encoding="utf-8", newline="") as out:
-            count = await write(out)
-        await update.effective_message.reply_document(
-            path, filename=path.name, caption=f"{count} {what}"
-        )
+    try:
+        with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:  # readable by the bot only
+            path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
+            with path.open("w", encoding="utf-8", newline="") as out:
+                count = await write(out)
+            await update.effective_message.reply_document(
+                path, filename=path.name, caption=f"{count} {what}"
+            )
+    finally:
+        await asyncio.to_thread(remove_stale_exports, exports_dir)
 
 
 def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:

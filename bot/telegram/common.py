@@ -95,7 +95,7 @@ def admin_only(handler: Handler) -> Handler:
     async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user
         if not service_of(context).settings.is_admin(user.id if user else None):
-            log.warning("refused %s to user %s", handler.__name__, user.id if user else None)
+            log.warning("refused %s to a user who is not an admin", handler.__name__)
             refusal = messages.text("not_admin", user_lang(update))
             if update.callback_query:  # a button: answer the press itself, privately
                 await update.callback_query.answer(refusal, show_alert=True)

@@ -54,7 +54,7 @@ async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         document = await privacy.export_user_data(service.store, service.writer, user.id)
     except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
-        log.exception("/mydata failed for user %s", user.id)
+        log.exception("/mydata failed")
         await message.reply_text(_text(update, "unavailable"))
         return
     await message.reply_document(
@@ -94,7 +94,7 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     try:
         count = await privacy.forget_user(service.store, service.writer, query.from_user.id)
     except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
-        log.exception("/forget failed for user %s", query.from_user.id)
+        log.exception("/forget failed")
         await query.answer()
         await query.edit_message_text(_text(update, "unavailable"))
         return

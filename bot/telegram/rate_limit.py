@@ -97,7 +97,7 @@ async def enforce_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if verdict is Verdict.ALLOW:
         return
     if verdict is Verdict.WARN:
-        log.warning("user %s is over the rate limit: ignoring their messages for now", user.id)
+        log.warning("a user is over the rate limit: ignoring their messages for now")
         if update.effective_chat is not None:
             await context.bot.send_message(update.effective_chat.id, SLOW_DOWN[user_lang(update)])
     raise ApplicationHandlerStop
