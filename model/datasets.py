@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -11,9 +12,13 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 CSV_FIELDS = ("question", "answer")
+# Limits of one Q&A file: far above real training sets (CLINC150 has 23,700 pairs in 1.5 MB),
+# far below what would exhaust the memory of a small server.
+MAX_FILE_BYTES = 200 * 1024 * 1024
+MAX_PAIRS_PER_FILE = 2_000_000
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection). Such
 # cells are written with a leading apostrophe, which spreadsheets show as text, and reading a
 # CSV file drops it again: apostrophes already before such a character get one more.
@@ -88,8 +93,14 @@ def _write_csv(pairs: Iterable[QAPair], handle: IO[str]) -> None:
 
 
 def _read_csv(path: Path) -> list[QAPair]:
-    text = _read_text(path)
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    try:
+        return _pairs_of_csv_rows(reader, path)
+    except csv.Error as error:  # an unclosed quote, a field over the csv module's limit, ...
+        raise ValueError(f"{path.name}, line {reader.line_num}: malformed CSV ({error})") from None
+
+
+def _pairs_of_csv_rows(reader: Any, path: Path) -> list[QAPair]:
     header = next(reader, None)
     if header is None:
         raise ValueError(f"{path.name}: empty file, expected a header 'question,answer'")
@@ -108,6 +119,7 @@ def _read_csv(path: Path) -> list[QAPair]:
             )
         question, answer = (_text_of_csv_cell(row[at].strip()) for at in (question_at, answer_at))
         pairs.append(_make_pair(question, answer, path, reader.line_num))
+        _check_count(pairs, path, reader.line_num)
     return pairs
 
 
@@ -122,6 +134,8 @@ def _read_jsonl(path: Path) -> list[QAPair]:
             raise ValueError(
                 f"{path.name}, line {line_number}: invalid JSON ({error.msg})"
             ) from None
+        except RecursionError:
+            raise ValueError(f"{path.name}, line {line_number}: JSON nested too deeply") from None
         if not isinstance(record, dict) or not isinstance(record.get("question"), str):
             raise ValueError(
                 f"{path.name}, line {line_number}: expected an object with a 'question' string"
@@ -130,32 +144,73 @@ def _read_jsonl(path: Path) -> list[QAPair]:
         if not isinstance(answer, str):
             raise ValueError(f"{path.name}, line {line_number}: 'answer' must be a string")
         pairs.append(_make_pair(record["question"], answer, path, line_number))
+        _check_count(pairs, path, line_number)
     return pairs
 
 
 def _read_chatterbot_yaml(path: Path) -> list[QAPair]:
     """ChatterBot corpus format: `conversations` is a list of statement lists; as ChatterBot's
-    own trainer does, each statement is the answer to the one before it."""
+    own trainer does, each statement is the answer to the one before it. Read as YAML nodes,
+    without aliases (a few kilobytes of them can expand to millions of statements), so that
+    every statement keeps its text ("yes" stays "yes") and its line number."""
     import yaml
 
     try:
-        document = yaml.safe_load(_read_text(path))
+        document = _yaml_loader()(_read_text(path)).get_single_node()
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f", line {mark.line + 1}" if mark else ""
+        problem = error.problem or error.context
+        raise ValueError(f"{path.name}{where}: invalid YAML ({problem})") from None
     except yaml.YAMLError as error:
-        raise ValueError(f"{path.name}: invalid YAML ({error})") from None
-    conversations = document.get("conversations") if isinstance(document, dict) else None
-    if not isinstance(conversations, list):
+        raise ValueError(f"{path.name}: invalid YAML ({' '.join(str(error).split())})") from None
+    except RecursionError:
+        raise ValueError(f"{path.name}: YAML nested too deeply") from None
+    conversations = None
+    if isinstance(document, yaml.MappingNode):
+        conversations = next(
+            (value for key, value in document.value if key.value == "conversations"), None
+        )
+    if not isinstance(conversations, yaml.SequenceNode):
         raise ValueError(f"{path.name}: expected a ChatterBot corpus with a 'conversations' list")
-    pairs = []
-    for number, conversation in enumerate(conversations, start=1):
-        if not isinstance(conversation, list) or not all(
-            isinstance(s, str | int | float) for s in conversation
+    pairs: list[QAPair] = []
+    for number, conversation in enumerate(conversations.value, start=1):
+        line = conversation.start_mark.line + 1
+        if not isinstance(conversation, yaml.SequenceNode) or not all(
+            isinstance(s, yaml.ScalarNode) for s in conversation.value
         ):
-            raise ValueError(f"{path.name}: conversation {number} is not a list of statements")
-        statements = [str(s).strip() for s in conversation]
+            raise ValueError(
+                f"{path.name}, line {line}: conversation {number} is not a list of statements"
+            )
+        statements = [s.value.strip() for s in conversation.value]
         for question, answer in zip(statements, statements[1:], strict=False):
             if question and answer:
                 pairs.append(QAPair(question, answer))
+        _check_count(pairs, path, line)
     return pairs
+
+
+@functools.cache
+def _yaml_loader() -> type:
+    """PyYAML's safe loader, refusing aliases (imported on first use: most runs read CSV)."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise yaml.composer.ComposerError(
+                    None, None, "aliases (*name) are not supported", self.get_event().start_mark
+                )
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
+def _check_count(pairs: list[QAPair], path: Path, line: int) -> None:
+    if len(pairs) > MAX_PAIRS_PER_FILE:
+        raise ValueError(
+            f"{path.name}, line {line}: more than {MAX_PAIRS_PER_FILE:,} pairs; split the file"
+        )
 
 
 def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPair:
@@ -165,6 +220,8 @@ def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPa
 
 
 def _read_text(path: Path) -> str:
+    if path.stat().st_size > MAX_FILE_BYTES:
+        raise ValueError(f"{path.name}: larger than {MAX_FILE_BYTES // 2**20} MB; split the file")
     try:
         # utf-8-sig drops a byte-order mark written by spreadsheet programs.
         return path.read_text(encoding="utf-8-sig")

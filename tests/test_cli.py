@@ -177,3 +177,40 @@ async def test_review_escapes_control_characters_from_users(
     out = capsys.readouterr().out
     assert not any(ch in out for ch in "\x1b\x07\r")
     assert "\\x1b[31mred\\rover\\nline 2" in out and len(out.splitlines()) == 1
+
+
+def alias_bomb(levels: int) -> str:
+    """A ChatterBot corpus of a few hundred bytes whose aliases expand to 10**levels statements."""
+    lines = ["a0: &a0 [ha, he, hi, ho, hu, ya, ye, yi, yo, yu]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, levels)]
+    return "\n".join([*lines, f"conversations: [*a{levels - 1}]", ""])
+
+
+MALFORMED = {
+    "bomb.yml": (alias_bomb(5), "line 2: invalid YAML (aliases"),
+    "unclosed.yml": ("conversations:\n- - a\n  - b\n- [c, d\n", "line 5: invalid YAML"),
+    "nested.yml": ("conversations: " + "[" * 50_000 + "]" * 50_000, "nested too deeply"),
+    "nested.jsonl": ('{"question": "q", "answer": "a"}\n' + "[" * 50_000, "line 2: "),
+    "long.csv": ("question,answer\n" + "x" * 200_000 + ",y\n", "line 2: malformed CSV"),
+    "unclosed.csv": ('question,answer\nq,a\n"un\nclosed', "line 4"),
+}
+
+
+@pytest.mark.parametrize("name", MALFORMED)
+def test_malformed_and_explosive_files_get_one_clear_line(
+    qabot_home: Path, tmp_path: Path, capsys, name: str
+) -> None:
+    content, expected = MALFORMED[name]
+    path = write(tmp_path / name, content)
+    assert main(["import", str(path)]) == 1
+    error = capsys.readouterr().err.strip()
+    assert expected in error and error.startswith(f"cannot import {path}: {name}")
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+
+
+def test_train_refuses_an_alias_bomb_in_one_line(qabot_home: Path, tmp_path: Path, capsys) -> None:
+    bomb = write(tmp_path / "bomb.yml", alias_bomb(5))
+    assert main(["train", "--data", str(bomb), "--model-dir", str(tmp_path / "models")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("bomb.yml, line 2: invalid YAML (aliases (*name) are not supported)")
+    assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
