@@ -31,14 +31,6 @@ def parse_since(value: str) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
-def terminal_safe(text: str) -> str:
-    """User text for a terminal: control characters (ANSI escape sequences, carriage returns,
-    bells) shown as escapes such as \\x1b instead of being run by the terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
-
-
 def parse_item_id(value: str) -> int:
     """A review item as `qabot review` lists it: `#123` or `123`."""
     digits = value.removeprefix("#")
@@ -279,6 +271,7 @@ async def review(settings: Settings, limit: int, out_of_scope: list[int]) -> int
     """List the review queue, grouped and ordered as /review shows it, after marking the
     groups of the given items out of scope (through the same service as /review)."""
     from bot.app.service import QAService
+    from bot.console import terminal_safe
     from bot.storage.store import Store
 
     store = Store(settings.database_url)

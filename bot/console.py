@@ -16,6 +16,14 @@ from bot.storage.store import ChatInfo, UserInfo
 CONSOLE_CHAT = ChatInfo(id=0, type="console", title="console")
 
 
+def terminal_safe(text: str) -> str:
+    """Text from users for a terminal: control characters (ANSI escape sequences, carriage
+    returns, line breaks, bells) shown as escapes such as \\x1b instead of run by the terminal."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def console_user() -> UserInfo:
     try:
         name = getpass.getuser()
@@ -30,7 +38,8 @@ def reply_lines(reply: Reply) -> list[str]:
     numbered = (
         f"{n}. {' '.join(s.wording.split())}" for n, s in enumerate(reply.suggestions, start=1)
     )
-    return [*reply.text.splitlines(), *numbered]
+    # Answers may hold users' words (an approved suggestion): no control characters.
+    return [terminal_safe(line) for line in (*reply.text.splitlines(), *numbered)]
 
 
 async def run_console(

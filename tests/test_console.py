@@ -47,3 +47,17 @@ def test_make_run_first_start_answers_piped_questions(tmp_path) -> None:
     assert len(answers) == 4 and all(answers)
     assert "first model" in result.stderr
     assert (tmp_path / "home" / "qabot.sqlite3").exists()
+
+
+async def test_console_answers_cannot_drive_the_terminal(service: QAService) -> None:
+    from model.datasets import QAPair
+
+    # An approved suggestion is a user's words: here with escape sequences and a line break.
+    answer = "\x1b]0;owned\x07\x1b[2Jcleared\nsecond line\rover"
+    await service.store.add_pairs([QAPair("zorblax quux", answer)], source="reviewed")
+    await service.reload_known_answers()
+    stdout = io.StringIO()
+    await run_console(service, io.StringIO("zorblax quux\n"), stdout)
+    [line] = stdout.getvalue().splitlines()
+    assert not any(ch in line for ch in "\x1b\x07\r")
+    assert line == "\\x1b]0;owned\\x07\\x1b[2Jcleared second line over"

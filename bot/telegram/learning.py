@@ -17,6 +17,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.ext import ContextTypes
 
 from bot.app.learning import ReviewItem, stats_chart
+from bot.app.service import clean_question
 from bot.telegram.common import (
     MAX_CAPTION_CHARS,
     admin_data_private_only,
@@ -104,7 +105,7 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
         return False
     kind, exchange_id = prompt_link
     service = service_of(context)
-    text = (message.text or "").strip()
+    text = clean_question(message.text or "")  # as questions are: no control characters
     user = user_info(update)
     if not text:
         return False
