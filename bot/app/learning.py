@@ -6,21 +6,24 @@ admin teaches it or approves a review item."""
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import hashlib
 import io
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, or_, select
+from sqlalchemy import Row, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app.exports import as_utc
+from bot.app.similarity import Featurizer, SimilarWordings
 from bot.storage.store import Store
 from bot.storage.tables import AnswerChoice, Exchange, Feedback, ReviewDecision
 from model.datasets import QAPair, answer_key
@@ -38,7 +41,8 @@ HOLDOUT_PERCENT = 10
 # Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
 SIMILAR_QUESTIONS = 0.7
 
-Vectorize = Callable[[Sequence[str]], Any]  # texts -> a scipy sparse matrix of their rows
+# Rows read from the database at a time when a query returns many.
+ROWS_PER_PART = 2_000
 
 
 @dataclass
@@ -90,6 +94,7 @@ class RatedExchange:
 class Learning:
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -197,46 +202,60 @@ class Learning:
     async def review_queue(
         self,
         known_keys: set[str] | frozenset[str] = frozenset(),
-        vectorize: Vectorize | None = None,
+        featurizer: Featurizer | None = None,
     ) -> list[ReviewItem]:
         """Questions answered with the fallback, with low confidence, rated 👎, or answered by a
-        "did you mean" press, grouped by wording, most frequent first; groups already decided or
-        in the training set are left out."""
+        "did you mean" press, grouped by wording (and, given the model's featurizer, with
+        similar wordings), most frequent first; groups already decided or in the training set
+        are left out. The rows are read in parts and grouped in a worker thread: with a full
+        window that is about a second of CPU, which must not hold up the event loop."""
         async with self.store.session() as session:
             thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
             chosen = select(AnswerChoice.exchange_id).scalar_subquery()
-            rows = (
-                await session.execute(
-                    select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
-                    .where(Exchange.kind == "text")
-                    .where(
-                        or_(
-                            Exchange.fallback.is_(True),
-                            Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
-                            Exchange.id.in_(thumbs_down),
-                            Exchange.id.in_(chosen),
-                        )
-                    )
-                    .order_by(Exchange.id.desc())
-                    .limit(REVIEW_WINDOW)
-                )
-            ).all()
-            feedback = (
-                await session.execute(
-                    select(
-                        Feedback.id, Feedback.exchange_id, Feedback.rating, Feedback.suggestion
-                    ).where(Feedback.exchange_id.in_([r.id for r in rows] or [-1]))
-                )
-            ).all()
-            choices = (
-                await session.execute(
-                    select(AnswerChoice.id, AnswerChoice.exchange_id, AnswerChoice.answer).where(
-                        AnswerChoice.exchange_id.in_([r.id for r in rows] or [-1])
+            window = (
+                select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
+                .where(Exchange.kind == "text")
+                .where(
+                    or_(
+                        Exchange.fallback.is_(True),
+                        Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
+                        Exchange.id.in_(thumbs_down),
+                        Exchange.id.in_(chosen),
                     )
                 )
-            ).all()
-            decided = set((await session.scalars(select(ReviewDecision.question_key))).all())
+                .order_by(Exchange.id.desc())
+                .limit(REVIEW_WINDOW)
+            )
+            in_window = select(window.subquery().c.id)
+            rows = await _all_rows(session, window)
+            feedback = await _all_rows(
+                session,
+                select(
+                    Feedback.id, Feedback.exchange_id, Feedback.rating, Feedback.suggestion
+                ).where(Feedback.exchange_id.in_(in_window)),
+            )
+            choices = await _all_rows(
+                session,
+                select(AnswerChoice.id, AnswerChoice.exchange_id, AnswerChoice.answer).where(
+                    AnswerChoice.exchange_id.in_(in_window)
+                ),
+            )
+            decided = set(row.question_key for row in await _all_rows(
+                session, select(ReviewDecision.question_key)
+            ))  # fmt: skip
+        return await asyncio.to_thread(
+            self._grouped_queue, rows, feedback, choices, decided, known_keys, featurizer
+        )
 
+    def _grouped_queue(
+        self,
+        rows: Sequence[Row[Any]],
+        feedback: Sequence[Row[Any]],
+        choices: Sequence[Row[Any]],
+        decided: set[str],
+        known_keys: set[str] | frozenset[str],
+        featurizer: Featurizer | None,
+    ) -> list[ReviewItem]:
         feedback_by_exchange = defaultdict(list)
         for row in feedback:
             feedback_by_exchange[row.exchange_id].append(row)
@@ -266,7 +285,12 @@ class Learning:
                 if rated.suggestion:
                     item.suggestions.append((rated.id, rated.suggestion))
         queue = sorted(items.values(), key=lambda item: -item.count)
-        return merge_similar(queue, vectorize) if vectorize and len(queue) > 1 else queue
+        if featurizer is None or len(queue) < 2:
+            return queue
+        similar = self.similar_wordings.pairs(
+            [item.key for item in queue], [item.question for item in queue], featurizer
+        )
+        return merge_similar(queue, similar)
 
     async def exchange_question(self, exchange_id: int) -> str | None:
         async with self.store.session() as session:
@@ -390,23 +414,31 @@ def review_key(question: str) -> str:
     return match_key(question)[:255]
 
 
-def merge_similar(queue: list[ReviewItem], vectorize: Vectorize) -> list[ReviewItem]:
-    """Fold each item into the first (more frequent) item whose wording is similar enough."""
-    from scipy import sparse  # only admins' reviews need it (see Featurizer.transform)
-
-    vectors = sparse.csr_matrix(vectorize([item.question for item in queue]), dtype=np.float64)
-    norms = np.sqrt(vectors.multiply(vectors).sum(axis=1)).A1
-    vectors = sparse.diags(1 / np.maximum(norms, 1e-12)) @ vectors
-    similarity = (vectors @ vectors.T).toarray()
+def merge_similar(
+    queue: list[ReviewItem], similar: tuple[np.ndarray, np.ndarray]
+) -> list[ReviewItem]:
+    """Fold each item into the first (more frequent) item whose wording is similar enough;
+    similar: the (earlier, later) positions of the similar pairs of wordings in the queue."""
+    earlier, later = similar
+    order = np.lexsort((earlier, later))  # by the later item, then the earlier one
     merged_into: dict[int, int] = {}
-    for j in range(len(queue)):
-        for i in range(j):
-            if i not in merged_into and similarity[i, j] >= SIMILAR_QUESTIONS:
-                queue[i].absorb(queue[j])
-                merged_into[j] = i
-                break
+    # Each item's pairs come after those of every item before it, all of them settled.
+    for i, j in zip(earlier[order].tolist(), later[order].tolist(), strict=True):
+        if j not in merged_into and i not in merged_into:
+            queue[i].absorb(queue[j])
+            merged_into[j] = i
     groups = [item for index, item in enumerate(queue) if index not in merged_into]
     return sorted(groups, key=lambda item: -item.count)
+
+
+async def _all_rows(session: AsyncSession, query: Select[Any]) -> list[Row[Any]]:
+    """The rows of a query, read in parts: the event loop turns rows into Python objects, a
+    part at a time, between which it serves other chats."""
+    rows: list[Row[Any]] = []
+    result = await session.stream(query.execution_options(yield_per=ROWS_PER_PART))
+    async for part in result.partitions():
+        rows += part
+    return rows
 
 
 def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:

@@ -335,12 +335,11 @@ class QAService:
     async def review_queue(self) -> list[ReviewItem]:
         """The review queue, similar wordings grouped in the live model's feature space."""
         model = self.model
-        vectorize = None
+        featurizer = None
         if model is not None:
             # Read on first use (a model process holds the rest of the model), off the loop.
             featurizer = await asyncio.to_thread(lambda: model.featurizer)
-            vectorize = featurizer.transform
-        return await self.learning.review_queue(self.known_question_keys(), vectorize)
+        return await self.learning.review_queue(self.known_question_keys(), featurizer)
 
     async def review_group(self, exchange_id: int) -> list[str]:
         """The wordings of the review group holding this exchange (just its own question when
