@@ -5,18 +5,36 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
+from sqlalchemy import text
+
 from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from model.datasets import QAPair
 from tests.factories import record
 
 
+async def insert_pairs_before_0004(url: str, pairs: list[QAPair]) -> None:
+    """Pairs as the store wrote them before revision 0004 (which added pair_hash)."""
+    store = Store(url)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO qa_pairs (question, answer, source, created_at) "
+                    "VALUES (:question, :answer, 'bundled', CURRENT_TIMESTAMP)"
+                ),
+                [{"question": p.question, "answer": p.answer} for p in pairs],
+            )
+    finally:
+        await store.close()
+
+
 async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) -> None:
     await asyncio.to_thread(upgrade_database, settings.database_url, "0001")
     store = Store(settings.database_url)
     [exchange_id] = await store.log_exchanges([record(question="你好", answer="你好！")])
-    await store.add_pairs([QAPair("你好", "你好！")], source="bundled")
     await store.close()
+    await insert_pairs_before_0004(settings.database_url, [QAPair("你好", "你好！")])
     with sqlite3.connect(settings.home / "qabot.sqlite3") as db:
         assert "feedback" not in {r[0] for r in db.execute("select name from sqlite_master")}
 
@@ -34,3 +52,20 @@ async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) ->
         assert rated.question == "你好" and rated.rating == -1
     finally:
         await store.close()
+
+
+async def test_upgrade_to_pair_hashes_keeps_the_training_set(database_url: str) -> None:
+    """Revision 0004 moves the pairs' uniqueness from the texts to a hash of them."""
+    await asyncio.to_thread(upgrade_database, database_url, "0003")
+    pairs = [QAPair("你好", "你好！"), QAPair("bye", ""), QAPair("hi", "Hello!")]
+    await insert_pairs_before_0004(database_url, pairs)
+
+    await asyncio.to_thread(upgrade_database, database_url)
+
+    store = Store(database_url)
+    try:
+        assert await store.training_pairs() == pairs
+        assert await store.add_pairs([*pairs, QAPair("hi", "Hey")], source="imported") == 1
+    finally:
+        await store.close()
+

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import sqlite3
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from bot.app.learning import Learning
 from bot.settings import Settings
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
-from bot.storage.tables import Base, storable_text
+from bot.storage.tables import Base, ReviewDecision, storable_text
 from model.datasets import QAPair
 from tests.factories import record
 
@@ -202,3 +203,44 @@ async def test_database_errors_do_not_show_what_users_wrote(database_url: str) -
         await store.close()
     assert "my secret question" not in str(raised.value)
     assert "my secret question" not in str(raised_in_session.value)
+
+
+def incompressible_text(chars: int) -> str:
+    """Text PostgreSQL cannot compress below an index entry's limit (about 2.7 kB)."""
+    return secrets.token_urlsafe(chars)[:chars]
+
+
+async def test_long_pairs_can_be_taught_imported_and_approved(store: Store) -> None:
+    question, answer = incompressible_text(6000), incompressible_text(6000)
+    assert await store.add_pairs([QAPair(question, answer)], source="taught") == 1
+    assert await store.add_pairs([QAPair(question, answer)], source="imported") == 0
+    other = incompressible_text(4000)
+    assert await Learning(store).decide([other], answer=answer, decided_by=1)
+    assert await store.training_pairs() == [QAPair(question, answer), QAPair(other, answer)]
+
+
+REFUSE_PAIRS = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_pairs BEFORE INSERT ON qa_pairs "
+        "BEGIN SELECT RAISE(ABORT, 'pairs refused'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_pairs() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'pairs refused'; END $$",
+        "CREATE TRIGGER refuse_pairs BEFORE INSERT ON qa_pairs "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_pairs()",
+    ],
+}
+
+
+async def test_an_approval_whose_pairs_fail_records_no_decision(store: Store) -> None:
+    """Else the group leaves the review queue and never joins the training set."""
+    async with store.engine.begin() as connection:
+        for statement in REFUSE_PAIRS[store.engine.dialect.name]:
+            await connection.execute(text(statement))
+    learning = Learning(store)
+    with pytest.raises(DBAPIError, match="pairs refused"):
+        await learning.decide(["how do I reset it"], answer="Like this.", decided_by=1)
+    async with store.session() as session:
+        assert (await session.scalars(select(ReviewDecision))).all() == []
+    assert await learning.decide(["how do I reset it"], answer=None, decided_by=1)  # ignoring

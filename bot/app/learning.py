@@ -310,6 +310,8 @@ class Learning:
         already."""
         status = "approved" if answer else "out_of_scope" if out_of_scope else "ignored"
         undecided = []
+        # One transaction: a decision is recorded only with its pairs, or an approval that
+        # fails would leave the queue without ever joining the training set.
         async with self.store.session.begin() as session:
             for question in questions:
                 key = review_key(question)
@@ -325,10 +327,10 @@ class Learning:
                         decided_by=decided_by,
                     )
                 )
-        if status != "ignored" and undecided:
-            await self.store.add_pairs(
-                [QAPair(q, answer or "") for q in undecided], source="reviewed"
-            )
+            if status != "ignored" and undecided:
+                await self.store.insert_pairs(
+                    session, [QAPair(q, answer or "") for q in undecided], source="reviewed"
+                )
         return bool(undecided)
 
     # -- statistics -------------------------------------------------------------------------

@@ -31,6 +31,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
+    AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
@@ -43,6 +44,7 @@ from bot.storage.tables import (
     QAPairRow,
     ReviewDecision,
     User,
+    pair_hash,
     utcnow,
 )
 from model.datasets import QAPair
@@ -321,25 +323,32 @@ class Store:
 
     async def add_pairs(self, pairs: Iterable[QAPair], source: str) -> int:
         """Add Q&A pairs; pairs already in the set are skipped. Returns how many were added."""
-        # dict, not set: keeps the file order, so ids follow it.
-        rows = dict.fromkeys(
-            (p.question.strip(), p.answer.strip()) for p in pairs if p.question.strip()
-        )
+        async with self.session.begin() as session:
+            return await self.insert_pairs(session, pairs, source)
+
+    async def insert_pairs(
+        self, session: AsyncSession, pairs: Iterable[QAPair], source: str
+    ) -> int:
+        """add_pairs inside the caller's transaction (which may record more, such as the review
+        decision that approved them: both or neither)."""
+        # dict: one row per stored pair, in the file order, so ids follow it.
+        rows = {
+            pair_hash(q, a): (q, a)
+            for q, a in ((p.question.strip(), p.answer.strip()) for p in pairs)
+            if q
+        }
         if not rows:
             return 0
-        async with self.session.begin() as session:
-            before = await session.scalar(select(func.count(QAPairRow.id))) or 0
-            values = [
-                {"question": q, "answer": a, "source": source, "created_at": utcnow()}
-                for q, a in rows
-            ]
-            # Chunked: SQLite caps the number of bound parameters in one statement.
-            for start in range(0, len(values), 500):
-                stmt = self._insert(QAPairRow).values(values[start : start + 500])
-                await session.execute(
-                    stmt.on_conflict_do_nothing(index_elements=["question", "answer"])
-                )
-            after = await session.scalar(select(func.count(QAPairRow.id))) or 0
+        before = await session.scalar(select(func.count(QAPairRow.id))) or 0
+        values = [
+            {"question": q, "answer": a, "pair_hash": key, "source": source, "created_at": utcnow()}
+            for key, (q, a) in rows.items()
+        ]
+        # Chunked: SQLite caps the number of bound parameters in one statement.
+        for start in range(0, len(values), 500):
+            stmt = self._insert(QAPairRow).values(values[start : start + 500])
+            await session.execute(stmt.on_conflict_do_nothing(index_elements=["pair_hash"]))
+        after = await session.scalar(select(func.count(QAPairRow.id))) or 0
         return after - before
 
     async def training_pairs(self) -> list[QAPair]:

@@ -3,6 +3,7 @@ revisions in migrations/; keep this module and the newest revision in step."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,13 @@ def storable_text(text: str) -> str:
         return text
     text = text.replace("\x00", "\ufffd")
     return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def pair_hash(question: str, answer: str) -> str:
+    """What keeps training pairs unique: a SHA-256 of the pair as stored (PostgreSQL cannot
+    index texts over about 2.7 kB). NUL separates the two: stored text never holds one."""
+    stored = f"{storable_text(question)}\x00{storable_text(answer)}"
+    return hashlib.sha256(stored.encode()).hexdigest()
 
 
 class StoredString(TypeDecorator[str]):
@@ -127,11 +135,12 @@ class QAPairRow(Base):
     """The training set. An empty answer marks an out-of-scope example."""
 
     __tablename__ = "qa_pairs"
-    __table_args__ = (UniqueConstraint("question", "answer", name="uq_qa_pairs_question_answer"),)
+    __table_args__ = (UniqueConstraint("pair_hash", name="uq_qa_pairs_pair_hash"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     question: Mapped[str] = mapped_column(StoredText)
     answer: Mapped[str] = mapped_column(StoredText, default="")
+    pair_hash: Mapped[str] = mapped_column(StoredString(64))  # see pair_hash()
     # bundled | imported | taught | reviewed
     source: Mapped[str] = mapped_column(StoredString(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
