@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import sys
+from asyncio.subprocess import PIPE
 
+import pytest
 from sqlalchemy import text
 
 from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from model.datasets import QAPair
 from tests.factories import record
+from tests.processes import ROOT
 
 
 async def insert_pairs_before_0004(url: str, pairs: list[QAPair]) -> None:
@@ -69,3 +73,47 @@ async def test_upgrade_to_pair_hashes_keeps_the_training_set(database_url: str) 
     finally:
         await store.close()
 
+
+# Imports first, then waits for a line on stdin: the three processes migrate at the same moment.
+UPGRADE_WHEN_TOLD = """
+import sys
+from bot.storage.store import upgrade_database
+print("ready", flush=True)
+sys.stdin.readline()
+upgrade_database(sys.argv[1])
+"""
+
+
+@pytest.mark.slow
+async def test_three_replicas_migrating_a_fresh_database_together_all_succeed(
+    database_url: str,
+) -> None:
+    replicas = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            UPGRADE_WHEN_TOLD,
+            database_url,
+            cwd=ROOT,
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=PIPE,
+        )  # fmt: skip
+        for _ in range(3)
+    ]
+    for replica in replicas:
+        assert await asyncio.wait_for(replica.stdout.readline(), 60) == b"ready\n"
+    for replica in replicas:
+        replica.stdin.write(b"go\n")
+    await asyncio.gather(*(replica.stdin.drain() for replica in replicas))
+    results = await asyncio.gather(*(replica.communicate() for replica in replicas))
+    errors = [stderr.decode()[-2000:] for _, stderr in results if stderr]
+    assert [replica.returncode for replica in replicas] == [0, 0, 0], errors
+    store = Store(database_url)
+    try:
+        assert await store.add_pairs([QAPair("你好", "你好！")], source="bundled") == 1
+        async with store.engine.connect() as connection:
+            versions = (await connection.execute(text("SELECT * FROM alembic_version"))).all()
+        assert len(versions) == 1
+    finally:
+        await store.close()
