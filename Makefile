@@ -4,16 +4,28 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# Every dependency (with the train and dev extras) at the version tested, with its hashes.
+LOCK := requirements.lock
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup lock run test lint bench clean
 
 setup: $(INSTALLED)
 
-$(INSTALLED): pyproject.toml
+# The locked stack first, then the project itself without resolving anything again.
+$(INSTALLED): pyproject.toml $(LOCK)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
-	@$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[train,dev]' >&2
+	@$(PIP) install --require-hashes -r $(LOCK) >&2
+	@$(PIP) install --no-deps -e . >&2
 	@touch $@
+
+# Refresh the lock after editing the dependencies in pyproject.toml: keeps every pin that
+# still fits and resolves what changed. `make lock LOCK_ARGS=--upgrade` moves every package
+# to the newest version its range allows.
+lock: setup
+	@CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet $(LOCK_ARGS) \
+		--extra train --extra dev --strip-extras --allow-unsafe --generate-hashes \
+		--no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
 
 run: setup
 	@$(BIN)/qabot run

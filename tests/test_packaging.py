@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -85,3 +89,104 @@ async def test_retrain_without_the_training_extra_says_so_and_keeps_serving(
     assert bot.service.registry.current_version() == live
     await bot.tg.send_text(bot.user, "你好")
     assert (await bot.tg.next_reply(bot.user)).text == "你好！"
+
+
+# What the wheel is built from: the files the package consists of.
+WHEEL_SOURCES = ("pyproject.toml", "README.md", "bot", "model", "migrations")
+QUESTIONS = ["你好", "what can you do?", "", "量子引力是什么"]
+
+
+def build_wheel(work: Path) -> Path:
+    """The project's wheel, built from a copy of its sources (nothing written to the checkout)."""
+    source = work / "source"
+    source.mkdir()
+    for name in WHEEL_SOURCES:
+        if (PROJECT_ROOT / name).is_dir():
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+            shutil.copytree(PROJECT_ROOT / name, source / name, ignore=ignore)
+        else:
+            shutil.copy2(PROJECT_ROOT / name, source / name)
+    pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", work / "dist", source], check=True)
+    [wheel] = (work / "dist").glob("qabot-*.whl")
+    return wheel
+
+
+def locked_constraints(work: Path) -> Path:
+    """The lock's pins as pip constraints, without their hashes (in a constraints file, hashes
+    would be demanded of the wheel itself): the versions tested, and found in pip's cache."""
+    pins = re.findall(
+        r"^([A-Za-z0-9._-]+==\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M
+    )
+    constraints = work / "constraints.txt"
+    constraints.write_text("\n".join(pins) + "\n")
+    return constraints
+
+
+def install_offline_when_possible(
+    venv: Path, wheel: Path, constraints: Path, wheelhouse: Path
+) -> None:
+    """`pip install` the wheel, its dependencies from `wheelhouse` (a folder kept between
+    runs): they are downloaded only when it lacks one, not on every run."""
+    pip = [venv / "bin" / "python", "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    install = [*pip, "install", "--no-index", "--find-links", wheelhouse, "-c", constraints, wheel]
+    if subprocess.run(install, capture_output=True).returncode != 0:
+        subprocess.run([*pip, "download", "-d", wheelhouse, "-c", constraints, wheel], check=True)
+        for own_wheel in wheelhouse.glob("qabot-*.whl"):  # only its dependencies are kept
+            own_wheel.unlink()
+        subprocess.run(install, check=True)
+
+
+def installed_command_env(home: Path) -> dict[str, str]:
+    """The environment of a user of the installed package: no settings of ours, and a home
+    folder of their own (so the data folder is the default, in their data directory)."""
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("QABOT_", "TELEGRAM_", "XDG_", "VIRTUAL_ENV", "PYTHON"))
+    }
+    return {**env, "HOME": str(home)}
+
+
+@pytest.mark.slow
+def test_the_wheel_installs_and_serves_from_an_empty_folder(
+    tmp_path: Path, seed_model_dir: Path, request: pytest.FixtureRequest
+) -> None:
+    """`pip install qabot` (the wheel alone, no training extra) into a fresh virtual
+    environment outside the checkout, then `qabot run` in an empty folder."""
+    wheel = build_wheel(tmp_path)
+    wheelhouse = request.config.cache.mkdir("qabot-wheelhouse")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", venv], check=True)
+    try:
+        install_offline_when_possible(venv, wheel, locked_constraints(tmp_path), wheelhouse)
+        user_home, folder = tmp_path / "user", tmp_path / "empty"
+        folder.mkdir()
+        env = installed_command_env(user_home)
+
+        def qabot_run(questions: list[str]) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [venv / "bin" / "qabot", "run"],
+                input="".join(f"{question}\n" for question in questions),
+                cwd=folder, env=env, capture_output=True, text=True,
+            )  # fmt: skip
+
+        # No model yet, and this install cannot train one: one line says what to do.
+        first = qabot_run(QUESTIONS)
+        assert first.returncode == 2, first.stderr
+        assert first.stdout == ""
+        data_dir = user_home / ".local" / "share" / "qabot"
+        [advice] = [line for line in first.stderr.splitlines() if "qabot[train]" in line]
+        assert str(data_dir / "models") in advice
+
+        # With a model trained elsewhere in the data directory, it answers every question.
+        shutil.copytree(seed_model_dir, data_dir / "models")
+        served = qabot_run(QUESTIONS)
+        assert served.returncode == 0, served.stderr
+        answers = served.stdout.splitlines()
+        assert len(answers) == len(QUESTIONS) and all(answers)
+        assert answers[0] == "你好！"
+        assert (data_dir / "qabot.sqlite3").is_file()
+        assert list(folder.iterdir()) == []
+    finally:
+        shutil.rmtree(venv)
