@@ -8,9 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 import bot.settings
 from bot import cli
@@ -39,6 +43,21 @@ def test_qabot_home_always_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     monkeypatch.setattr(bot.settings, "PROJECT_ROOT", tmp_path)
     monkeypatch.setenv("QABOT_HOME", str(tmp_path / "mine"))
     assert Settings(_env_file=None).home == tmp_path / "mine"
+
+
+def test_the_lock_pins_every_declared_dependency_within_its_range() -> None:
+    pins = {
+        canonicalize_name(name): Version(version)
+        for name, version in re.findall(
+            r"^([A-Za-z0-9._-]+)==(\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M
+        )
+    }
+    project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
+    for text in [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is not in requirements.lock: run `make lock`"
+        assert pins[name] in requirement.specifier, f"{name}=={pins[name]}: run `make lock`"
 
 
 @pytest.fixture
