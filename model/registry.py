@@ -37,6 +37,9 @@ class ModelRegistry:
 
     CURRENT is JSON: {"version": live name, "history": [earlier live names, oldest first]}, and
     is only ever replaced whole (temporary file + os.replace), so readers see the old or the new.
+    A version's files are on disk (fsync) before it appears under its name, and a rename or
+    replace is on disk before the call returns: after a power cut, CURRENT names a complete
+    version, the new one or the one before.
     """
 
     def __init__(self, root: Path):
@@ -106,7 +109,9 @@ class ModelRegistry:
         staging = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{name}-", dir=self.root))
         try:
             yield name, staging
+            _fsync_tree(staging)
             os.rename(staging, self.path(name))
+            _fsync_directory(self.root)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -126,9 +131,31 @@ class ModelRegistry:
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temp_name, self.root / POINTER_FILE)
+            _fsync_directory(self.root)
         except BaseException:
             Path(temp_name).unlink(missing_ok=True)
             raise
+
+
+def _fsync_tree(root: Path) -> None:
+    """Flush every file under `root` to disk, then each directory's entries (deepest first)."""
+    for directory, _, files in os.walk(root, topdown=False):
+        for name in files:
+            _fsync_path(Path(directory) / name, os.O_RDONLY)
+        _fsync_directory(Path(directory))
+
+
+def _fsync_directory(path: Path) -> None:
+    """A rename or a new file is durable only once its directory is flushed too."""
+    _fsync_path(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync_path(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def new_version_name(now: datetime | None = None) -> str:

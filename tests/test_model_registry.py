@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,45 @@ def test_version_names_sort_by_time() -> None:
     early = new_version_name(datetime(2026, 11, 28, 9, 5, 1, tzinfo=UTC))
     late = new_version_name(datetime(2026, 11, 28, 14, 5, 1, tzinfo=UTC))
     assert early.startswith("20261128-090501-") and early < late
+
+
+def test_a_version_is_on_disk_before_it_is_named_and_switches_are_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without fsync a power cut can leave a promoted version's files empty: every file and
+    directory of a version is flushed before its rename, and the registry's directory after
+    the rename and after CURRENT is replaced."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename, real_replace = os.fsync, os.rename, os.replace
+
+    def fsync(descriptor: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{descriptor}")))
+        real_fsync(descriptor)
+
+    def rename(source: str | Path, target: str | Path) -> None:
+        events.append(("rename", str(Path(target).resolve())))
+        real_rename(source, target)
+
+    def replace(source: str | Path, target: str | Path) -> None:
+        events.append(("replace", str(Path(target).resolve())))
+        real_replace(source, target)
+
+    monkeypatch.setattr("model.registry.os.fsync", fsync)
+    monkeypatch.setattr("model.registry.os.rename", rename)
+    monkeypatch.setattr("model.registry.os.replace", replace)
+    root = tmp_path.resolve()
+    registry = ModelRegistry(root)
+    with registry.new_version() as (name, staging):
+        (staging / "meta.json").write_text(json.dumps({"version": name}), encoding="utf-8")
+        (staging / "network").mkdir()
+        (staging / "network" / "weights.npz").write_bytes(b"weights")
+    registry.promote(name)
+
+    renamed = events.index(("rename", str(root / name)))
+    flushed_before = {Path(path).name for kind, path in events[:renamed] if kind == "fsync"}
+    assert {"meta.json", "weights.npz", "network"} <= flushed_before
+    assert any(path.startswith(str(root / ".staging-")) for _, path in events[:renamed])
+    assert events[renamed + 1] == ("fsync", str(root))
+    switched = events.index(("replace", str(root / POINTER_FILE)))
+    assert ("fsync", str(root)) in events[switched + 1 :]
+    assert any(Path(path).name.startswith(".pointer-") for _, path in events[renamed:switched])
