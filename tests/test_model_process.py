@@ -177,7 +177,6 @@ async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_proce
     questions: list[str],
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     process = service.model_process
     assert process is not None and process.pid is not None and service.model is not None
@@ -185,7 +184,7 @@ async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_proce
     expected = expected_replies(service, questions)
     marker = tmp_path / "fail-once"
     marker.touch()
-    monkeypatch.setenv("QABOT_TEST_FAIL_ONCE", str(marker))
+    process.extra_environment = {"QABOT_TEST_FAIL_ONCE": str(marker)}
     process.worker_module = "tests.model_worker_failing_once"
     os.kill(first_pid, signal.SIGKILL)
     await until(process, lambda: process.pid != first_pid and process.serves(path))

@@ -92,3 +92,15 @@ async def test_the_training_worker_gets_no_secrets(
     assert "PATH" in variables
     for value in secrets.values():
         assert not any(value in v for v in variables.values())
+
+
+def test_worker_processes_get_a_minimal_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The model process's environment too (the training worker's is checked above)."""
+    from bot.serving.environment import child_environment
+
+    monkeypatch.setenv("PGPASSWORD", "db-password-42")
+    monkeypatch.setenv("TELEGRAM_WEBHOOK_SECRET", "webhook-secret-42")
+    monkeypatch.setenv("LC_ALL", "C.UTF-8")
+    environment = child_environment()
+    assert "PGPASSWORD" not in environment and "TELEGRAM_WEBHOOK_SECRET" not in environment
+    assert environment["LC_ALL"] == "C.UTF-8" and "PATH" in environment

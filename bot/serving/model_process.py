@@ -28,6 +28,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bot.serving.environment import child_environment
 from bot.settings import PROJECT_ROOT
 from model.predictor import PredictionRow
 from model.worker import HEADER, LOADED_MODELS, frame
@@ -42,7 +43,6 @@ RESTART_LIMIT = 3
 # A process that answered for this long counts as a success: the restart count starts over.
 STABLE_SECONDS = 60.0
 # The child needs no secret: it never talks to Telegram or the database.
-SECRET_VARIABLES = ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "QABOT_DATABASE_URL")
 
 
 class ModelProcessError(Exception):
@@ -78,6 +78,8 @@ class ModelProcess:
         self.load_timeout = LOAD_TIMEOUT_SECONDS
         # The process's module (`python -m ...`); tests swap in one that fails.
         self.worker_module = "model.worker"
+        # Variables added to the process's minimal environment (tests pass their settings).
+        self.extra_environment: dict[str, str] = {}
 
     @property
     def pid(self) -> int | None:
@@ -104,7 +106,7 @@ class ModelProcess:
 
     async def _spawn(self) -> None:
         parent_end, child_end = socket.socketpair()
-        env = {key: value for key, value in os.environ.items() if key not in SECRET_VARIABLES}
+        env = {**child_environment(), **self.extra_environment}
         env["PYTHONPATH"] = os.pathsep.join(
             filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")])
         )

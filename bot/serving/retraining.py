@@ -7,7 +7,6 @@ import asyncio
 import importlib.util
 import json
 import logging
-import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -15,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.serving.environment import child_environment
 from model.data_checks import DataReport
 from model.datasets import QAPair, write_pairs_csv
 
@@ -110,7 +110,7 @@ class TrainingRunner:
             "--no-promote",
             "--progress-json",
         ]  # fmt: skip
-        env = {**worker_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        env = {**child_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,
@@ -147,26 +147,6 @@ class TrainingRunner:
         return TrainedVersion(
             done["version"], Path(done["path"]), done.get("metrics", {}), data_report=report
         )
-
-
-def worker_environment() -> dict[str, str]:
-    """The few variables of the bot's environment a training worker needs: it reads only files,
-    so the bot token, the webhook secret and the database URL (with its password) stay out,
-    as do any other secrets an operator's environment holds."""
-    return {
-        name: value
-        for name, value in os.environ.items()
-        if name in _WORKER_VARIABLES or name.startswith(_WORKER_VARIABLE_PREFIXES)
-    }
-
-
-# Where programs and temporary files are, the locale, and the numeric libraries' settings.
-_WORKER_VARIABLES = frozenset({
-    "PATH", "HOME", "USER", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP", "SYSTEMROOT",
-    "VIRTUAL_ENV", "PYTHONPATH", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES",
-    "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-})  # fmt: skip
-_WORKER_VARIABLE_PREFIXES = ("LC_", "TF_", "KERAS_")
 
 
 async def _tail(stream: asyncio.StreamReader | None, keep: int = 20) -> list[str]:
