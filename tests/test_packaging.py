@@ -103,7 +103,7 @@ async def test_retrain_without_the_training_extra_says_so_and_keeps_serving(
     bot = telegram_bot
     live = bot.service.registry.current_version()
     await bot.tg.send_command(bot.admin, "/retrain")
-    reply = (await bot.tg.next_reply(bot.admin)).text
+    reply = (await bot.tg.next_reply(bot.admin)).text or ""
     assert "cannot retrain" in reply and "pip install 'qabot[train]'" in reply
     assert bot.service.registry.current_version() == live
     await bot.tg.send_text(bot.user, "你好")
@@ -125,7 +125,7 @@ def build_wheel(work: Path) -> Path:
             shutil.copytree(PROJECT_ROOT / name, source / name, ignore=ignore)
         else:
             shutil.copy2(PROJECT_ROOT / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    pip = [sys.executable, "-m", "pip", "--quiet"]
     subprocess.run([*pip, "wheel", "--no-deps", "-w", work / "dist", source], check=True)
     [wheel] = (work / "dist").glob("qabot-*.whl")
     return wheel
@@ -147,7 +147,7 @@ def install_offline_when_possible(
 ) -> None:
     """`pip install` the wheel, its dependencies from `wheelhouse` (a folder kept between
     runs): they are downloaded only when it lacks one, not on every run."""
-    pip = [venv / "bin" / "python", "-m", "pip", "--quiet", "--disable-pip-version-check"]
+    pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "--quiet"]
     install = [*pip, "install", "--no-index", "--find-links", wheelhouse, "-c", constraints, wheel]
     if subprocess.run(install, capture_output=True).returncode != 0:
         subprocess.run([*pip, "download", "-d", wheelhouse, "-c", constraints, wheel], check=True)
