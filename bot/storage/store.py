@@ -315,6 +315,21 @@ class Store:
             async for exchange in result:
                 yield exchange
 
+    async def exchange_parts(
+        self, columns: Sequence[str], since: datetime | None = None, part_rows: int = 2_000
+    ) -> AsyncIterator[Sequence[sqlalchemy.Row[Any]]]:
+        """Every logged exchange in order, these columns of it as plain rows, `part_rows` at a
+        time from a server-side cursor: a large log is neither held in memory nor turned into
+        Python objects on the event loop in one go."""
+        table = Exchange.__table__
+        query = select(*(table.c[name] for name in columns)).order_by(table.c.id)
+        if since is not None:
+            query = query.where(table.c.created_at >= since)
+        async with self.engine.connect() as connection:
+            result = await connection.stream(query.execution_options(yield_per=part_rows))
+            async for part in result.partitions():
+                yield part
+
     async def count_exchanges(self) -> int:
         async with self.session() as session:
             return await session.scalar(select(func.count(Exchange.id))) or 0

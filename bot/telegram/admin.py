@@ -16,7 +16,14 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.app.exports import EXPORTS_FOLDER, FORMATS, remove_stale_exports, write_exchanges
+from bot.app.exports import (
+    EXPORTS_FOLDER,
+    FORMATS,
+    UPLOAD_LIMIT_BYTES,
+    fit_for_upload,
+    remove_stale_exports,
+    write_exchanges,
+)
 from bot.app.service import QAService
 from bot.serving.retraining import (
     TrainingBusyError,
@@ -253,8 +260,18 @@ async def _send_file(
             path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
             with path.open("w", encoding="utf-8", newline="") as out:
                 count = await write(out)
+            size_mb = path.stat().st_size / 1e6
+            sendable = await asyncio.to_thread(fit_for_upload, path)
+            if sendable is None:
+                await update.effective_message.reply_text(
+                    f"The {count} {what} make a {size_mb:.0f} MB file, too large for Telegram "
+                    f"even compressed (bots may send {UPLOAD_LIMIT_BYTES / 1e6:.0f} MB). Export "
+                    "a shorter range, e.g. /export 7d, or run `qabot export` on the server."
+                )
+                return
+            compressed = " (gzip-compressed)" if sendable != path else ""
             await update.effective_message.reply_document(
-                path, filename=path.name, caption=f"{count} {what}"
+                sendable, filename=sendable.name, caption=f"{count} {what}{compressed}"
             )
     finally:
         await asyncio.to_thread(remove_stale_exports, exports_dir)
