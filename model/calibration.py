@@ -11,6 +11,9 @@ from model.predictor import decide, softmax, without_oos
 # Labels of validation examples that no model class can answer correctly.
 OUT_OF_SCOPE = -1  # the fallback is the right reply
 UNKNOWN_ANSWER = -2  # an in-scope answer the model was not trained on: always counted wrong
+# An answer held out whole in cross-validation: like OUT_OF_SCOPE, the fallback is the right
+# reply, but its recall is counted apart (see choose_rule).
+UNTAUGHT = -3
 
 # Fallback threshold used when the validation data has no out-of-scope examples to tune it on.
 DEFAULT_THRESHOLD = 0.4
@@ -59,7 +62,7 @@ def scores(
 
     gate: the probabilities the rule reads, when they are not probs (see decide)."""
     decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
-    in_scope = labels != OUT_OF_SCOPE
+    in_scope = ~should_fall_back(labels)
     correct = ~decision.fallback & (decision.top_class == labels)
     return {
         "in_scope_accuracy": float(correct[in_scope].mean()) if in_scope.any() else float("nan"),
@@ -67,6 +70,10 @@ def scores(
         if (~in_scope).any()
         else float("nan"),
     }
+
+
+def should_fall_back(labels: np.ndarray) -> np.ndarray:
+    return (labels == OUT_OF_SCOPE) | (labels == UNTAUGHT)
 
 
 def choose_rule(
@@ -78,12 +85,15 @@ def choose_rule(
 ) -> FallbackRule:
     """The rule with the best in-scope accuracy among those reaching the target out-of-scope recall.
 
-    When no rule reaches the target, the one maximising accuracy + recall. Without out-of-scope
+    When no rule reaches the target, the one maximising accuracy + recall. With UNTAUGHT
+    labels the recall is the lower of two: on them (questions of the domain the model was never
+    taught, the hard ones) and on the other out-of-scope questions (mostly small talk and other
+    domains): pooled, the many easy ones would hide the hard ones. Without out-of-scope
     examples, DEFAULT_THRESHOLD, lowered if needed so at most 5 % of right answers are lost.
     gate: the probabilities the rule reads, when they are not probs (see decide).
     """
     gate = probs if gate is None else gate
-    in_scope = labels != OUT_OF_SCOPE
+    in_scope = ~should_fall_back(labels)
     # The rule reads the gate's confidence; whether an answer is right depends on probs.
     decision = decide(gate, oos_class, 0.0, 0.0)
     right = decide(probs, oos_class, 0.0, 0.0).top_class == labels
@@ -108,7 +118,8 @@ def choose_rule(
         & ~oos_win[None, None, :]
     )
     accuracy = (answered & right)[:, :, in_scope].mean(axis=2)
-    recall = (~answered[:, :, ~in_scope]).mean(axis=2)
+    kinds = [labels == kind for kind in (OUT_OF_SCOPE, UNTAUGHT) if (labels == kind).any()]
+    recall = np.min([(~answered[:, :, kind]).mean(axis=2) for kind in kinds], axis=0)
     feasible = recall >= target_oos_recall - 1e-9
     if feasible.any():
         # Ties go to the higher recall, then to the smaller margin (grid order).

@@ -12,6 +12,7 @@ import os
 import random
 import sys
 import time
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -25,6 +26,7 @@ from model.calibration import (
     DEFAULT_THRESHOLD,
     OUT_OF_SCOPE,
     UNKNOWN_ANSWER,
+    UNTAUGHT,
     FallbackRule,
     choose_rule,
     fit_temperature,
@@ -33,6 +35,7 @@ from model.calibration import (
 from model.commands import train_parser
 from model.data_checks import DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
+from model.negatives import bundled_negatives, far_from
 from model.predictor import (
     ANSWERS_FILE,
     FEATURES_FILE,
@@ -47,14 +50,17 @@ from model.predictor import (
     softmax,
 )
 from model.registry import ModelRegistry
-from model.text import FeatureSpec, Featurizer
+from model.text import FeatureSpec, Featurizer, match_key
 
-# Without validation pairs, a stratified share of each answer's questions is held out (from
-# answers with enough questions); a set smaller than MIN_PAIRS_FOR_HOLDOUT is refitted on all.
-MIN_PAIRS_FOR_HOLDOUT = 1000
-MIN_CLASS_SIZE_FOR_HOLDOUT = 5
-MIN_CLASS_SIZE_FOR_SMALL_HOLDOUT = 3
-HOLDOUT_SHARE = 0.1
+# Without validation pairs, the fallback rule is chosen by cross-validation (see
+# cross_validation_folds): CV_FOLDS folds, or a single one from SINGLE_FOLD_FROM pairs on (the
+# served model is then fitted twice, not four times). Each fold holds out a share of the answers
+# whole, as unknown: what a question the model was never taught looks like.
+CV_FOLDS = 3
+SINGLE_FOLD_FROM = 5000
+SINGLE_FOLD_SHARE = 0.1
+UNKNOWN_ANSWER_SHARE = 0.2
+MIN_ANSWERS_FOR_UNKNOWN = 3
 MIN_VALIDATION_SIZE = 10
 # Small sets converge only with enough optimizer steps.
 MIN_STEPS_PER_EPOCH = 20
@@ -62,19 +68,13 @@ MIN_BATCH_SIZE = 16
 MIN_TRAINING_STEPS = 200
 # How the validation figures were obtained (metrics["validation"]).
 GIVEN = "given"
-HOLDOUT = "holdout"
-REFIT = "holdout, then refitted on all pairs"
+CROSS_VALIDATION = "cross-validation, then trained on all pairs"
 NO_VALIDATION = "none"
 # From this many training questions on, n-grams seen in one question only are dropped
 # (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts. (Dropping also the
 # character n-grams found in over 10 % of the questions saves a third of the features of a
 # question but cost 0.4-0.5 points of accuracy on CLINC150.)
 MIN_PAIRS_FOR_PRUNING = 2000
-# A small set's holdout has about one question per answer, so the threshold chosen on it swings
-# from run to run (0.03 to 0.47 seen on the bundled set, for one added pair). Kept within these
-# bounds it stays sensible: on the bundled set's held-out paraphrases, 0.3 keeps 92–95 % of the
-# answers and 93 % of the out-of-scope recall across seeds.
-SMALL_SET_THRESHOLD_RANGE = (0.3, 0.4)
 LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 # Score of the classes the linear model never saw in training (far below any other score).
 UNSEEN_CLASS_SCORE = -10.0
@@ -130,6 +130,9 @@ class TrainConfig:
     # (Shares 0.4-0.6 did equally well; C 0.5 did 0.1-0.3 points worse, C 0.2 worse still.)
     linear_share: float = 0.5
     linear_c: float = 1.0
+    # The bundled out-of-scope questions (model/negatives.py) join data with fewer out-of-scope
+    # questions of its own than this (0: never).
+    min_own_out_of_scope: int = 200
 
 
 @dataclass(frozen=True)
@@ -158,13 +161,15 @@ def train(
 ) -> TrainResult:
     """Train a model version from pairs (empty answer = out-of-scope) into the registry.
 
-    The temperature and the fallback rule are chosen on validation data: val_pairs when given;
-    otherwise a stratified holdout of pairs. Small sets cannot spare it, so their final model is
-    refitted on all pairs, keeping the rule chosen on the holdout.
+    Data with few out-of-scope questions of its own gets the bundled ones (model/negatives.py).
+    The temperature and the fallback rule are chosen on val_pairs when given; otherwise by
+    cross-validation (cross_validation_folds), and the served model is then fitted on all pairs.
     """
     config = TrainConfig(**tuning)  # type: ignore[arg-type]
     report = progress or (lambda event: None)
     started = time.perf_counter()
+    negatives = _negatives_for(pairs, config)
+    pairs = [*pairs, *negatives]
     answers = {answer_key(p.answer): p.answer for p in pairs if not p.out_of_scope}
     if not answers:
         raise ValueError("training data has no answered questions (every answer is empty)")
@@ -174,40 +179,42 @@ def train(
     class_index = {answer_id: i for i, answer_id in enumerate(classes)}
     oos_class = class_index.get(None)
 
-    validation_kind, train_pairs, validation = _split(pairs, val_pairs, seed)
-    val_set = _labelled(validation, class_index) if validation else None
-    # Progress events say which fit they belong to: a small set is fitted twice (see REFIT).
-    first_phase = "holdout" if validation_kind == REFIT else "final"
-    with_linear = val_set is not None and config.linear_share > 0.0
-    featurizer, network, linear = _fit(
-        train_pairs, val_set, class_index, config, seed, _tagged(report, first_phase), with_linear
-    )
-
-    linear_temperature = 1.0
-    if val_set is None:
-        rule, temperature = FallbackRule(threshold=DEFAULT_THRESHOLD, margin=0.0), 1.0
-        figures = {"in_scope_accuracy": None, "oos_recall": None}
+    held_out: list[HeldOut] = []
+    if val_pairs:
+        validation_kind = GIVEN
+        with_linear = config.linear_share > 0.0
+        val_set = _labelled(val_pairs, class_index)
+        featurizer, network, linear = _fit(
+            pairs, val_set, class_index, config, seed, _tagged(report, "final"), with_linear
+        )
+        held_out.append(_held_out(featurizer, network, linear, val_set))
     else:
-        features = featurizer.transform(val_set.questions)
-        targets = _targets(val_set.labels, oos_class)
-        logits = network.logits(features)
-        temperature = fit_temperature(logits, targets)
-        gate = softmax(logits / temperature)
-        linear_probs = None
-        if linear is not None:
-            linear_scores = linear.scores(features)
-            linear_temperature = fit_temperature(linear_scores, targets)
-            linear_probs = softmax(linear_scores / linear_temperature)
-        probs = blend(gate, linear_probs, config.linear_share)
-        rule = choose_rule(probs, val_set.labels, oos_class, config.target_oos_recall, gate)
-        if validation_kind == REFIT:
-            low, high = SMALL_SET_THRESHOLD_RANGE
-            rule = FallbackRule(threshold=min(max(rule.threshold, low), high), margin=rule.margin)
-        figures = scores(probs, val_set.labels, oos_class, rule, gate)
-    if validation_kind == REFIT:
+        folds = cross_validation_folds(pairs, seed, _fold_count(len(pairs)))
+        validation_kind = CROSS_VALIDATION if folds else NO_VALIDATION
+        with_linear = bool(folds) and config.linear_share > 0.0
+        for number, fold in enumerate(folds, start=1):
+            fold_set = _labelled(fold.held_out, class_index)
+            fold_set.labels[fold.untaught] = UNTAUGHT
+            fold_report = _tagged(report, f"fold {number}/{len(folds)}")
+            fitted = _fit(
+                [pairs[i] for i in fold.train_rows], fold_set, class_index, config, seed,
+                fold_report,
+                with_linear,
+            )  # fmt: skip
+            held_out.append(_held_out(*fitted, fold_set))
+        # The served model learns from every pair; the folds only chose its fallback rule.
         featurizer, network, linear = _fit(
             pairs, None, class_index, config, seed, _tagged(report, "final"), with_linear
         )
+
+    if held_out:
+        rule, temperature, linear_temperature, figures = _choose_fallback(
+            held_out, oos_class, config
+        )
+    else:
+        rule, temperature, linear_temperature = FallbackRule(DEFAULT_THRESHOLD, 0.0), 1.0, 1.0
+        figures = {"in_scope_accuracy": None, "oos_recall": None}
+    n_validation = sum(len(h.labels) for h in held_out)
 
     metrics = {
         "validation": validation_kind,
@@ -216,8 +223,9 @@ def train(
         "margin": rule.margin,
         "temperature": round(temperature, 4),
         "linear_temperature": round(linear_temperature, 4) if linear is not None else None,
-        "n": len(validation),
-        "n_train": len(pairs) if validation_kind == REFIT else len(train_pairs),
+        "n": n_validation,
+        "n_train": len(pairs),
+        "n_bundled_negatives": len(negatives),
         "n_classes": len(classes),
         "n_features": featurizer.size,
         "seed": seed,
@@ -279,16 +287,18 @@ def _fit(
     oos_class = class_index.get(None)
     features = featurizer.transform(train_set.questions)
     targets = _targets(train_set.labels, oos_class)
+    weights = _example_weights(train_set.labels)
     # The linear model trains in a thread beside the network (its solver releases the GIL).
     with ThreadPoolExecutor(max_workers=1) as executor:
         linear = None
         if with_linear:
             linear = executor.submit(
-                _fit_linear, features, targets, len(class_index), config.linear_c, seed
+                _fit_linear, features, targets, weights, len(class_index), config.linear_c, seed
             )
         network = _fit_network(
             features,
             targets,
+            weights,
             len(class_index),
             config,
             seed,
@@ -299,15 +309,33 @@ def _fit(
         return featurizer, network, None if linear is None else linear.result()
 
 
+def _example_weights(labels: np.ndarray) -> np.ndarray:
+    """Training weight per example: 1, but out-of-scope questions outnumbering the answered ones
+    (a small FAQ and the bundled negatives) share the weight of as many answered questions.
+    Unweighted, 700 negatives beside a 20-question FAQ drown it: cross-validated, not one of its
+    held-out questions was answered."""
+    out_of_scope = labels == OUT_OF_SCOPE
+    n_oos, n_answered = int(out_of_scope.sum()), int((~out_of_scope).sum())
+    weights = np.ones(len(labels), dtype=np.float32)
+    if n_oos > n_answered:
+        weights[out_of_scope] = n_answered / n_oos
+    return weights
+
+
 def _fit_linear(
-    features: sparse.csr_matrix, targets: np.ndarray, n_classes: int, c: float, seed: int
+    features: sparse.csr_matrix,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    n_classes: int,
+    c: float,
+    seed: int,
 ) -> Linear | None:
     """A one-vs-rest linear SVM; None when the training data has a single class."""
     from sklearn.svm import LinearSVC
 
     if len(np.unique(targets)) < 2:
         return None
-    svm = LinearSVC(C=c, random_state=seed).fit(features, targets)
+    svm = LinearSVC(C=c, random_state=seed).fit(features, targets, sample_weight=weights)
     coef, intercept = svm.coef_, svm.intercept_
     if len(svm.classes_) == 2:
         # A binary SVM has one score, for its second class: the first one gets its opposite.
@@ -319,28 +347,109 @@ def _fit_linear(
     return Linear(kernel, bias)
 
 
-def _split(
-    pairs: list[QAPair], val_pairs: list[QAPair] | None, seed: int
-) -> tuple[str, list[QAPair], list[QAPair]]:
-    """(how validation was obtained, training pairs, validation pairs)."""
-    if val_pairs:
-        return GIVEN, pairs, val_pairs
-    large = len(pairs) >= MIN_PAIRS_FOR_HOLDOUT
-    min_class_size = MIN_CLASS_SIZE_FOR_HOLDOUT if large else MIN_CLASS_SIZE_FOR_SMALL_HOLDOUT
+def _fold_count(n_pairs: int) -> int:
+    return CV_FOLDS if n_pairs < SINGLE_FOLD_FROM else 1
+
+
+@dataclass(frozen=True)
+class Fold:
+    train_rows: list[int]
+    held_out: list[QAPair]
+    untaught: np.ndarray  # bool per held-out pair: its answer is held out whole
+
+
+def cross_validation_folds(
+    pairs: Sequence[QAPair], seed: int, n_folds: int = CV_FOLDS
+) -> list[Fold]:
+    """The folds over pairs; empty when too little can be held out.
+
+    A fold holds out: UNKNOWN_ANSWER_SHARE of the answers whole, their questions marked untaught
+    (the rule learns what a question of the domain the model was never taught looks like); a share
+    of the other answers' questions (1/n_folds, or SINGLE_FOLD_SHARE for one fold), never an
+    answer's last one; and the same share of the out-of-scope questions.
+    """
     rng = np.random.default_rng(seed)
-    by_answer: dict[str, list[int]] = {}
-    for i, pair in enumerate(pairs):
-        by_answer.setdefault(pair.answer.strip(), []).append(i)
-    held_out: set[int] = set()
-    for indices in by_answer.values():
-        if len(indices) >= min_class_size:
-            count = max(1, int(len(indices) * HOLDOUT_SHARE))
-            held_out.update(rng.choice(indices, size=count, replace=False).tolist())
-    if len(held_out) < MIN_VALIDATION_SIZE:
-        return NO_VALIDATION, pairs, []
-    train_pairs = [p for i, p in enumerate(pairs) if i not in held_out]
-    validation = [p for i, p in enumerate(pairs) if i in held_out]
-    return (HOLDOUT if large else REFIT), train_pairs, validation
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    for row, pair in enumerate(pairs):
+        rows_of["" if pair.out_of_scope else answer_key(pair.answer)].append(row)
+    keys = [key for key in sorted(rows_of) if key]
+    keys = [keys[i] for i in rng.permutation(len(keys))]
+    n_unknown = 0
+    if len(keys) >= MIN_ANSWERS_FOR_UNKNOWN:
+        n_unknown = max(1, round(len(keys) * UNKNOWN_ANSWER_SHARE))
+    fold_of: dict[int, int] = {}
+    for key, rows in rows_of.items():
+        rows = rng.permutation(rows).tolist()
+        if key and len(rows) < 2:
+            continue
+        if n_folds == 1:
+            count = int(len(rows) * SINGLE_FOLD_SHARE)
+            fold_of.update(dict.fromkeys(rows[:count], 0))
+        else:
+            offset = int(rng.integers(n_folds))
+            fold_of.update({row: (j + offset) % n_folds for j, row in enumerate(rows)})
+    folds = []
+    for fold in range(n_folds):
+        unknown = {keys[(fold * n_unknown + t) % len(keys)] for t in range(n_unknown)}
+        held, untaught, train_rows = [], [], []
+        for row, pair in enumerate(pairs):
+            is_untaught = not pair.out_of_scope and answer_key(pair.answer) in unknown
+            if is_untaught or fold_of.get(row) == fold:
+                held.append(pair)
+                untaught.append(is_untaught)
+            else:
+                train_rows.append(row)
+        folds.append(Fold(train_rows, held, np.asarray(untaught, dtype=bool)))
+    if sum(len(fold.held_out) for fold in folds) < MIN_VALIDATION_SIZE:
+        return []
+    return folds
+
+
+def _negatives_for(pairs: Sequence[QAPair], config: TrainConfig) -> list[QAPair]:
+    """The bundled out-of-scope questions to add: none when the data has enough of its own,
+    and none close to one of its answered questions."""
+    if sum(p.out_of_scope for p in pairs) >= config.min_own_out_of_scope:
+        return []
+    known = {match_key(p.question) for p in pairs}
+    negatives = [p for p in bundled_negatives() if match_key(p.question) not in known]
+    return far_from(negatives, [p.question for p in pairs if not p.out_of_scope])
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """What the fitted models said about held-out questions (one fold, or the validation set)."""
+
+    logits: np.ndarray
+    linear_scores: np.ndarray | None
+    labels: np.ndarray
+
+
+def _held_out(
+    featurizer: Featurizer, network: Network, linear: Linear | None, held: LabelledSet
+) -> HeldOut:
+    features = featurizer.transform(held.questions)
+    linear_scores = None if linear is None else linear.scores(features)
+    return HeldOut(network.logits(features), linear_scores, held.labels)
+
+
+def _choose_fallback(
+    held_out: Sequence[HeldOut], oos_class: int | None, config: TrainConfig
+) -> tuple[FallbackRule, float, float, dict]:
+    """(rule, network temperature, linear temperature, figures at the rule) on the held-out
+    questions of every fold together."""
+    labels = np.concatenate([h.labels for h in held_out])
+    targets = _targets(labels, oos_class)
+    logits = np.concatenate([h.logits for h in held_out])
+    temperature = fit_temperature(logits, targets)
+    gate = softmax(logits / temperature)
+    linear_probs, linear_temperature = None, 1.0
+    if all(h.linear_scores is not None for h in held_out):
+        linear_scores = np.concatenate([h.linear_scores for h in held_out])
+        linear_temperature = fit_temperature(linear_scores, targets)
+        linear_probs = softmax(linear_scores / linear_temperature)
+    probs = blend(gate, linear_probs, config.linear_share)
+    rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
+    return rule, temperature, linear_temperature, scores(probs, labels, oos_class, rule, gate)
 
 
 def _labelled(pairs: Sequence[QAPair], class_index: dict[str | None, int]) -> LabelledSet:
@@ -359,6 +468,7 @@ def _targets(labels: np.ndarray, oos_class: int | None) -> np.ndarray:
 def _fit_network(
     features,
     targets: np.ndarray,
+    weights: np.ndarray,
     n_classes: int,
     config: TrainConfig,
     seed: int,
@@ -392,6 +502,7 @@ def _fit_network(
     if repeats > 1:
         features = sparse.vstack([features] * repeats, format="csr")
         one_hot = np.tile(one_hot, (repeats, 1))
+        weights = np.tile(weights, repeats)
 
     def export() -> Network:
         layers = (model.get_layer("l0"), model.get_layer("l1"))
@@ -413,6 +524,7 @@ def _fit_network(
     model.fit(
         features,
         one_hot,
+        sample_weight=weights,
         epochs=config.epochs,
         batch_size=batch_size,
         shuffle=True,
@@ -520,7 +632,8 @@ def _human_printer(event: dict) -> None:
         for line in DataReport.from_dict(event["report"]).lines():
             print(line, file=sys.stderr)
     elif kind == "start":
-        purpose = "to choose the fallback rule, " if event["phase"] == "holdout" else ""
+        phase = event["phase"]
+        purpose = f"{phase} to choose the fallback rule, " if phase.startswith("fold") else ""
         print(
             f"training {purpose}on {event['n_train']} questions, {event['n_classes']} answers, "
             f"{event['n_features']} features; validating on {event['n_val']}",

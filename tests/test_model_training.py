@@ -17,7 +17,7 @@ from model.evaluate import evaluate
 from model.evaluate import main as eval_main
 from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide
 from model.registry import ModelRegistry
-from model.train import REFIT, SMALL_SET_THRESHOLD_RANGE, _split, train
+from model.train import CROSS_VALIDATION, CV_FOLDS, cross_validation_folds, train
 from model.train import main as train_main
 
 pytestmark = pytest.mark.slow
@@ -95,7 +95,9 @@ def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.promoted and result.path == root / result.version
     assert events[0]["event"] == "start"
     assert any(e["event"] == "epoch" and e["epoch"] == e["epochs"] for e in events)
-    assert {e["phase"] for e in events} == {"final"}  # trained once: no holdout to spare
+    # Without validation data: a fit per cross-validation fold, then the served one on all.
+    folds = {f"fold {i}/{CV_FOLDS}" for i in range(1, CV_FOLDS + 1)}
+    assert {e["phase"] for e in events} == {*folds, "final"}
     return root
 
 
@@ -157,8 +159,9 @@ def test_model_metadata_and_answers(model: AnswerModel) -> None:
     }
     assert 0.0 < model.threshold < 1.0
     assert model.metrics["n_classes"] == 9  # eight answers and the out-of-scope class
-    # Too few questions per answer to hold any out: trained on all, default threshold.
-    assert model.metrics["validation"] == "none"
+    # The rule came from cross-validation over the pairs and the bundled negatives.
+    assert model.metrics["validation"] == CROSS_VALIDATION
+    assert model.metrics["n_bundled_negatives"] > 300
     assert model.path.name == model.version
 
 
@@ -207,65 +210,58 @@ def test_serving_never_imports_tensorflow(registry_root: Path) -> None:
 
 def test_tiny_sets_train_and_tolerate_single_example_answers(tmp_path: Path) -> None:
     pairs = [QAPair("hi", "hello"), QAPair("bye", "goodbye"), QAPair("thanks", "you're welcome")]
-    result = train(pairs, tmp_path, seed=1)
+    # Without the bundled negatives nothing can be held out: trained on all, default rule.
+    result = train(pairs, tmp_path, seed=1, min_own_out_of_scope=0)
     assert result.metrics["validation"] == "none"
     model = AnswerModel.load(result.path)
     assert model.predict("hi").answer == "hello"
 
 
-@pytest.mark.parametrize(
-    ("answers", "per_answer", "given", "expected"),
-    [
-        (200, 6, False, "holdout"),
-        (20, 5, False, REFIT),
-        (3, 3, False, "none"),
-        (3, 3, True, "given"),
-    ],
-)
-def test_validation_split_depends_on_the_size_of_the_set(
-    answers: int, per_answer: int, given: bool, expected: str
-) -> None:
-    pairs = [
-        QAPair(f"question {i} {j}", f"answer {i}")
-        for i in range(answers)
-        for j in range(per_answer)
-    ]
-    val = [QAPair("question 0", "answer 0")] if given else None
-    kind, train_pairs, validation = _split(pairs, val, seed=0)
-    assert kind == expected
-    if expected in ("holdout", REFIT):
-        assert len(train_pairs) + len(validation) == len(pairs)
-        held_per_answer = {p.answer for p in validation}
-        assert len(held_per_answer) == answers  # stratified: every answer keeps most questions
-        assert all(sum(p.answer == f"answer {i}" for p in train_pairs) >= 4 for i in range(answers))
+def test_cross_validation_holds_out_whole_answers_and_keeps_every_answers_last_question() -> None:
+    sizes = [i % 4 + 1 for i in range(10)]  # answers 0, 4 and 8 have a single question
+    pairs = [QAPair(f"question {i} {j}", f"answer {i}") for i in range(10) for j in range(sizes[i])]
+    pairs += [QAPair(f"junk {j}", "") for j in range(12)]
+    folds = cross_validation_folds(pairs, seed=0)
+    assert len(folds) == CV_FOLDS
+    held_in_scope: list[str] = []
+    for fold in folds:
+        trained = [pairs[i] for i in fold.train_rows]
+        unknown = {p.answer for p in pairs if p.answer} - {p.answer for p in trained}
+        assert len(unknown) == 2  # a fifth of the ten answers, whole
+        # Their questions are held out as untaught: what an unknown question looks like.
+        untaught = {p.question for p in pairs if p.answer in unknown}
+        held_untaught = zip(fold.held_out, fold.untaught, strict=True)
+        assert untaught == {p.question for p, u in held_untaught if u}
+        assert len(trained) + len(fold.held_out) == len(pairs)
+        held_in_scope += [
+            p.question
+            for p, u in zip(fold.held_out, fold.untaught, strict=True)
+            if not u and not p.out_of_scope
+        ]
+        assert any(p.question.startswith("junk") for p in fold.held_out)
+    assert len(held_in_scope) == len(set(held_in_scope))  # each question held out once at most
+    single = {p.question for p in pairs if p.answer in {"answer 0", "answer 4", "answer 8"}}
+    assert not single & set(held_in_scope)  # an answer's only question is never held out alone
 
 
-def test_small_sets_are_refitted_with_a_bounded_threshold(tmp_path: Path) -> None:
-    topics = [
-        "weather",
-        "music",
-        "food",
-        "sport",
-        "travel",
-        "money",
-        "books",
-        "games",
-        "cars",
-        "pets",
-    ]
+def test_without_validation_the_rule_comes_from_cross_validation(tmp_path: Path) -> None:
+    topics = ["weather", "music", "food", "sport", "travel", "money", "books", "games"]
     pairs = [
         QAPair(f"{opener} {topic} {ending}", f"All about {topic}.")
         for topic in topics
         for opener, ending in [("tell me about", ""), ("what about", "?"), ("I like", "a lot"),
                                ("do you know", "well"), ("talk about", "please")]
     ]  # fmt: skip
-    pairs += [QAPair(q, "") for q in ("buy a car", "sell my house", "call a taxi")]
     result = train(pairs, tmp_path, seed=3)
-    low, high = SMALL_SET_THRESHOLD_RANGE
-    assert result.metrics["validation"] == REFIT
-    assert result.metrics["n_train"] == len(pairs)  # the final model saw every pair
-    assert low <= result.metrics["threshold"] <= high
-    assert AnswerModel.load(result.path).predict("tell me about music").answer == "All about music."
+    metrics = result.metrics
+    assert metrics["validation"] == CROSS_VALIDATION
+    assert metrics["n_train"] == len(pairs) + metrics["n_bundled_negatives"]  # served: all pairs
+    assert metrics["n"] > 100 and 0.0 < metrics["oos_recall"] <= 1.0
+    assert 0.0 < metrics["threshold"] < 1.0
+    model = AnswerModel.load(result.path)
+    assert (model.threshold, model.margin) == (metrics["threshold"], metrics["margin"])
+    assert model.predict("tell me about music").answer == "All about music."
+    assert model.predict("asdfgh").fallback
 
 
 def test_with_validation_a_linear_model_helps_choose_the_answer(
