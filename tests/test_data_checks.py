@@ -108,8 +108,8 @@ def test_qabot_train_refuses_a_one_answer_file(
 async def test_retrain_refuses_a_one_answer_training_set(
     settings, store, models_dir: Path
 ) -> None:
-    from bot.serving.retraining import TrainingRefusedError
     from bot.app.service import QAService
+    from bot.serving.retraining import TrainingRefusedError
 
     await store.add_pairs(pairs_of(*GOOD[:2], ("reset password please", RESET)), source="imported")
     service = QAService(settings, store)
