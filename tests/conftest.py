@@ -63,14 +63,20 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def linear_network(
-    features: object, targets: object, n_classes: int, config: object, seed: int, *_: object
+    features: object,
+    targets: object,
+    weights: object,
+    n_classes: int,
+    config: object,
+    seed: int,
+    *_: object,
 ) -> Network:
     """In place of model.train's Keras network: a one-layer network whose weights are a linear
     SVM's (the same kind of model the training blends in). On the bundled paraphrases it
     answers 85 % right and catches 93 % of the out-of-scope questions."""
     from model.train import _fit_linear
 
-    linear = _fit_linear(features, targets, n_classes, 1.0, seed)  # type: ignore[arg-type]
+    linear = _fit_linear(features, targets, weights, n_classes, 1.0, seed)  # type: ignore[arg-type]
     assert linear is not None
     return Network([(linear.kernel, linear.bias)])
 
