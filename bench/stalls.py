@@ -1,11 +1,14 @@
 """Event-loop stall benchmark: the admin commands that read the whole log, on a large store,
 while other users chat.
 
-    .venv/bin/python bench/stalls.py [--exchanges 100000] [--queue 20000] [--users 10] [--json]
+    .venv/bin/python bench/stalls.py [--exchanges 100000] [--queue 20000] [--users 10]
+        [--train F] [--questions F]... [--json]
 
 It builds a SQLite store holding `--exchanges` logged exchanges over the last 30 days, the
-latest `--queue` of them fallbacks with distinct questions (a full review queue), and a model
-fitted on the bundled Q&A set (its network fitted without Keras, as the tests do). Then it
+latest `--queue` of them fallbacks with distinct questions (a full review queue: those of the
+`--questions` files, else made up from the bundled set's words), and a model fitted on the
+`--train` file (default: the bundled Q&A set; its network fitted without Keras, as the tests
+do). Then it
 runs the real bot (the Application and its service) against the fake Bot API of the tests,
 served on a thread of its own so that its work is not counted as the bot's, while `--users`
 users ask questions one after another. An admin sends /review and presses through three items
@@ -131,18 +134,29 @@ def made_up_questions(count: int, seed: int = 0) -> list[str]:
     return questions
 
 
-def build_model(models_dir: Path) -> None:
+def build_model(models_dir: Path, pairs_file: Path) -> None:
     from model import train
     from tests.conftest import linear_network
 
     train._fit_network = linear_network  # type: ignore[assignment]
-    train.train(split_holdout(read_pairs(BUNDLED_PAIRS))[0], models_dir, seed=0)
+    train.train(split_holdout(read_pairs(pairs_file))[0], models_dir, seed=0)
 
 
-async def fill_store(store: Store, exchanges: int, queue: int) -> None:
-    """`exchanges` exchanges over the last 30 days, the latest `queue` of them fallbacks."""
+def queue_questions(count: int, files: list[Path]) -> list[str]:
+    """`count` distinct questions: those of the files (in order), else made up."""
+    if not files:
+        return made_up_questions(count)
+    questions = list(dict.fromkeys(p.question for f in files for p in read_pairs(f)))
+    if len(questions) < count:
+        raise SystemExit(f"the --questions files hold {len(questions)} distinct questions")
+    return questions[:count]
+
+
+async def fill_store(store: Store, exchanges: int, unanswered: list[str]) -> None:
+    """`exchanges` exchanges over the last 30 days, the latest of them fallbacks asking the
+    unanswered questions."""
+    queue = len(unanswered)
     answered = [p for p in read_pairs(BUNDLED_PAIRS) if p.answer]
-    unanswered = made_up_questions(queue)
     now = datetime.now(UTC)
     step = timedelta(days=30) / exchanges
     batch: list[ExchangeRecord] = []
@@ -232,6 +246,7 @@ async def admin_flow(tg: TelegramThread, ticker: Ticker, replies: list[float],
         print(f"export: {reply.document.filename}, {len(reply.document.content) / 1e6:.1f} MB "
               f"({reply.caption})", file=sys.stderr)  # fmt: skip
 
+    figures.append(await measure("users only (baseline)", asyncio.sleep(5), ticker, replies))
     figures.append(await measure("/review (first)", review(), ticker, replies))
     for n in range(presses):
         figures.append(await measure(f"Ignore press {n + 1}", ignore(), ticker, replies))
@@ -252,11 +267,11 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
             TELEGRAM_FILE_BASE_URL=f"{tg.tg.url}/file/bot", _env_file=None,
         )  # fmt: skip
         started = time.perf_counter()
-        await asyncio.to_thread(build_model, settings.models_dir)
+        await asyncio.to_thread(build_model, settings.models_dir, args.train)
         await asyncio.to_thread(upgrade_database, settings.database_url)
         store = Store(settings.database_url)
         await store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
-        await fill_store(store, args.exchanges, args.queue)
+        await fill_store(store, args.exchanges, queue_questions(args.queue, args.questions))
         print(f"store built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
         service = QAService(settings, store)
         await service.start()
@@ -287,6 +302,8 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         "review_queue": args.queue,
         "chatting_users": args.users,
         "tick_ms": TICK_SECONDS * 1000,
+        "model_trained_on": str(args.train),
+        "queue_questions": [str(f) for f in args.questions] or "made up",
         "longest_stall_ms": max(f.longest_stall_ms for f in figures),
         "target_longest_stall_ms": MAX_STALL_MS,
         "commands": [asdict(f) for f in figures],
@@ -328,6 +345,13 @@ def main() -> None:
     )
     parser.add_argument("--users", type=int, default=10, help="users chatting meanwhile")
     parser.add_argument("--presses", type=int, default=3, help="review items to press through")
+    parser.add_argument(
+        "--train", type=Path, default=BUNDLED_PAIRS, help="Q&A file to fit the model on"
+    )
+    parser.add_argument(
+        "--questions", type=Path, action="append", default=[],
+        help="Q&A file whose questions fill the review queue (repeatable; default: made up)",
+    )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args()
     result = asyncio.run(run_bench(args))

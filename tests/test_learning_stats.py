@@ -5,7 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 
-from bot.app.learning import stats_chart
+from bot.app.charts import stats_chart
 
 
 def test_charts_drawn_in_parallel_threads_are_all_whole() -> None:

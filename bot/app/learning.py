@@ -9,12 +9,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import hashlib
-import io
 import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -450,30 +449,6 @@ async def _all_rows(session: AsyncSession, query: Select[Any]) -> list[Row[Any]]
     async for part in result.partitions():
         rows += part
     return rows
-
-
-def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
-    """PNG: daily question volume (bars) and fallback rate (line). Drawn on an Agg canvas of
-    its own, without pyplot's global state, so it is safe in a worker thread."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(7, 3.2), dpi=100)
-    FigureCanvasAgg(figure)
-    volume_axis = figure.subplots()
-    days = [d for d, _, _ in daily]
-    volume_axis.bar(days, [n for _, n, _ in daily], color="#8fb3de", label="questions")
-    volume_axis.set_ylabel("questions a day")
-    rate_axis = volume_axis.twinx()
-    rate_axis.plot(days, [f / n if n else 0 for _, n, f in daily], color="#d9534f", marker="o")
-    rate_axis.set_ylabel("fallback rate")
-    rate_axis.set_ylim(0, 1)
-    volume_axis.set_title("qabot: daily questions and fallback rate")
-    figure.autofmt_xdate()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
 
 
 # -- gating a retrained model ---------------------------------------------------------------

@@ -8,7 +8,6 @@ quote users' text (a /review item, an approval) can never pass for one."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -16,7 +15,8 @@ import re
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.ext import ContextTypes
 
-from bot.app.learning import ReviewItem, stats_chart
+from bot.app.charts import draw_stats_chart
+from bot.app.learning import ReviewItem
 from bot.app.service import clean_question
 from bot.telegram.common import (
     MAX_CAPTION_CHARS,
@@ -286,9 +286,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     text = fit_message("\n".join(lines))
     if figures["daily"]:
         await update.effective_message.reply_photo(
-            # Drawing takes a quarter of a second (the first one, with matplotlib's import,
-            # most of a second): off the event loop, so other chats are not held up.
-            await asyncio.to_thread(stats_chart, figures["daily"]),
+            await draw_stats_chart(figures["daily"]),
             caption=text[:MAX_CAPTION_CHARS],
         )
     else:
