@@ -190,17 +190,15 @@ def test_every_text_column_stores_only_storable_text() -> None:
     assert plain == []
 
 
-async def test_database_errors_do_not_show_what_users_wrote(database_url: str) -> None:
+async def test_database_errors_do_not_show_what_users_wrote(store: Store) -> None:
     """Errors end up in logs (the writer's, Telegram's error handler): they must not carry the
-    statement's parameters, which hold users' questions. Here the tables are missing."""
-    store = Store(database_url)
-    try:
-        with pytest.raises(DBAPIError) as raised:
-            await store.log_exchanges([record(question="my secret question")])
-        with pytest.raises(DBAPIError) as raised_in_session:
-            await store.add_pairs([QAPair("my secret question", "a")], source="taught")
-    finally:
-        await store.close()
+    statement's parameters, which hold users' questions."""
+    for table in ("exchanges", "qa_pairs"):
+        await refuse_inserts(store, table)
+    with pytest.raises(DBAPIError, match="inserts refused") as raised:
+        await store.log_exchanges([record(question="my secret question")])
+    with pytest.raises(DBAPIError, match="inserts refused") as raised_in_session:
+        await store.add_pairs([QAPair("my secret question", "a")], source="taught")
     assert "my secret question" not in str(raised.value)
     assert "my secret question" not in str(raised_in_session.value)
 
@@ -219,27 +217,30 @@ async def test_long_pairs_can_be_taught_imported_and_approved(store: Store) -> N
     assert await store.training_pairs() == [QAPair(question, answer), QAPair(other, answer)]
 
 
-REFUSE_PAIRS = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_pairs BEFORE INSERT ON qa_pairs "
-        "BEGIN SELECT RAISE(ABORT, 'pairs refused'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_pairs() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'pairs refused'; END $$",
-        "CREATE TRIGGER refuse_pairs BEFORE INSERT ON qa_pairs "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_pairs()",
-    ],
-}
+async def refuse_inserts(store: Store, table: str) -> None:
+    """A trigger that makes every insert into `table` fail ("inserts refused")."""
+    statements = {
+        "sqlite": [
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+            "BEGIN SELECT RAISE(ABORT, 'inserts refused'); END"
+        ],
+        "postgresql": [
+            "CREATE OR REPLACE FUNCTION refuse_inserts() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN RAISE EXCEPTION 'inserts refused'; END $$",
+            f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+            "FOR EACH ROW EXECUTE FUNCTION refuse_inserts()",
+        ],
+    }
+    async with store.engine.begin() as connection:
+        for statement in statements[store.engine.dialect.name]:
+            await connection.execute(text(statement))
 
 
 async def test_an_approval_whose_pairs_fail_records_no_decision(store: Store) -> None:
     """Else the group leaves the review queue and never joins the training set."""
-    async with store.engine.begin() as connection:
-        for statement in REFUSE_PAIRS[store.engine.dialect.name]:
-            await connection.execute(text(statement))
+    await refuse_inserts(store, "qa_pairs")
     learning = Learning(store)
-    with pytest.raises(DBAPIError, match="pairs refused"):
+    with pytest.raises(DBAPIError, match="inserts refused"):
         await learning.decide(["how do I reset it"], answer="Like this.", decided_by=1)
     async with store.session() as session:
         assert (await session.scalars(select(ReviewDecision))).all() == []
