@@ -45,13 +45,14 @@ def test_qabot_home_always_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
     assert Settings(_env_file=None).home == tmp_path / "mine"
 
 
+def locked_pins() -> dict[str, str]:
+    """requirements.lock as {package: version}."""
+    lock = (PROJECT_ROOT / "requirements.lock").read_text()
+    return dict(re.findall(r"^([A-Za-z0-9._-]+)==(\S+)", lock, re.M))
+
+
 def test_the_lock_pins_every_declared_dependency_within_its_range() -> None:
-    pins = {
-        canonicalize_name(name): Version(version)
-        for name, version in re.findall(
-            r"^([A-Za-z0-9._-]+)==(\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M
-        )
-    }
+    pins = {canonicalize_name(name): Version(version) for name, version in locked_pins().items()}
     project = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text())["project"]
     for text in [*project["dependencies"], *sum(project["optional-dependencies"].values(), [])]:
         requirement = Requirement(text)
@@ -133,12 +134,11 @@ def build_wheel(work: Path) -> Path:
 
 def locked_constraints(work: Path) -> Path:
     """The lock's pins as pip constraints, without their hashes (in a constraints file, hashes
-    would be demanded of the wheel itself): the versions tested, and found in pip's cache."""
-    pins = re.findall(
-        r"^([A-Za-z0-9._-]+==\S+)", (PROJECT_ROOT / "requirements.lock").read_text(), re.M
-    )
+    would be demanded of the wheel itself too): the versions tested."""
     constraints = work / "constraints.txt"
-    constraints.write_text("\n".join(pins) + "\n")
+    constraints.write_text(
+        "".join(f"{name}=={version}\n" for name, version in locked_pins().items())
+    )
     return constraints
 
 
