@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pytest
+from sqlalchemy.engine import make_url
 from telegram.ext import Application
 
 from bot.app.service import QAService
@@ -22,7 +24,8 @@ from bot.telegram.application import build_application
 from model.datasets import read_pairs
 from model.predictor import Network
 from tests.fake_telegram import FakeTelegram, FakeUser, running_application
-from tests.postgres import fresh_database
+from tests.postgres import create_database, drop_database, fresh_database
+from tests.postgres import database_url as postgres_url
 
 TOKEN = "123456:TEST-token-that-must-never-be-logged"
 ADMIN_ID = 4242
@@ -107,17 +110,91 @@ def models_dir(settings: Settings, seed_model_dir: Path) -> Path:
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def database_url(request: pytest.FixtureRequest, settings: Settings) -> AsyncIterator[str]:
-    """Every store test runs on SQLite and on the real PostgreSQL (a fresh database each)."""
+async def database_url(
+    request: pytest.FixtureRequest, settings: Settings, prepared_databases: PreparedDatabases
+) -> AsyncIterator[str]:
+    """Every store test runs on SQLite and on the real PostgreSQL (a fresh database each).
+
+    For a test that uses `store` the database is a copy of one migrated once per session, and
+    of one holding the bundled Q&A set too when it uses `seeded_store`: migrating and loading
+    the set took each test about a second. Otherwise the database is empty."""
+    contents = prepared_contents(request)
     if request.param == "sqlite":
+        if contents is not None:
+            await prepared_databases.copy_sqlite(contents, settings.database_url)
         yield settings.database_url
         return
-    async with fresh_database() as url:
+    template = None if contents is None else await prepared_databases.postgres(contents)
+    async with fresh_database(template=template) as url:
         yield url
+
+
+def prepared_contents(request: pytest.FixtureRequest) -> DatabaseContents | None:
+    """What the test's database is to hold, from the fixtures it uses."""
+    if "seeded_store" in request.fixturenames:
+        return "seeded"
+    return "migrated" if "store" in request.fixturenames else None
+
+
+DatabaseContents = Literal["migrated", "seeded"]
+
+
+class PreparedDatabases:
+    """Databases migrated (and seeded) once per session, which tests get copies of."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.sqlite_files: dict[DatabaseContents, Path] = {}
+        self.postgres_names: dict[DatabaseContents, str] = {}
+
+    async def copy_sqlite(self, contents: DatabaseContents, url: str) -> None:
+        if contents not in self.sqlite_files:
+            path = self.folder / f"{contents}.sqlite3"
+            await prepare_database(f"sqlite+aiosqlite:///{path}", contents)
+            self.sqlite_files[contents] = path
+        target = Path(make_url(url).database or "")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite's backup copies a consistent database, whatever its write-ahead log holds.
+        with (
+            closing(sqlite3.connect(self.sqlite_files[contents])) as source,
+            closing(sqlite3.connect(target)) as copy,
+        ):
+            source.backup(copy)
+
+    async def postgres(self, contents: DatabaseContents) -> str:
+        """The name of the prepared PostgreSQL database (no one stays connected to it)."""
+        if contents not in self.postgres_names:
+            name = await create_database()
+            await prepare_database(postgres_url(name), contents)
+            self.postgres_names[contents] = name
+        return self.postgres_names[contents]
+
+    async def drop(self) -> None:
+        for name in self.postgres_names.values():
+            await drop_database(name)
+
+
+async def prepare_database(url: str, contents: DatabaseContents) -> None:
+    await asyncio.to_thread(upgrade_database, url)
+    if contents == "seeded":
+        store = Store(url)
+        try:
+            await store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
+        finally:
+            await store.close()
+
+
+@pytest.fixture(scope="session")
+def prepared_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PreparedDatabases]:
+    prepared = PreparedDatabases(tmp_path_factory.mktemp("prepared-databases"))
+    yield prepared
+    if prepared.postgres_names:
+        asyncio.run(prepared.drop())
 
 
 @pytest.fixture
 async def store(database_url: str) -> AsyncIterator[Store]:
+    """A migrated store (see database_url); upgrading is then only a check."""
     await asyncio.to_thread(upgrade_database, database_url)
     store = Store(database_url)
     yield store
@@ -126,7 +203,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
 
 @pytest.fixture
 async def seeded_store(store: Store) -> Store:
-    await store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
+    """The store, holding the bundled Q&A set (see database_url)."""
     return store
 
 

@@ -48,21 +48,37 @@ async def require_server() -> None:
 
 
 @asynccontextmanager
-async def fresh_database(port: int = PORT) -> AsyncIterator[str]:
-    """Create an empty database, yield its SQLAlchemy URL (through `port`, which may be a
-    proxy in front of the server), and drop it afterwards."""
+async def fresh_database(port: int = PORT, template: str | None = None) -> AsyncIterator[str]:
+    """Create an empty database (or a copy of the database named `template`), yield its
+    SQLAlchemy URL (through `port`, which may be a proxy in front of the server), and drop it
+    afterwards."""
+    name = await create_database(template)
+    try:
+        yield database_url(name, port)
+    finally:
+        await drop_database(name)
+
+
+def database_url(name: str, port: int = PORT) -> str:
+    return f"postgresql+asyncpg://{USER}@{HOST}:{port}/{name}"
+
+
+async def create_database(template: str | None = None) -> str:
+    """A new database's name; a copy of `template` (which no one may be connected to)."""
     await require_server()
     name = f"qabot_test_{secrets.token_hex(6)}"
     connection = await _connect()
     try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
+        copy = f' TEMPLATE "{template}"' if template else ""
+        await connection.execute(f'CREATE DATABASE "{name}"{copy}')
     finally:
         await connection.close()
+    return name
+
+
+async def drop_database(name: str) -> None:
+    connection = await _connect()
     try:
-        yield f"postgresql+asyncpg://{USER}@{HOST}:{port}/{name}"
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
-        connection = await _connect()
-        try:
-            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await connection.close()
+        await connection.close()
