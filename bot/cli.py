@@ -242,13 +242,13 @@ async def import_pairs(settings: Settings, path: Path) -> int:
 
 
 def list_models(settings: Settings) -> int:
-    from bot.telegram.admin import format_metrics
+    from model.figures import format_figures
     from model.registry import ModelRegistry
 
     versions = ModelRegistry(settings.models_dir).versions()
     for version in versions:
         marker = "*" if version.live else " "
-        print(f"{marker} {version.name}  {format_metrics(version.metrics)}")
+        print(f"{marker} {version.name}  {format_figures(version.metrics)}")
     if not versions:
         print("no model versions yet", file=sys.stderr)
     return 0

@@ -15,6 +15,7 @@ from threadpoolctl import threadpool_limits
 
 from model.commands import eval_parser
 from model.datasets import QAPair, answer_key, read_pair_files
+from model.figures import EVALUATION, figure_phrases
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
 
@@ -34,6 +35,12 @@ def evaluate(model: AnswerModel, pairs: list[QAPair]) -> dict:
     in_scope = [(p, pred) for p, pred in zip(pairs, predictions, strict=True) if not p.out_of_scope]
     oos = [pred for p, pred in zip(pairs, predictions, strict=True) if p.out_of_scope]
     correct = sum(pred.answer_id == answer_key(p.answer) for p, pred in in_scope)
+    suggested = sum(bool(pred.suggestions) for _, pred in in_scope)
+    correct_or_suggested = sum(
+        pred.answer_id == answer_key(p.answer)
+        or any(s.answer_id == answer_key(p.answer) for s in pred.suggestions)
+        for p, pred in in_scope
+    )
     top_right = [
         bool(pred.candidates)
         and pred.candidates[0][0] == answer_key(p.answer)
@@ -43,6 +50,9 @@ def evaluate(model: AnswerModel, pairs: list[QAPair]) -> dict:
     return {
         "in_scope_accuracy": correct / len(in_scope) if in_scope else None,
         "oos_recall": sum(pred.fallback for pred in oos) / len(oos) if oos else None,
+        "suggested_rate": suggested / len(in_scope) if in_scope else None,
+        "answered_or_suggested": correct_or_suggested / len(in_scope) if in_scope else None,
+        "validation": EVALUATION,
         "threshold": model.threshold,
         "margin": model.margin,
         "n": len(pairs),
@@ -114,15 +124,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _print_human(result: dict) -> None:
-    def percent(value: float | None) -> str:
-        return "n/a" if value is None else f"{100 * value:.1f} %"
-
     print(
         f"model {result['model_version']} on {result['n']} questions "
         f"({result['n_in_scope']} in scope, {result['n_oos']} out of scope)"
     )
-    print(f"  in-scope accuracy: {percent(result['in_scope_accuracy'])}")
-    print(f"  out-of-scope recall: {percent(result['oos_recall'])}")
+    for phrase in figure_phrases(result)[:-1]:  # the last one says on what data: said above
+        print(f"  {phrase}")
     print(f"  fallback threshold: {result['threshold']} (margin {result['margin']})")
     print(f"  calibration error (ECE): {result['calibration_error']}")
     print(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from model.suggestions import SuggestionRule, offered, top_answers
 from model.text import Featurizer
 
 if TYPE_CHECKING:
@@ -25,7 +26,6 @@ ANSWERS_FILE = "answers.json"
 FORMAT_VERSION = 4
 # Arrays of the linear model in WEIGHTS_FILE (beside the network's l0, l1, ...).
 LINEAR_KERNEL, LINEAR_BIAS = "linear.kernel", "linear.bias"
-TOP_K = 3
 # Batches larger than this are answered in chunks of this size, as a pipeline: a worker thread
 # multiplies each chunk's features by the weights (scipy and NumPy release the GIL there) while
 # the calling thread featurizes the next chunks and then turns the probabilities into
@@ -48,20 +48,38 @@ def _pipeline_worker() -> ThreadPoolExecutor:
         return _worker
 
 
-# A prediction in plain numbers: best in-scope class, its probability, fallback, and the top
-# classes with their probabilities (best first).
-PredictionRow = tuple[int, float, bool, list[int], list[float]]
+# A prediction in plain numbers: best in-scope class, its probability, fallback, the top
+# classes with their probabilities (best first), and how many of those are offered as
+# suggestions (the first ones; 0: none).
+PredictionRow = tuple[int, float, bool, list[int], list[float], int]
+
+
+class Suggestion(NamedTuple):
+    """An answer offered as a "did you mean …?" button."""
+
+    answer_id: str
+    answer: str
+    # The best-known wording of the answer: its most typical training question.
+    wording: str
 
 
 class Prediction(NamedTuple):
     """The model's reply to one text: an answer, or the fallback with the best guesses.
-    (A named tuple: a batch makes one per text, at a third of a frozen dataclass's cost.)"""
+    (A named tuple: a batch makes one per text, at a third of a frozen dataclass's cost.)
+
+    suggestions: empty unless the model hesitates between a few answers; then up to three
+    Suggestions, the likeliest first, to offer as "did you mean …?" buttons (showing each
+    one's wording). They come with a fallback (instead of the fallback text) or, less often,
+    with an answer given unsure (then that answer is the first suggestion). Chosen by the rule in
+    the model's meta (model/suggestions.py).
+    """
 
     answer_id: str | None
     answer: str | None
     confidence: float
     fallback: bool
     candidates: tuple[tuple[str, str, float], ...]
+    suggestions: tuple[Suggestion, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -209,7 +227,14 @@ class AnswerModel:
     (bot/serving/model_process.py), so the weights are held in that process only.
     """
 
-    def __init__(self, path: Path, meta: dict, classes: list[str | None], answers: dict[str, str]):
+    def __init__(
+        self,
+        path: Path,
+        meta: dict,
+        classes: list[str | None],
+        answers: dict[str, str],
+        wordings: dict[str, str] | None = None,
+    ):
         self.path = path
         self.meta = meta
         self.version: str = meta["version"]
@@ -217,6 +242,7 @@ class AnswerModel:
         self.margin: float = float(meta.get("margin", 0.0))
         self.temperature: float = float(meta.get("temperature", 1.0))
         self.metrics: dict = meta.get("metrics", {})
+        self.suggestion_rule = SuggestionRule.from_json(meta.get("suggestions"))
         self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
         self.classes = classes
         self._answers = answers
@@ -226,6 +252,14 @@ class AnswerModel:
         self.oos_class: int | None = classes.index(None) if None in classes else None
         # (answer id, answer text) per class, as predictions name them.
         self._labels = [(answer_id, answers.get(answer_id)) for answer_id in classes]
+        wordings = wordings or {}
+        # The Suggestion per class (None for the out-of-scope class).
+        self._suggestions = [
+            None
+            if answer_id is None
+            else Suggestion(answer_id, answers[answer_id], wordings.get(answer_id, ""))
+            for answer_id in classes
+        ]
 
     @classmethod
     def load(cls, path: Path, *, weights: bool = True) -> AnswerModel:
@@ -237,7 +271,7 @@ class AnswerModel:
                 f"{FORMAT_VERSION}: train a new model"
             )
         table = json.loads((path / ANSWERS_FILE).read_text(encoding="utf-8"))
-        model = cls(path, meta, table["classes"], table["answers"])
+        model = cls(path, meta, table["classes"], table["answers"], table.get("wordings"))
         if weights:
             model.load_all()
         return model
@@ -341,7 +375,7 @@ class AnswerModel:
 
     def predictions(self, rows: Sequence[PredictionRow]) -> list[Prediction]:
         """Predictions, with the answers named, from prediction_rows."""
-        labels = self._labels
+        labels, suggestions = self._labels, self._suggestions
         no_answer = (None, None)
         return [
             Prediction(
@@ -349,19 +383,22 @@ class AnswerModel:
                 confidence,
                 fallback,
                 tuple([(*labels[c], p) for c, p in zip(top, top_probs, strict=True)]),
+                tuple([suggestions[c] for c in top[:offered_count]]),
             )
-            for best, confidence, fallback, top, top_probs in rows
+            for best, confidence, fallback, top, top_probs, offered_count in rows
         ]
 
     def _rows(self, gate: np.ndarray, probs: np.ndarray) -> list[PredictionRow]:
         decision = decide(probs, self.oos_class, self.threshold, self.margin, gate)
-        probs = without_oos(probs, self.oos_class)
-        k = min(TOP_K, len(self.classes) - (self.oos_class is not None))
-        top = np.argpartition(-probs, k - 1, axis=1)[:, :k]
-        top_probs = np.take_along_axis(probs, top, axis=1)
-        best_first = np.argsort(-top_probs, axis=1, kind="stable")
-        top = np.take_along_axis(top, best_first, axis=1)
-        top_probs = np.take_along_axis(top_probs, best_first, axis=1)
+        in_scope = without_oos(probs, self.oos_class)
+        if self.oos_class is not None:
+            # Too few answers for MAX_SUGGESTIONS: the out-of-scope class must not be among them.
+            in_scope = np.delete(in_scope, self.oos_class, axis=1)
+        top, top_probs = top_answers(in_scope)
+        if self.oos_class is not None:
+            top += top >= self.oos_class
+        # Offered answers are the first ones of top (probabilities sorted, one threshold).
+        offered_counts = offered(top_probs, self.suggestion_rule).sum(axis=1)
         return list(
             zip(
                 decision.top_class.tolist(),
@@ -369,6 +406,7 @@ class AnswerModel:
                 decision.fallback.tolist(),
                 top.tolist(),
                 top_probs.tolist(),
+                offered_counts.tolist(),
                 strict=True,
             )
         )

@@ -1,4 +1,8 @@
-"""Text normalisation and the TF-IDF featurizer (word and character n-grams), NumPy only."""
+"""Text normalisation and the TF-IDF featurizer (word and character n-grams), NumPy only.
+
+Chinese is written without spaces: its words come from jieba's segmenter (model/chinese.py),
+English and other spaced scripts from the spaces themselves.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from model.chinese import has_chinese, segment_chinese, segmenter
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -76,12 +82,22 @@ class FeatureSpec:
     # Terms seen in fewer training questions than this are dropped (1 keeps everything).
     min_df: int = 1
     max_features: int = 200_000
+    # Word n-grams of Chinese are made from segmented words (jieba); without it a run of Chinese
+    # characters is one "word", the whole sentence. (Models saved before this knob read False.)
+    chinese_words: bool = True
 
 
 def _words(text: str) -> list[str]:
     """The words of normalize(text): \\w+ never matches the whitespace and control characters
     normalize() removes, so NFKC and casefolding are enough (and faster)."""
     return _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).casefold())
+
+
+def _word_tokens(words: list[str], spec: FeatureSpec) -> list[str]:
+    """The words of word n-grams: words that hold Chinese characters are segmented."""
+    if not spec.chinese_words or not any(map(has_chinese, words)):
+        return words
+    return [token for word in words for token in segment_chinese(word)]
 
 
 # Joins the words of a batch's texts into one list: no word or known n-gram contains it.
@@ -216,7 +232,8 @@ class Featurizer:
     def fit(cls, questions: Sequence[str], spec: FeatureSpec | None = None) -> Featurizer:
         spec = spec or FeatureSpec()
         words_per_text = [_words(q) for q in questions]
-        gram_rows, grams = _word_ngrams(words_per_text, spec)
+        tokens_per_text = [_word_tokens(words, spec) for words in words_per_text]
+        gram_rows, grams = _word_ngrams(tokens_per_text, spec)
         # Document frequency: the number of distinct questions an n-gram occurs in.
         word_df = Counter(
             gram
@@ -294,7 +311,8 @@ class Featurizer:
         """(row, column) of every occurrence of a known n-gram in texts, as int32 arrays (the
         index type scipy would otherwise convert to)."""
         words_per_text = [_words(text) for text in texts]
-        word_rows, grams = _word_ngrams(words_per_text, self.spec)
+        tokens_per_text = [_word_tokens(words, self.spec) for words in words_per_text]
+        word_rows, grams = _word_ngrams(tokens_per_text, self.spec)
         # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
         word_cols = np.fromiter(map(self._word_index.get, grams, repeat(-1)), np.int64, len(grams))
         char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
@@ -317,6 +335,7 @@ class Featurizer:
         fields = data["spec"]
         spec = FeatureSpec(
             **{
+                "chinese_words": False,
                 **fields,
                 "word_ngrams": tuple(fields["word_ngrams"]),
                 "char_ngrams": tuple(fields["char_ngrams"]),
@@ -330,4 +349,9 @@ class Featurizer:
 
     @classmethod
     def load(cls, path: Path) -> Featurizer:
-        return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        """The saved featurizer, with jieba's dictionary loaded now if its vocabulary holds
+        Chinese words: loading a model, not answering the first Chinese question, pays for it."""
+        featurizer = cls.from_json(json.loads(path.read_text(encoding="utf-8")))
+        if featurizer.spec.chinese_words and any(map(has_chinese, featurizer.words)):
+            segmenter()
+        return featurizer

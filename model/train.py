@@ -31,10 +31,12 @@ from model.calibration import (
     choose_rule,
     fit_temperature,
     scores,
+    should_fall_back,
 )
 from model.commands import train_parser
 from model.data_checks import DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
+from model.figures import CROSS_VALIDATION, GIVEN, NO_VALIDATION, figure_phrases
 from model.negatives import bundled_negatives, far_from
 from model.predictor import (
     ANSWERS_FILE,
@@ -47,9 +49,17 @@ from model.predictor import (
     Linear,
     Network,
     blend,
+    decide,
     softmax,
+    without_oos,
 )
 from model.registry import ModelRegistry
+from model.suggestions import (
+    SuggestionRule,
+    choose_suggestion_rule,
+    suggestion_figures,
+    top_answers,
+)
 from model.text import FeatureSpec, Featurizer, match_key
 
 # Without validation pairs, the fallback rule is chosen by cross-validation (see
@@ -66,10 +76,6 @@ MIN_VALIDATION_SIZE = 10
 MIN_STEPS_PER_EPOCH = 20
 MIN_BATCH_SIZE = 16
 MIN_TRAINING_STEPS = 200
-# How the validation figures were obtained (metrics["validation"]).
-GIVEN = "given"
-CROSS_VALIDATION = "cross-validation, then trained on all pairs"
-NO_VALIDATION = "none"
 # From this many training questions on, n-grams seen in one question only are dropped
 # (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts. (Dropping also the
 # character n-grams found in over 10 % of the questions saves a third of the features of a
@@ -207,8 +213,9 @@ def train(
             pairs, None, class_index, config, seed, _tagged(report, "final"), with_linear
         )
 
+    suggestion_rule = SuggestionRule()
     if held_out:
-        rule, temperature, linear_temperature, figures = _choose_fallback(
+        rule, temperature, linear_temperature, figures, suggestion_rule = _choose_fallback(
             held_out, oos_class, config
         )
     else:
@@ -231,6 +238,7 @@ def train(
         "seed": seed,
         "train_seconds": round(time.perf_counter() - started, 2),
     }
+    wordings = typical_wordings(pairs, featurizer)
     registry = ModelRegistry(registry_root)
     with registry.new_version() as (version, staging):
         _write_version(
@@ -247,6 +255,8 @@ def train(
             answers,
             linear,
             linear_temperature,
+            suggestion_rule,
+            wordings,
         )
     if promote:
         registry.promote(version)
@@ -434,9 +444,9 @@ def _held_out(
 
 def _choose_fallback(
     held_out: Sequence[HeldOut], oos_class: int | None, config: TrainConfig
-) -> tuple[FallbackRule, float, float, dict]:
-    """(rule, network temperature, linear temperature, figures at the rule) on the held-out
-    questions of every fold together."""
+) -> tuple[FallbackRule, float, float, dict, SuggestionRule]:
+    """(rule, network temperature, linear temperature, figures at the rule, "did you mean"
+    rule) on the held-out questions of every fold together."""
     labels = np.concatenate([h.labels for h in held_out])
     targets = _targets(labels, oos_class)
     logits = np.concatenate([h.logits for h in held_out])
@@ -449,7 +459,48 @@ def _choose_fallback(
         linear_probs = softmax(linear_scores / linear_temperature)
     probs = blend(gate, linear_probs, config.linear_share)
     rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
-    return rule, temperature, linear_temperature, scores(probs, labels, oos_class, rule, gate)
+    figures = scores(probs, labels, oos_class, rule, gate)
+    suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
+    return rule, temperature, linear_temperature, {**figures, **suggested}, suggestion_rule
+
+
+def _suggestions(
+    probs: np.ndarray,
+    gate: np.ndarray,
+    labels: np.ndarray,
+    oos_class: int | None,
+    rule: FallbackRule,
+) -> tuple[SuggestionRule, dict[str, float]]:
+    """The "did you mean" rule chosen on held-out questions, and its figures there (in-scope
+    questions answered with buttons; right answer given or among them)."""
+    in_scope = ~should_fall_back(labels)
+    if not in_scope.any():
+        return SuggestionRule(), {}
+    decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
+    answered_right = ~decision.fallback & (decision.top_class == labels)
+    top, top_probs = top_answers(without_oos(probs, oos_class))
+    chosen = choose_suggestion_rule(top, top_probs, answered_right, labels, in_scope)
+    on_in_scope = (top[in_scope], top_probs[in_scope], answered_right[in_scope], labels[in_scope])
+    return chosen, suggestion_figures(*on_in_scope, chosen)
+
+
+def typical_wordings(pairs: Sequence[QAPair], featurizer: Featurizer) -> dict[str, str]:
+    """Each answer's best-known wording: its training question nearest (cosine) to the mean of
+    its questions' features; ties go to the shorter question."""
+    answered = [p for p in pairs if not p.out_of_scope]
+    if not answered:
+        return {}
+    features = featurizer.transform([p.question for p in answered])
+    by_answer: dict[str, list[int]] = {}
+    for row, pair in enumerate(answered):
+        by_answer.setdefault(answer_key(pair.answer), []).append(row)
+    wordings = {}
+    for key, rows in by_answer.items():
+        block = features[rows]
+        closeness = block @ np.asarray(block.mean(axis=0)).ravel()
+        best = min(range(len(rows)), key=lambda i: (-closeness[i], len(answered[rows[i]].question)))
+        wordings[key] = answered[rows[best]].question.strip()
+    return wordings
 
 
 def _labelled(pairs: Sequence[QAPair], class_index: dict[str | None, int]) -> LabelledSet:
@@ -556,6 +607,8 @@ def _write_version(
     answers: dict[str, str],
     linear: Linear | None,
     linear_temperature: float,
+    suggestion_rule: SuggestionRule,
+    wordings: dict[str, str],
 ) -> None:
     meta = {
         "format": FORMAT_VERSION,
@@ -566,6 +619,7 @@ def _write_version(
         "temperature": temperature,
         "linear_share": config.linear_share if linear is not None else 0.0,
         "linear_temperature": linear_temperature,
+        "suggestions": suggestion_rule.to_json(),
         "seed": seed,
         "config": asdict(config),
         "metrics": metrics,
@@ -576,7 +630,11 @@ def _write_version(
         arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS] = linear.kernel, linear.bias
     np.savez(directory / WEIGHTS_FILE, **arrays)
     (directory / ANSWERS_FILE).write_text(
-        json.dumps({"classes": classes, "answers": answers}, ensure_ascii=False, indent=1),
+        json.dumps(
+            {"classes": classes, "answers": answers, "wordings": wordings},
+            ensure_ascii=False,
+            indent=1,
+        ),
         encoding="utf-8",
     )
     # meta.json last: a directory without it is never taken for a complete version.
@@ -651,10 +709,8 @@ def _human_printer(event: dict) -> None:
             f"model {event['version']} written to {event['path']}"
             f"{' and promoted' if event['promoted'] else ''}"
         )
-        print(f"  validation: {metrics['validation']} ({metrics['n']} questions)")
-        for name in ("in_scope_accuracy", "oos_recall"):
-            value = metrics[name]
-            print(f"  {name.replace('_', ' ')}: {'n/a' if value is None else f'{value:.1%}'}")
+        for phrase in figure_phrases(metrics) or ["no validation figures (trained without any)"]:
+            print(f"  {phrase}")
         print(
             f"  fallback: confidence below {metrics['threshold']} or top two within "
             f"{metrics['margin']}; temperature {metrics['temperature']}"

@@ -95,6 +95,12 @@ def test_eval_json_reports_the_current_model(
     figures = json.loads(capsys.readouterr().out)
     assert {"in_scope_accuracy", "oos_recall", "threshold", "n", "latency_ms"} <= set(figures)
     assert figures["n"] == 75 and figures["in_scope_accuracy"] > 0.7
+    # "Did you mean": never below the answers given, and a share of the in-scope questions.
+    assert figures["in_scope_accuracy"] <= figures["answered_or_suggested"] <= 1.0
+    assert 0.0 <= figures["suggested_rate"] <= 1.0
+    assert main(["eval", "--data", str(data)]) == 0
+    shown = capsys.readouterr().out
+    assert "in-scope accuracy" in shown and "right answer given or among the suggestions" in shown
 
 
 def test_bad_arguments_are_refused(qabot_home: Path) -> None:
@@ -158,7 +164,11 @@ async def test_models_review_and_rollback_commands(
 
     assert await asyncio.to_thread(main, ["models"]) == 0
     live = service.registry.current_version()
-    assert f"* {live}" in capsys.readouterr().out
+    listing = capsys.readouterr().out
+    assert f"* {live}" in listing
+    # The figures are named, and so is the data they were measured on.
+    assert "in-scope accuracy" in listing and "out-of-scope recall" in listing
+    assert "held-out questions" in listing or "cross-validated" in listing
     assert (
         await asyncio.to_thread(main, ["rollback"]) == 1
     )  # only one version: nothing to go back to

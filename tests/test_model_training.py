@@ -165,6 +165,17 @@ def test_model_metadata_and_answers(model: AnswerModel) -> None:
     assert model.path.name == model.version
 
 
+def test_each_answer_has_a_best_known_wording_among_its_questions(model: AnswerModel) -> None:
+    prediction = model.predict("你喜欢")  # a hesitation between the food and greeting answers
+    wordings = {s.answer_id: s.wording for s in model._suggestions if s is not None}
+    questions = {answer_key(p.answer): set() for p in TRAINING_PAIRS if not p.out_of_scope}
+    for pair in TRAINING_PAIRS:
+        if not pair.out_of_scope:
+            questions[answer_key(pair.answer)].add(pair.question)
+    assert all(wordings[key] in questions[key] for key in questions)
+    assert all(s.wording == wordings[s.answer_id] for s in prediction.suggestions)
+
+
 def test_reload_gives_identical_probabilities(model: AnswerModel) -> None:
     again = AnswerModel.load(model.path)
     questions = [q for q, _ in PARAPHRASES]
@@ -349,6 +360,7 @@ def test_train_and_eval_command_lines(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     figures = json.loads(capsys.readouterr().out)
     assert {"in_scope_accuracy", "oos_recall", "threshold", "n", "latency_ms"} <= set(figures)
+    assert {"suggested_rate", "answered_or_suggested"} <= set(figures)
     assert figures["n"] == len(TRAINING_PAIRS) - 6 + len(OUT_OF_SCOPE)
 
     report = tmp_path / "report"

@@ -184,7 +184,7 @@ async def retrain_while_answering(bot: TelegramBot) -> None:
         await asyncio.sleep(0.2)
     assert answered_while_training >= 5
     done = await bot.tg.next_reply(bot.admin, timeout=120)
-    assert "is live" in done.text and "validation accuracy" in done.text
+    assert "is live" in done.text and "in-scope accuracy" in done.text
     assert bot.service.model.version != old_version
     assert bot.service.registry.current_version() == bot.service.model.version
     # The candidate was scored, and the new model answers, in the model process.

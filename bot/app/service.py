@@ -88,8 +88,9 @@ _NOT_IN_QUESTIONS = CharacterFilter(
 
 
 def suggestions_of(prediction: Prediction) -> tuple[Suggestion, ...]:
-    """The answers to offer on "did you mean" buttons (none when the model did not hesitate)."""
-    return ()
+    """The answers to offer on "did you mean" buttons (none when the model did not hesitate):
+    those the model's own rule chose (Prediction.suggestions)."""
+    return tuple(Suggestion(*suggestion) for suggestion in prediction.suggestions)
 
 
 def clean_question(text: str) -> str:

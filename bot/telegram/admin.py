@@ -42,6 +42,7 @@ from bot.telegram.common import (
 )
 from model.data_checks import DataReport
 from model.datasets import write_pairs_csv
+from model.figures import format_figures
 from model.registry import RegistryError
 
 log = logging.getLogger(__name__)
@@ -143,7 +144,7 @@ async def _run_retraining(
             f"Model {version} was NOT promoted: it scores worse than the live model. "
             "The live model keeps serving; /retrain force promotes anyway."
         )
-    await request.reply_text(f"{verdict}\n{comparison}\n{format_metrics(outcome.trained.metrics)}")
+    await request.reply_text(f"{verdict}\n{comparison}\n{format_figures(outcome.trained.metrics)}")
 
 
 def data_report_text(report: DataReport) -> str:
@@ -156,21 +157,6 @@ def data_report_text(report: DataReport) -> str:
 
 def _score(figures: dict[str, Any]) -> str:
     return f"{figures['score']:.1%}"
-
-
-def format_metrics(metrics: dict[str, Any]) -> str:
-    parts = []
-    for key, label in (
-        ("in_scope_accuracy", "validation accuracy"),
-        ("oos_recall", "out-of-scope recall"),
-    ):
-        if isinstance(metrics.get(key), int | float):
-            parts.append(f"{label} {metrics[key]:.1%}")
-    if isinstance(metrics.get("threshold"), int | float):
-        parts.append(f"threshold {metrics['threshold']:.2f}")
-    if isinstance(metrics.get("n"), int):
-        parts.append(f"{metrics['n']} validation questions")
-    return ", ".join(parts) or "(no validation figures)"
 
 
 async def _edit(message: Message, text: str) -> None:
@@ -189,7 +175,7 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     lines = [
         f"{'▶' if v.live else '•'} {v.name}{' (live)' if v.live else ''}: "
-        f"{format_metrics(v.metrics)}"
+        f"{format_figures(v.metrics)}"
         for v in versions[:15]
     ]
     await update.effective_message.reply_text("\n".join(lines))

@@ -1,0 +1,88 @@
+"""Chinese word features: jieba's words beside the character n-grams (no TensorFlow needed)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+from model.chinese import has_chinese, segment_chinese
+from model.text import FeatureSpec, Featurizer
+
+GRADUATE_SCHOOL = ["研究生院在哪", "研究生宿舍怎么样"]
+MEANING_OF_LIFE = ["生命的意义", "什么是生命"]
+
+
+def nearest_answer(featurizer: Featurizer, answers: list[list[str]], question: str) -> int:
+    """The answer whose questions' mean feature row is the most similar to the question's."""
+    query = featurizer.transform([question]).toarray()[0]
+    centroids = [featurizer.transform(questions).toarray().mean(axis=0) for questions in answers]
+    return int(np.argmax([query @ centroid for centroid in centroids]))
+
+
+def test_chinese_runs_are_cut_into_dictionary_words() -> None:
+    assert segment_chinese("研究生命") == ["研究", "生命"]
+    assert segment_chinese("hello") == ["hello"]
+    assert has_chinese("我的password") and not has_chinese("password")
+
+
+def test_mixed_chinese_and_english_keeps_both_kinds_of_words() -> None:
+    assert segment_chinese("我的password忘了怎么办") == [
+        "我",
+        "的",
+        "password",
+        "忘",
+        "了",
+        "怎么办",
+    ]
+    featurizer = Featurizer.fit(["我的password忘了怎么办", "reset my password"])
+    assert {"password", "怎么办", "我 的", "的 password"} <= set(featurizer.words)
+    # The English word is shared by both questions: the mixed one matches the English one.
+    rows = featurizer.transform(["password忘了", "reset my password"]).toarray()
+    assert rows[0] @ rows[1] > 0
+
+
+def test_word_features_of_chinese_exist_and_decide_a_question_characters_get_wrong() -> None:
+    # "研究生命" (to study life) shares more characters with 研究生 (graduate student) questions
+    # than with 生命 (life) ones; its words are 研究 + 生命.
+    answers = [GRADUATE_SCHOOL, MEANING_OF_LIFE]
+    questions = GRADUATE_SCHOOL + MEANING_OF_LIFE
+    characters_only = Featurizer.fit(questions, FeatureSpec(chinese_words=False))
+    with_words = Featurizer.fit(questions)
+    assert "生命" not in characters_only.words and "生命" in with_words.words
+    assert nearest_answer(characters_only, answers, "研究生命") == 0
+    assert nearest_answer(with_words, answers, "研究生命") == 1
+
+
+def test_english_features_do_not_change() -> None:
+    questions = ["how do I reset my password", "where is my order?", "Straße 42"]
+    plain = Featurizer.fit(questions, FeatureSpec(chinese_words=False))
+    with_words = Featurizer.fit(questions)
+    assert plain.words == with_words.words
+    assert (plain.transform(questions) != with_words.transform(questions)).nnz == 0
+
+
+def test_featurizers_saved_before_chinese_words_keep_reading_runs_whole() -> None:
+    featurizer = Featurizer.fit(["你叫什么名字", "你好"])
+    saved = featurizer.to_json()
+    del saved["spec"]["chinese_words"]
+    assert Featurizer.from_json(saved).spec.chinese_words is False
+
+
+def test_importing_the_featurizer_does_not_load_jieba() -> None:
+    code = "import sys, model.text, model.predictor; print('jieba' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_loading_a_chinese_model_loads_the_dictionary_silently(tmp_path) -> None:
+    path = tmp_path / "features.json"
+    Featurizer.fit(["你叫什么名字", "你好"]).save(path)
+    code = (
+        "import sys; from pathlib import Path; from model.text import Featurizer; "
+        f"Featurizer.load(Path({str(path)!r})); print('jieba' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # The one line printed is the test's own: jieba wrote nothing to stdout.
+    assert done.stdout == "True\n"
