@@ -1,5 +1,6 @@
 """ "Did you mean …?" through the real Application and the fake Bot API: the buttons, a press
-that gives the answer and fills the review item, "none of these", and forged or stale presses."""
+that gives the answer and fills the review item, "none of these", forged or stale presses, and
+the console."""
 
 from __future__ import annotations
 
@@ -10,31 +11,33 @@ import io
 import pytest
 
 from bot import messages
-from bot.app import service as service_module
-from bot.app.service import Suggestion
+from bot.app.service import QAService
 from bot.console import run_console
-from model.datasets import QAPair, answer_key
+from bot.run import BUNDLED_PAIRS, BUNDLED_PARAPHRASES
+from bot.telegram.common import quoted, shortened
+from bot.telegram.learning import BUTTON_TEXT_CHARS
+from model.datasets import QAPair, read_pairs
 from model.predictor import Prediction
 from tests.conftest import TelegramBot
 from tests.fake_telegram import BotMessage
 
-# A question the bundled model falls back on (it is an out-of-scope row of the bundled set).
-HESITANT_QUESTION = "帮我订一张去上海的机票"
-# Two bundled answers the model is made to hesitate between, with their best-known wordings.
-OFFERED = [("你好", "你好！"), ("你喜欢什么样的食物？", "我喜欢吃蘑菇。")]
+
+def candidate_questions() -> list[str]:
+    """Questions a model trained on the bundled set was never taught: the bundled paraphrases,
+    and questions that ask two bundled things at once."""
+    first_wordings = list({p.answer: p.question for p in read_pairs(BUNDLED_PAIRS) if p.answer})
+    mixed = [f"{a} {b}" for a, b in zip(first_wordings, first_wordings[1:], strict=False)]
+    return [p.question for p in read_pairs(BUNDLED_PARAPHRASES)] + mixed
 
 
-@pytest.fixture
-def hesitating_model(monkeypatch: pytest.MonkeyPatch) -> list[Suggestion]:
-    """The model offers OFFERED whenever it falls back. (Through the service's seam: the
-    model-side rule that chooses suggestions is not part of this change.)"""
-    offered = [Suggestion(answer_key(answer), answer, wording) for wording, answer in OFFERED]
-
-    def suggestions_of(prediction: Prediction) -> tuple[Suggestion, ...]:
-        return tuple(offered) if prediction.fallback else ()
-
-    monkeypatch.setattr(service_module, "suggestions_of", suggestions_of)
-    return offered
+async def hesitant_question(service: QAService) -> tuple[str, Prediction]:
+    """The first candidate question on which the bundled model hesitates (offers buttons)."""
+    questions = candidate_questions()
+    predictions = await service.predict_batch(service.model, questions)
+    for question, prediction in zip(questions, predictions, strict=True):
+        if prediction.suggestions:
+            return question, prediction
+    pytest.fail(f"the bundled model offers suggestions on none of {len(questions)} questions")
 
 
 async def ask(bot: TelegramBot, user, text: str, chat=None) -> BotMessage:
@@ -54,60 +57,67 @@ async def exported_rows(bot: TelegramBot) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(document.content.decode("utf-8"), newline="")))
 
 
+def button_text(wording: str) -> str:
+    return shortened(wording, BUTTON_TEXT_CHARS)
+
+
 async def test_a_press_gives_the_answer_and_fills_the_review_item(
-    telegram_bot: TelegramBot, hesitating_model: list[Suggestion]
+    telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    offer = await ask(bot, bot.user, HESITANT_QUESTION)
-    assert offer.text == "我不太确定你的意思。你想问的是下面哪一个？"  # the question's language
-    assert [b["text"] for b in offer.buttons] == ["你好", "你喜欢什么样的食物？", "都不是"]
+    question, prediction = await hesitant_question(bot.service)
+    lang = messages.language_of(question)
+    offer = await ask(bot, bot.user, question)
+    assert offer.text == messages.text("did_you_mean", lang)
+    assert [b["text"] for b in offer.buttons] == [
+        *(button_text(s.wording) for s in prediction.suggestions),
+        messages.text("none_of_these", lang),
+    ]
     assert all(len(b["callback_data"].encode()) <= 64 for b in offer.buttons)
 
-    await bot.tg.press_button(bot.user, offer, text="你喜欢什么样的食物？")
+    chosen = prediction.suggestions[-1]
+    await bot.tg.press_button(bot.user, offer, text=button_text(chosen.wording))
     await bot.tg.wait_for(lambda c: c.method == "editMessageText")
-    assert offer.text == "我喜欢吃蘑菇。"  # the question's message now holds the answer
+    assert offer.text == chosen.answer  # the question's message now holds the answer
     assert [b["text"] for b in offer.buttons] == ["👍", "👎"]  # rated like any answer
 
     # Logged with the exchange: exports and /stats show what the user got.
     [row] = await exported_rows(bot)
-    assert (row["question"], row["answer"]) == (HESITANT_QUESTION, "我喜欢吃蘑菇。")
-    assert row["answer_id"] == answer_key("我喜欢吃蘑菇。") and row["fallback"] == "false"
+    assert (row["question"], row["answer"]) == (question, chosen.answer)
+    assert row["answer_id"] == chosen.answer_id and row["fallback"] == "false"
     await bot.tg.send_command(bot.admin, "/stats")
     stats = (await bot.tg.next_reply(bot.admin)).caption
     assert "Fallback rate: 0.0%" in stats
     assert "“Did you mean” presses: 1 chose an answer, 0 none of these" in stats
 
     # A suggestion, not training data: the model and the exact-match table know nothing new.
-    assert (
-        QAPair(HESITANT_QUESTION, "我喜欢吃蘑菇。") not in await bot.service.store.training_pairs()
-    )
-    again = await ask(bot, bot.user, HESITANT_QUESTION)
-    assert again.text.startswith("我不太确定")
+    pairing = QAPair(question, chosen.answer)
+    assert pairing not in await bot.service.store.training_pairs()
+    assert (await ask(bot, bot.user, question)).text == messages.text("did_you_mean", lang)
 
     # /review shows the pairing already filled in; one press approves it.
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
-    assert (
-        HESITANT_QUESTION in item.text
-        and "Askers chose (did you mean): “我喜欢吃蘑菇。” ×1" in item.text
+    assert question in item.text
+    assert f"Askers chose (did you mean): {quoted(chosen.answer)} ×1" in item.text
+    await bot.tg.press_button(
+        bot.admin, item, text=f"👆 {shortened(chosen.answer, BUTTON_TEXT_CHARS)} (chosen ×1)"
     )
-    await bot.tg.press_button(bot.admin, item, text="👆 我喜欢吃蘑菇。 (chosen ×1)")
-    approved = await bot.tg.next_reply(bot.admin)
-    assert "Approved" in approved.text and "我喜欢吃蘑菇。" in approved.text
-    assert QAPair(HESITANT_QUESTION, "我喜欢吃蘑菇。") in await bot.service.store.training_pairs()
-    assert (await ask(bot, bot.user, HESITANT_QUESTION)).text == "我喜欢吃蘑菇。"
+    assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
+    assert pairing in await bot.service.store.training_pairs()
+    assert (await ask(bot, bot.user, question)).text == chosen.answer
 
 
 async def test_none_of_these_gives_the_fallback_and_keeps_the_question_for_review(
-    telegram_bot: TelegramBot, hesitating_model: list[Suggestion]
+    telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    question = "what is the airspeed velocity of an unladen swallow"
+    question, _ = await hesitant_question(bot.service)
+    lang = messages.language_of(question)
     offer = await ask(bot, bot.admin, question)
-    assert offer.text == "I'm not sure I understood. Did you mean one of these?"
-    await bot.tg.press_button(bot.admin, offer, text="None of these")
+    await bot.tg.press_button(bot.admin, offer, text=messages.text("none_of_these", lang))
     await bot.tg.wait_for(lambda c: c.method == "editMessageText")
-    assert offer.text.startswith("Sorry, I don't know") and not offer.buttons
+    assert offer.text == messages.text("fallback", lang) and not offer.buttons
 
     [row] = await exported_rows(bot)
     assert row["answer"] == offer.text and row["answer_id"] == "" and row["fallback"] == "true"
@@ -116,24 +126,23 @@ async def test_none_of_these_gives_the_fallback_and_keeps_the_question_for_revie
     assert all(p.question != question for p in await bot.service.store.training_pairs())
 
 
-async def test_forged_and_stale_presses_get_a_clear_answer(
-    telegram_bot: TelegramBot, hesitating_model: list[Suggestion]
-) -> None:
+async def test_forged_and_stale_presses_get_a_clear_answer(telegram_bot: TelegramBot) -> None:
     bot = telegram_bot
+    question, prediction = await hesitant_question(bot.service)
     group = bot.tg.group(-100555, "Friends")
-    offer = await ask(bot, bot.user, HESITANT_QUESTION, chat=group)
-    [choice_data, _, none_data] = [b["callback_data"] for b in offer.buttons]
-    exchange_id = int(choice_data.split(":")[1])
+    offer = await ask(bot, bot.user, question, chat=group)
+    first_data, none_data = offer.buttons[0]["callback_data"], offer.buttons[-1]["callback_data"]
+    exchange_id = int(first_data.split(":")[1])
 
     def forged(data: str) -> BotMessage:
         """The offer as a modified client would show it: with a button of its own making."""
         keyboard = {"inline_keyboard": [[{"text": "forged", "callback_data": data}]]}
         return dataclasses.replace(offer, reply_markup=keyboard)
 
-    # Someone else in the group: only the asker chooses.
+    # Someone else in the group: only the asker chooses (the admin's language is English).
     since = len(bot.tg.calls)
-    await bot.tg.press_button(bot.admin, offer, text="你好")
-    assert "Only the person who asked" in await alert_after(bot, since)
+    await bot.tg.press_button(bot.admin, offer, callback_data=first_data)
+    assert await alert_after(bot, since) == messages.text("choice_not_yours", "en")
     for data in (
         f"dym:{exchange_id}:{'f' * 12}",  # an answer the model does not have
         f"dym:{exchange_id + 1000}:none",  # no such exchange
@@ -144,27 +153,30 @@ async def test_forged_and_stale_presses_get_a_clear_answer(
         since = len(bot.tg.calls)
         await bot.tg.press_button(bot.user, forged(data), text="forged")
         assert await alert_after(bot, since) == messages.text("button_expired", "zh"), data
-    assert offer.buttons and offer.text.startswith("我不太确定")  # nothing changed
+    lang = messages.language_of(question)
+    assert offer.buttons and offer.text == messages.text("did_you_mean", lang)  # unchanged
 
-    await bot.tg.press_button(bot.user, offer, text="你好")
+    await bot.tg.press_button(bot.user, offer, callback_data=first_data)
     await bot.tg.wait_for(lambda c: c.method == "editMessageText")
-    assert offer.text == "你好！"
+    assert offer.text == prediction.suggestions[0].answer
     # A second press on the old buttons (a stale client) changes nothing.
     since = len(bot.tg.calls)
     await bot.tg.press_button(bot.user, forged(none_data), text="forged")
     assert await alert_after(bot, since) == messages.text("choice_already_answered", "zh")
     [row] = await exported_rows(bot)
-    assert row["answer"] == "你好！" and row["fallback"] == "false"
+    assert row["answer"] == prediction.suggestions[0].answer and row["fallback"] == "false"
     # None of this was an error.
     assert not [c for c in bot.tg.calls if "went wrong" in str(c.params.get("text", ""))]
 
 
 async def test_the_console_shows_suggestions_as_text_one_line_each_question_when_piped(
-    service, hesitating_model: list[Suggestion]
+    service: QAService,
 ) -> None:
+    question, prediction = await hesitant_question(service)
     stdout = io.StringIO()
-    await run_console(service, io.StringIO(f"你好\n{HESITANT_QUESTION}\n"), stdout)
+    await run_console(service, io.StringIO(f"你好\n{question}\n"), stdout)
+    numbered = [f"{n}. {s.wording}" for n, s in enumerate(prediction.suggestions, start=1)]
     assert stdout.getvalue().splitlines() == [
         "你好！",
-        "我不太确定你的意思。你想问的是下面哪一个？ 1. 你好 2. 你喜欢什么样的食物？",
+        " ".join([messages.text("did_you_mean", messages.language_of(question)), *numbered]),
     ]

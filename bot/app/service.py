@@ -30,7 +30,7 @@ from bot.settings import Settings
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo
 from model.datasets import QAPair, answer_key
-from model.predictor import AnswerModel, Prediction
+from model.predictor import AnswerModel, Prediction, Suggestion
 from model.registry import ModelRegistry
 from model.text import CharacterFilter, match_key
 
@@ -48,15 +48,6 @@ class RetrainOutcome:
     promoted: bool
     candidate: dict[str, Any]  # score_model figures of the new version
     live: dict[str, Any] | None  # the same figures of the model it was compared with
-
-
-@dataclass(frozen=True)
-class Suggestion:
-    """An answer offered on a "did you mean" button."""
-
-    answer_id: str
-    answer: str
-    wording: str  # the best-known question of that answer: what the button shows
 
 
 @dataclass(frozen=True)
@@ -85,12 +76,6 @@ class Choice:
 _NOT_IN_QUESTIONS = CharacterFilter(
     lambda ch: ch not in "\n\t" and unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co")
 )
-
-
-def suggestions_of(prediction: Prediction) -> tuple[Suggestion, ...]:
-    """The answers to offer on "did you mean" buttons (none when the model did not hesitate):
-    those the model's own rule chose (Prediction.suggestions)."""
-    return tuple(Suggestion(*suggestion) for suggestion in prediction.suggestions)
 
 
 def clean_question(text: str) -> str:
@@ -241,7 +226,7 @@ class QAService:
         else:
             prediction = await self.batcher.predict(model, question[:MAX_MODEL_INPUT_CHARS])
             confidence, fallback = prediction.confidence, prediction.fallback
-            if suggestions := suggestions_of(prediction):
+            if suggestions := prediction.suggestions:
                 answer, fallback = messages.text("did_you_mean", lang), True
             elif fallback or prediction.answer is None:
                 answer, fallback = messages.text("fallback", lang), True
