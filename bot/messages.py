@@ -29,12 +29,16 @@ TEXTS: dict[str, dict[str, str]] = {
         "not sure, I say so instead of guessing. Rate my answers with 👍/👎: after a 👎 you "
         "can suggest the right answer, and an admin reviews it.\n\n"
         "/start – greeting\n/help – this help\n"
+        "/ask question – ask in a group (or mention me, or reply to me)\n"
+        "/autoanswer on|off – group admins: answer confident questions unasked\n"
         "/mydata – everything stored about you\n/forget – delete it\n\n"
         "Admins: /teach question | answer, /review, /retrain [force], /models, /rollback, "
         "/stats, /export [csv|jsonl] [7d], /pairs",
         "zh": "用文字问我问题，我会根据学到的内容回答；没有把握时我会直说，而不是乱猜。"
         "可以用 👍/👎 评价回答：点 👎 后可以告诉我正确答案，由管理员审核。\n\n"
-        "/start – 问候\n/help – 帮助\n/mydata – 查看关于你的全部数据\n/forget – 删除这些数据\n\n"
+        "/start – 问候\n/help – 帮助\n/ask 问题 – 在群里提问（也可以提及我或回复我）\n"
+        "/autoanswer on|off – 群管理员：有把握的问题自动回答\n"
+        "/mydata – 查看关于你的全部数据\n/forget – 删除这些数据\n\n"
         "管理员：/teach 问题 | 答案、/review、/retrain [force]、/models、/rollback、"
         "/stats、/export [csv|jsonl] [7d]、/pairs",
     },
@@ -94,6 +98,36 @@ TEXTS: dict[str, dict[str, str]] = {
     "unknown_command": {
         "en": "I don't know that command. /help lists what I can do.",
         "zh": "我不认识这个命令。发送 /help 查看我能做什么。",
+    },
+    "ask_usage": {
+        "en": "Put your question after the command: /ask how do I reset my password?",
+        "zh": "请把问题写在命令后面，例如：/ask 怎么重置密码？",
+    },
+    "autoanswer_groups_only": {
+        "en": "/autoanswer is a setting of a group: send it in the group.",
+        "zh": "/autoanswer 是群组的设置，请在群组里发送。",
+    },
+    "autoanswer_usage": {
+        "en": "Automatic answers are {state} in this group. A group admin can turn them on or "
+        "off with /autoanswer on or /autoanswer off: when on, I also answer questions I am sure "
+        "about without being mentioned, and stay silent otherwise.",
+        "zh": "本群的自动回答目前{state}。群管理员可以用 /autoanswer on 或 /autoanswer off "
+        "开启或关闭：开启后，我有把握的问题即使没有被提及也会回答，没有把握时保持沉默。",
+    },
+    "autoanswer_on_state": {"en": "on", "zh": "已开启"},
+    "autoanswer_off_state": {"en": "off", "zh": "已关闭"},
+    "autoanswer_not_admin": {
+        "en": "Only an admin of this group can change automatic answers.",
+        "zh": "只有本群的管理员可以更改自动回答设置。",
+    },
+    "autoanswer_on": {
+        "en": "Automatic answers are on: I answer questions I am sure about without being "
+        "mentioned, and stay silent otherwise.",
+        "zh": "自动回答已开启：我有把握的问题会直接回答，没有把握时保持沉默。",
+    },
+    "autoanswer_off": {
+        "en": "Automatic answers are off: I answer when mentioned, replied to, or asked with /ask.",
+        "zh": "自动回答已关闭：只有在被提及、被回复或使用 /ask 时我才会回答。",
     },
 }
 

@@ -368,6 +368,15 @@ def _command_entities(text: str) -> list[JsonDict]:
     ]  # fmt: skip
 
 
+def _mention_entities(text: str) -> list[JsonDict]:
+    """mention entities for @usernames, as Telegram adds them."""
+    return [
+        {"type": "mention", "offset": _utf16_length(text[: match.start()]),
+         "length": _utf16_length(match.group())}
+        for match in re.finditer(r"(?<!\w)@\w{5,32}", text)
+    ]  # fmt: skip
+
+
 def _check_reply_markup(markup: JsonDict | None) -> None:
     for row in (markup or {}).get("inline_keyboard", []):
         for button in row:
@@ -421,6 +430,7 @@ class FakeTelegram:
         self._files_by_path: dict[str, FakeFile] = {}
         self._open_callback_queries: set[str] = set()
         self._commands: dict[tuple[str, str], list[JsonDict]] = {}
+        self._member_status: dict[tuple[int, int], str] = {}  # (chat, user) → status
         self._faults: defaultdict[str, list[_Fault]] = defaultdict(list)
         self._call_waiters: list[tuple[Callable[[Call], bool], asyncio.Future[Call]]] = []
         self._handlers: dict[str, Handler] = {
@@ -441,6 +451,7 @@ class FakeTelegram:
             "answercallbackquery": self._answer_callback_query,
             "deletemessage": self._delete_message,
             "getfile": self._get_file,
+            "getchatmember": self._get_chat_member,
         }
         for kind in _MEDIA_EXTRAS:
             method = "send" + kind.replace("_", "")
@@ -526,6 +537,15 @@ class FakeTelegram:
         self._chats[chat.id] = chat
         return chat
 
+    def set_member_status(
+        self,
+        chat: FakeChat,
+        user: FakeUser,
+        status: Literal["creator", "administrator", "member", "left"],
+    ) -> None:
+        """What getChatMember says of the user in the group (default: "member")."""
+        self._member_status[(chat.id, user.id)] = status
+
     async def send_text(
         self,
         user: FakeUser,
@@ -539,7 +559,7 @@ class FakeTelegram:
         content: JsonDict = {"text": text}
         if reply_to is not None:
             content["reply_to_message"] = reply_to.to_api(self.bot_user)
-        if entities := _command_entities(text):
+        if entities := _command_entities(text) + _mention_entities(text):
             content["entities"] = entities
         return await self._send_user_message(user, chat, content)
 
@@ -1103,6 +1123,21 @@ class FakeTelegram:
         if key in self._messages:
             self._messages[key].deleted = True
         return True
+
+    async def _get_chat_member(self, params: JsonDict, files: dict[str, UploadedFile]) -> JsonDict:
+        chat = self._target_chat(params)
+        user_id = params.get("user_id")
+        status = self._member_status.get((chat.id, user_id), "member")
+        user = {"id": user_id, "is_bot": False, "first_name": "Member"}
+        if status == "administrator":  # the rights ChatMemberAdministrator requires
+            rights = ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages",
+                      "can_manage_video_chats", "can_restrict_members", "can_promote_members",
+                      "can_change_info", "can_invite_users", "can_post_stories",
+                      "can_edit_stories", "can_delete_stories")  # fmt: skip
+            return {"status": status, "user": user, **dict.fromkeys(rights, False)}
+        if status == "creator":
+            return {"status": status, "user": user, "is_anonymous": False}
+        return {"status": status, "user": user}
 
     async def _get_file(self, params: JsonDict, files: dict[str, UploadedFile]) -> JsonDict:
         stored = self._files_by_id.get(params.get("file_id", ""))

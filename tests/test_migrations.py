@@ -13,7 +13,6 @@ from sqlalchemy import text
 from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from model.datasets import QAPair
-from tests.factories import record
 from tests.processes import ROOT
 
 
@@ -33,11 +32,33 @@ async def insert_pairs_before_0004(url: str, pairs: list[QAPair]) -> None:
         await store.close()
 
 
+async def insert_exchange_at_0001(url: str) -> int:
+    """An exchange as the first revision's schema holds it (the store now writes columns that
+    later revisions added)."""
+    store = Store(url)
+    try:
+        async with store.engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO chats (id, type, created_at) "
+                    "VALUES (1, 'private', CURRENT_TIMESTAMP)"
+                )
+            )
+            result = await connection.execute(
+                text(
+                    "INSERT INTO exchanges (created_at, chat_id, kind, question, answer, "
+                    "answer_id, confidence, fallback, latency_ms) VALUES (CURRENT_TIMESTAMP, "
+                    "1, 'text', '你好', '你好！', 'a1', 1.0, false, 1.0) RETURNING id"
+                )
+            )
+            return result.scalar_one()
+    finally:
+        await store.close()
+
+
 async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) -> None:
     await asyncio.to_thread(upgrade_database, settings.database_url, "0001")
-    store = Store(settings.database_url)
-    [exchange_id] = await store.log_exchanges([record(question="你好", answer="你好！")])
-    await store.close()
+    exchange_id = await insert_exchange_at_0001(settings.database_url)
     await insert_pairs_before_0004(settings.database_url, [QAPair("你好", "你好！")])
     with sqlite3.connect(settings.home / "qabot.sqlite3") as db:
         assert "feedback" not in {r[0] for r in db.execute("select name from sqlite_master")}

@@ -45,7 +45,7 @@ async def test_edited_messages_and_groups_are_answered(telegram_bot: TelegramBot
     await bot.tg.send_edited_text(bot.user, sent, "你好")
     assert (await bot.tg.next_reply(bot.user)).text == "你好！"
     group = bot.tg.group(-100123, "Friends")
-    await bot.tg.send_text(bot.user, "你好", chat=group)
+    await bot.tg.send_text(bot.user, "@qabot_test_bot 你好", chat=group)
     assert (await bot.tg.next_reply(group)).text == "你好！"
 
 

@@ -212,6 +212,30 @@ class QAService:
         started = time.perf_counter()
         question = clean_question(text)
         lang = messages.language_of(question, user.language_code if user else None)
+        fields = await self._answer(question, lang)
+        return await self._log(
+            chat, user, text, kind="text", started=started, message_id=message_id, lang=lang,
+            **fields,
+        )  # fmt: skip
+
+    async def reply_if_confident(
+        self, chat: ChatInfo, user: UserInfo | None, text: str, *, message_id: int | None = None
+    ) -> Reply | None:
+        """The answer when the model is confident (logged, as `reply` logs it); None, with
+        nothing logged, when it would fall back or hesitate (a group's unaddressed message)."""
+        started = time.perf_counter()
+        question = clean_question(text)
+        lang = messages.language_of(question, user.language_code if user else None)
+        fields = await self._answer(question, lang)
+        if fields["fallback"]:
+            return None
+        return await self._log(
+            chat, user, text, kind="text", started=started, message_id=message_id, lang=lang,
+            **fields,
+        )  # fmt: skip
+
+    async def _answer(self, question: str, lang: str) -> dict[str, Any]:
+        """The reply to a cleaned question, as the fields `_log` takes."""
         model = self.model
         answer_id: str | None = None
         confidence = 0.0
@@ -232,11 +256,11 @@ class QAService:
                 answer, fallback = messages.text("fallback", lang), True
             else:
                 answer, answer_id = prediction.answer, prediction.answer_id
-        return await self._log(
-            chat, user, text, answer, kind="text", started=started, message_id=message_id,
-            lang=lang, suggestions=suggestions, answer_id=answer_id, confidence=confidence,
-            fallback=fallback, model_version=model.version if model else None,
-        )  # fmt: skip
+        return {
+            "answer": answer, "suggestions": suggestions, "answer_id": answer_id,
+            "confidence": confidence, "fallback": fallback,
+            "model_version": model.version if model else None,
+        }  # fmt: skip
 
     async def reply_not_text(
         self, chat: ChatInfo, user: UserInfo | None, kind: str, *, message_id: int | None = None

@@ -188,6 +188,10 @@ class Store:
         self._log_lock = asyncio.Lock()
         self._loop_log_engine = _loop_log_engine(self.engine)
 
+    def insert_statement(self, table: type[Base]) -> Any:
+        """An INSERT for this database that can take ON CONFLICT clauses."""
+        return self._insert(table)
+
     async def close(self) -> None:
         async with self._log_lock:
             await self._drop_log_connection()

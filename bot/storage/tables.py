@@ -20,6 +20,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -97,6 +98,8 @@ class Chat(Base):
     type: Mapped[str] = mapped_column(StoredString(16))
     title: Mapped[str | None] = mapped_column(StoredString(256))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Groups only: answer confident questions without being addressed (/autoanswer).
+    autoanswer: Mapped[bool] = mapped_column(server_default=false())
 
 
 class User(Base):

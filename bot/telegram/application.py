@@ -15,11 +15,14 @@ from telegram.ext import (
     filters,
 )
 
+from bot.app.groups import GroupChats
 from bot.app.service import QAService
 from bot.settings import Settings
-from bot.telegram import admin, chat, learning, privacy
+from bot.telegram import admin, chat, groups, learning, privacy
 from bot.telegram.bot_api_request import BOT_API_CONNECTIONS, QueuedHTTPXRequest
 from bot.telegram.rate_limit import UserRateLimiter, enforce_rate_limit
+
+PRIVATE, GROUPS = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
 
 
 def application_builder(settings: Settings) -> ApplicationBuilder:
@@ -43,6 +46,7 @@ def build_application(service: QAService) -> Application:
     settings = service.settings
     application = application_builder(settings).build()
     application.bot_data["service"] = service
+    application.bot_data["groups"] = GroupChats(service)
     service.messages_in_progress = lambda: application.update_processor.current_concurrent_updates
     if settings.rate_limit.enabled:  # group -1: runs before every other handler
         application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
@@ -52,6 +56,8 @@ def build_application(service: QAService) -> Application:
         [
             CommandHandler("start", chat.start),
             CommandHandler("help", chat.help_command),
+            CommandHandler("ask", groups.ask),
+            CommandHandler("autoanswer", groups.autoanswer),
             CommandHandler("mydata", privacy.mydata),
             CommandHandler("forget", privacy.forget),
             CallbackQueryHandler(privacy.forget_button, pattern=privacy.FORGET_PATTERN),
@@ -67,9 +73,14 @@ def build_application(service: QAService) -> Application:
             CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msnioc]:\d+(:\w+)?$"),
             CallbackQueryHandler(chat.choose_suggestion, pattern=chat.CHOICE_PATTERN),
             CallbackQueryHandler(chat.expired_button),
-            MessageHandler(filters.COMMAND, chat.unknown_command),
-            MessageHandler(filters.TEXT, chat.answer_question),
-            MessageHandler(~filters.TEXT & ~filters.StatusUpdate.ALL, chat.answer_not_text),
+            # In groups only what is put to the bot: other bots' commands, stickers, photos
+            # and other people's conversations are not the bot's business.
+            MessageHandler(filters.TEXT & ~filters.COMMAND & GROUPS, groups.answer_in_group),
+            MessageHandler(filters.COMMAND & PRIVATE, chat.unknown_command),
+            MessageHandler(filters.TEXT & PRIVATE, chat.answer_question),
+            MessageHandler(
+                ~filters.TEXT & ~filters.StatusUpdate.ALL & PRIVATE, chat.answer_not_text
+            ),
         ]
     )
     application.add_error_handler(chat.on_error)

@@ -54,12 +54,18 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     reply = await service_of(context).reply(
         chat_info(update), user_info(update), message.text or "", message_id=message.message_id
     )
+    await send_reply(update, reply)
+
+
+async def send_reply(update: Update, reply: Reply) -> None:
+    """Send a reply to the message that asked (quoted in groups): an answer with its 👍/👎
+    buttons, "did you mean" buttons, or the fallback."""
     if reply.suggestions:
         await _offer_suggestions(update, reply)
         return
     # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
     rateable = not reply.fallback and reply.exchange_id is not None
-    await message.reply_text(
+    await update.effective_message.reply_text(
         fit_message(reply.text),
         api_kwargs=feedback_keyboard(reply.exchange_id) if rateable else None,
     )

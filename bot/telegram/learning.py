@@ -13,6 +13,7 @@ import logging
 import re
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
+from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.app.charts import draw_stats_chart
@@ -86,7 +87,9 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
         int(exchange_id), user.id if user else None, 1 if sign == "+" else -1, chat_id=chat.id
     )
     await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
-    await query.edit_message_reply_markup(reply_markup=None)
+    # In a group each member rates once, and the buttons stay for the others.
+    if query.message.chat.type == ChatType.PRIVATE:
+        await query.edit_message_reply_markup(reply_markup=None)
     if stored and sign == "-":
         await query.message.reply_text(
             PROMPTS["suggestion"].format(id=exchange_id),
