@@ -25,8 +25,9 @@ from tests.fake_telegram import BotMessage
 def candidate_questions() -> list[str]:
     """Questions a model trained on the bundled set was never taught: the bundled paraphrases,
     and questions that ask two bundled things at once."""
-    first_wordings = list({p.answer: p.question for p in read_pairs(BUNDLED_PAIRS) if p.answer})
-    mixed = [f"{a} {b}" for a, b in zip(first_wordings, first_wordings[1:], strict=False)]
+    wordings = {p.answer: p.question for p in read_pairs(BUNDLED_PAIRS) if p.answer}.values()
+    one_each = list(wordings)
+    mixed = [f"{a} {b}" for a, b in zip(one_each, one_each[1:], strict=False)]
     return [p.question for p in read_pairs(BUNDLED_PARAPHRASES)] + mixed
 
 
