@@ -41,9 +41,9 @@ async def hesitant_question(service: QAService) -> tuple[str, Prediction]:
     pytest.fail(f"the bundled model offers suggestions on none of {len(questions)} questions")
 
 
-async def ask(bot: TelegramBot, user, text: str, chat=None) -> BotMessage:
-    await bot.tg.send_text(user, text, chat=chat)
-    return await bot.tg.next_reply(chat or user)
+async def ask(bot: TelegramBot, user, text: str) -> BotMessage:
+    await bot.tg.send_text(user, text)
+    return await bot.tg.next_reply(user)
 
 
 async def alert_after(bot: TelegramBot, since: int) -> str:
@@ -131,7 +131,8 @@ async def test_forged_and_stale_presses_get_a_clear_answer(telegram_bot: Telegra
     bot = telegram_bot
     question, prediction = await hesitant_question(bot.service)
     group = bot.tg.group(-100555, "Friends")
-    offer = await ask(bot, bot.user, question, chat=group)
+    await bot.tg.send_command(bot.user, f"/ask {question}", chat=group)  # addressed to the bot
+    offer = await bot.tg.next_reply(group)
     first_data, none_data = offer.buttons[0]["callback_data"], offer.buttons[-1]["callback_data"]
     exchange_id = int(first_data.split(":")[1])
 
