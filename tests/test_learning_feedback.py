@@ -7,7 +7,8 @@ from tests.conftest import TelegramBot
 
 
 async def answered(bot: TelegramBot, user, text: str, chat=None):
-    await bot.tg.send_text(user, text, chat=chat)
+    # In a group the question is addressed to the bot (a mention), or it would be ignored.
+    await bot.tg.send_text(user, text if chat is None else f"@qabot_test_bot {text}", chat=chat)
     return await bot.tg.next_reply(chat or user)
 
 

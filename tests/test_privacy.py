@@ -224,7 +224,7 @@ async def test_after_forget_nothing_of_the_user_remains_anywhere(
 
 
 async def answered(bot: TelegramBot, user, text: str, chat):
-    await bot.tg.send_text(user, text, chat=chat)
+    await bot.tg.send_text(user, f"@qabot_test_bot {text}", chat=chat)  # addressed to the bot
     return await bot.tg.next_reply(chat)
 
 
