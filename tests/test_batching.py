@@ -36,6 +36,10 @@ class CountingModel:
     def __init__(self, model: AnswerModel, fail: bool = False):
         self.model, self.fail, self.batches = model, fail, []
 
+    @property
+    def is_loaded(self) -> bool:
+        return self.model.is_loaded
+
     def predict_batch(self, texts):
         self.batches.append(list(texts))
         if self.fail:
