@@ -11,6 +11,7 @@ from typing import TextIO
 
 from bot.app.service import QAService, Reply
 from bot.storage.store import ChatInfo, UserInfo
+from model.answer_html import plain_text
 
 # The console is chat 0 / user 0 in the log (Telegram ids are never 0).
 CONSOLE_CHAT = ChatInfo(id=0, type="console", title="console")
@@ -39,7 +40,8 @@ def reply_lines(reply: Reply) -> list[str]:
         f"{n}. {' '.join(s.wording.split())}" for n, s in enumerate(reply.suggestions, start=1)
     )
     # Answers may hold users' words (an approved suggestion): no control characters.
-    return [terminal_safe(line) for line in (*reply.text.splitlines(), *numbered)]
+    text = plain_text(reply.text)  # answers are stored as Telegram HTML
+    return [terminal_safe(line) for line in (*text.splitlines(), *numbered)]
 
 
 async def run_console(

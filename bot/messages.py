@@ -129,6 +129,36 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "Automatic answers are off: I answer when mentioned, replied to, or asked with /ask.",
         "zh": "自动回答已关闭：只有在被提及、被回复或使用 /ask 时我才会回答。",
     },
+    "ask_a_person": {"en": "🙋 Ask a person", "zh": "🙋 请真人回答"},
+    "handoff_offer": {
+        "en": "Or a person can answer your question:",
+        "zh": "也可以请真人来回答你的问题：",
+    },
+    "handoff_sent": {
+        "en": "I've passed your question on to a person; their answer will arrive here.",
+        "zh": "我已经把你的问题转给了工作人员，他们的回答会发到这里。",
+    },
+    "handoff_already": {
+        "en": "This question is already with a person.",
+        "zh": "这个问题已经转给工作人员了。",
+    },
+    "handoff_failed": {
+        "en": "Sorry, I couldn't reach a person right now. Please try again later.",
+        "zh": "抱歉，现在联系不上工作人员，请稍后再试。",
+    },
+    "handoff_answer": {
+        "en": "💬 A person answered your question:",
+        "zh": "💬 工作人员回答了你的问题：",
+    },
+    "handoff_waiting": {
+        "en": "Nobody has picked up your question yet, sorry. It stays open, and the answer "
+        "will arrive here when someone does.",
+        "zh": "抱歉，暂时还没有人接手你的问题。问题仍然保留，有人回答后会发到这里。",
+    },
+    "support_chat_only": {
+        "en": "This command works in the support chat only.",
+        "zh": "这个命令只能在客服群里使用。",
+    },
 }
 
 

@@ -25,6 +25,7 @@ from bot.settings import Settings
 from bot.startup import SetupError, explain_bot_api_error
 from bot.storage.store import Store
 from bot.telegram.application import build_application
+from bot.telegram.handoff import remind_unanswered_forever
 from bot.telegram.webhook import WebhookServer
 from model.datasets import read_pairs
 
@@ -126,9 +127,17 @@ async def run_telegram(application: Application, settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await application.start()
+    reminders = (
+        asyncio.create_task(remind_unanswered_forever(application), name="handoff-reminders")
+        if settings.support_chat_id is not None
+        else None
+    )
     async with receiving_updates(application, settings):
         await stop.wait()
         log.info("stopping")
+    if reminders is not None:
+        reminders.cancel()
+        await asyncio.gather(reminders, return_exceptions=True)
     await application.stop()
 
 

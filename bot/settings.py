@@ -58,6 +58,10 @@ class Settings(BaseSettings):
     # the limiter off, which only a benchmark against a local fake Bot API should do.
     send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
     retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
+    # A Telegram group of people who answer what the bot cannot (hand-off); none: no hand-off.
+    support_chat_id: int | None = Field(None, alias="QABOT_SUPPORT_CHAT_ID")
+    # After this long without a person's answer, the user is told nobody has picked it up yet.
+    handoff_timeout_minutes: float = Field(60.0, gt=0, alias="QABOT_HANDOFF_TIMEOUT_MINUTES")
     # Memory for the exchanges kept while the database is unreachable (the oldest are dropped
     # beyond it): at 100,000 exchanges of 4,096 characters a queue bounded by count held 1.6 GB.
     outage_queue_mb: int = Field(256, ge=1, alias="QABOT_OUTAGE_QUEUE_MB")
@@ -86,6 +90,7 @@ class Settings(BaseSettings):
         "webhook_url",
         "webhook_secret",
         "retention_days",
+        "support_chat_id",
         mode="before",
     )
     @classmethod

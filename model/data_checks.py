@@ -74,9 +74,7 @@ class DataReport:
     @classmethod
     def from_dict(cls, data: dict) -> DataReport:
         findings = tuple(
-            Finding(
-                f["code"], f["severity"], f["message"], tuple(f["rows"]), tuple(f["answers"])
-            )
+            Finding(f["code"], f["severity"], f["message"], tuple(f["rows"]), tuple(f["answers"]))
             for f in data.get("findings", ())
         )
         return cls(data["n_pairs"], data["n_answers"], data["n_out_of_scope"], findings)

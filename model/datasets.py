@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from model.answer_html import html_error
+
 CSV_FIELDS = ("question", "answer")
 # Limits of one Q&A file: far above real training sets (CLINC150 has 23,700 pairs in 1.5 MB),
 # far below what would exhaust the memory of a small server.
@@ -216,6 +218,10 @@ def _check_count(pairs: list[QAPair], path: Path, line: int) -> None:
 def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPair:
     if not question.strip():
         raise ValueError(f"{path.name}, line {line_number}: empty question")
+    if (error := html_error(answer)) is not None:  # the bot sends answers as Telegram HTML
+        raise ValueError(
+            f"{path.name}, line {line_number}: the answer's HTML is malformed: {error}"
+        )
     return QAPair(question=question.strip(), answer=answer.strip())
 
 

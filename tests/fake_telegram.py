@@ -23,7 +23,7 @@ import re
 import socket
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from http import HTTPStatus
@@ -553,13 +553,15 @@ class FakeTelegram:
         *,
         chat: FakeChat | None = None,
         reply_to: BotMessage | None = None,
+        formatting: Sequence[JsonDict] = (),
     ) -> SentUpdate:
-        """A text message (optionally a reply to a bot message); commands in it get
-        bot_command entities as in Telegram's apps."""
+        """A text message (optionally a reply to a bot message); commands and mentions in it
+        get their entities as in Telegram's apps; `formatting`: more entities (bold, links,
+        ...; offsets in UTF-16 units), as an app sends for formatted text."""
         content: JsonDict = {"text": text}
         if reply_to is not None:
             content["reply_to_message"] = reply_to.to_api(self.bot_user)
-        if entities := _command_entities(text) + _mention_entities(text):
+        if entities := _command_entities(text) + _mention_entities(text) + list(formatting):
             content["entities"] = entities
         return await self._send_user_message(user, chat, content)
 

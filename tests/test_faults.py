@@ -221,7 +221,7 @@ async def test_kill_9_during_a_burst_loses_no_acknowledged_exchange(bot_home: Pa
         async with qabot_process(tg, bot_home) as process:
             for i in range(15):
                 for user in users:
-                    await tg.send_text(user, f"hello {i}", chat=groups[user.id])
+                    await tg.send_text(user, f"@qabot_test_bot hello {i}", chat=groups[user.id])
             async with asyncio.timeout(30):
                 while sum(call.method == "sendMessage" for call in tg.calls) < 60:
                     await asyncio.sleep(0.005)

@@ -123,7 +123,14 @@ def text_updates(draw: st.DrawFn) -> dict[str, Any]:
     chat_id = PRIVATE_CHAT if kind != "channel_post" and draw(st.booleans()) else GROUP_CHAT
     chat_type = {"channel_post": "channel"}.get(kind, "private" if chat_id > 0 else "supergroup")
     text = draw(texts)
-    if draw(st.booleans()):
+    if chat_id == GROUP_CHAT:
+        # In groups and channels the bot answers what is put to it: a mention, or in groups a
+        # command of its own (others may be other bots').
+        if kind != "channel_post" and draw(st.booleans()):
+            text = draw(st.sampled_from(["/start", "/help", "/teach", "/forget"])) + " " + text
+        else:
+            text = "@qabot_test_bot " + text
+    elif draw(st.booleans()):
         text = draw(st.sampled_from(["/start", "/help", "/nope", "/teach", "/forget"])) + text
     message: dict[str, Any] = {
         "message_id": draw(st.integers(1, 2**31 - 1)),

@@ -43,6 +43,7 @@ FIELDS = (
     "fallback",
     "model_version",
     "latency_ms",
+    "answered_by_person",  # a member of the support chat answered (a hand-off)
 )
 
 

@@ -56,6 +56,8 @@ class ReviewItem:
     count: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
+    # Answers people gave in the support chat (hand-off): (exchange id, answer).
+    person_answers: list[tuple[int, str]] = field(default_factory=list)
     # Answers the askers chose among "did you mean" buttons: answer text → (choice id, presses).
     choices: dict[str, tuple[int, int]] = field(default_factory=dict)
     wordings: dict[str, str] = field(default_factory=dict)  # match key → a wording
@@ -65,6 +67,7 @@ class ReviewItem:
         self.count += other.count
         self.reasons.update(other.reasons)
         self.suggestions += other.suggestions
+        self.person_answers += other.person_answers
         for answer, (choice_id, presses) in other.choices.items():
             self.add_choice(choice_id, answer, presses)
         self.wordings.update(other.wordings)
@@ -182,6 +185,15 @@ class Learning:
             feedback.suggestion = text
             return True
 
+    async def person_answer(self, exchange_id: int) -> str | None:
+        """The answer a person gave in an exchange of a hand-off."""
+        async with self.store.session() as session:
+            return await session.scalar(
+                select(Exchange.answer).where(
+                    Exchange.id == exchange_id, Exchange.answered_by_person.is_(True)
+                )
+            )
+
     async def suggestion(self, feedback_id: int) -> str | None:
         async with self.store.session() as session:
             return await session.scalar(
@@ -240,12 +252,19 @@ class Learning:
                     AnswerChoice.exchange_id.in_(in_window)
                 ),
             )
+            person_answers = await _all_rows(
+                session,
+                select(Exchange.id, Exchange.answer).where(
+                    Exchange.answered_by_person.is_(True), Exchange.id.in_(in_window)
+                ),
+            )
             decided = set(row.question_key for row in await _all_rows(
                 session, select(ReviewDecision.question_key)
             ))  # fmt: skip
         return await asyncio.to_thread(
-            self._grouped_queue, rows, feedback, choices, decided, known_keys, featurizer
-        )
+            self._grouped_queue, rows, feedback, choices, decided, known_keys, featurizer,
+            dict(person_answers),
+        )  # fmt: skip
 
     def _grouped_queue(
         self,
@@ -255,7 +274,9 @@ class Learning:
         decided: set[str],
         known_keys: set[str] | frozenset[str],
         featurizer: Featurizer | None,
+        person_answers: dict[int, str] | None = None,
     ) -> list[ReviewItem]:
+        person_answers = person_answers or {}
         feedback_by_exchange = defaultdict(list)
         for row in feedback:
             feedback_by_exchange[row.exchange_id].append(row)
@@ -268,6 +289,10 @@ class Learning:
             item = items.setdefault(key, ReviewItem(key, row.question, row.id))
             item.wordings.setdefault(key, row.question)
             item.exchange_ids.add(row.id)
+            if row.id in person_answers:  # the answer to a question counted already
+                item.reasons["answered by a person"] += 1
+                item.person_answers.append((row.id, person_answers[row.id]))
+                continue
             item.count += 1
             choice = choice_by_exchange.get(row.id)
             if choice is not None and choice.answer:

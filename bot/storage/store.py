@@ -153,6 +153,7 @@ class ExchangeRecord:
     kind: str = "text"
     message_id: int | None = None
     created_at: datetime = field(default_factory=utcnow)
+    answered_by_person: bool = False
 
 
 class Store:
@@ -242,6 +243,7 @@ class Store:
                 "fallback": r.fallback,
                 "model_version": r.model_version,
                 "latency_ms": r.latency_ms,
+                "answered_by_person": r.answered_by_person,
             }
             for r in records
         ]

@@ -132,6 +132,8 @@ class Exchange(Base):
     fallback: Mapped[bool] = mapped_column(default=False)
     model_version: Mapped[str | None] = mapped_column(StoredString(64))
     latency_ms: Mapped[float] = mapped_column(default=0.0)
+    # A member of the support chat answered (a hand-off), not the model.
+    answered_by_person: Mapped[bool] = mapped_column(server_default=false())
 
 
 class QAPairRow(Base):
@@ -212,3 +214,27 @@ class ReviewDecision(Base):
     answer: Mapped[str | None] = mapped_column(StoredText)
     decided_by: Mapped[int | None] = mapped_column(BigInteger)
     decided_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Handoff(Base):
+    """A question a user asked to pass to a person (QABOT_SUPPORT_CHAT_ID): the support chat's
+    copy of it, and whether someone answered. The answer itself is logged as an exchange
+    answered by a person."""
+
+    __tablename__ = "handoffs"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # One hand-off per question: a second press finds it open.
+    exchange_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("exchanges.id", ondelete="CASCADE"), unique=True
+    )
+    chat_id: Mapped[int] = mapped_column(BigInteger)  # the user's private chat
+    user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    question: Mapped[str] = mapped_column(StoredText)
+    language_code: Mapped[str | None] = mapped_column(StoredString(16))
+    # The message in the support chat that members answer by replying to.
+    support_message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    answered_at: Mapped[datetime | None]
+    # When the user was told that nobody had picked the question up yet.
+    reminded_at: Mapped[datetime | None]

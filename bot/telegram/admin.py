@@ -60,8 +60,10 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     if not sep or not question.strip() or not answer.strip():
         await message.reply_text("Usage: /teach question | answer")
         return
+    # The answer keeps the admin's formatting (links, bold, code, ...) as Telegram HTML.
+    answer_html = (message.text_html or "").partition(" ")[2].partition("|")[2]
     try:
-        added = await service_of(context).teach(question, answer)
+        added = await service_of(context).teach(question, answer_html)
     except ValueError as error:
         await message.reply_text(f"Not taught: {error}. Usage: /teach question | answer")
         return

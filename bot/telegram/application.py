@@ -16,13 +16,14 @@ from telegram.ext import (
 )
 
 from bot.app.groups import GroupChats
+from bot.app.handoff import HandoffDesk
 from bot.app.service import QAService
 from bot.settings import Settings
-from bot.telegram import admin, chat, groups, learning, privacy
+from bot.telegram import admin, chat, groups, handoff, learning, privacy
 from bot.telegram.bot_api_request import BOT_API_CONNECTIONS, QueuedHTTPXRequest
 from bot.telegram.rate_limit import UserRateLimiter, enforce_rate_limit
 
-PRIVATE, GROUPS = filters.ChatType.PRIVATE, filters.ChatType.GROUPS
+PRIVATE = filters.ChatType.PRIVATE
 
 
 def application_builder(settings: Settings) -> ApplicationBuilder:
@@ -47,6 +48,9 @@ def build_application(service: QAService) -> Application:
     application = application_builder(settings).build()
     application.bot_data["service"] = service
     application.bot_data["groups"] = GroupChats(service)
+    application.bot_data["handoff"] = HandoffDesk(service)
+    # No support chat: a filter that matches no chat.
+    support = filters.Chat(chat_id=settings.support_chat_id or ())
     service.messages_in_progress = lambda: application.update_processor.current_concurrent_updates
     if settings.rate_limit.enabled:  # group -1: runs before every other handler
         application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
@@ -69,13 +73,17 @@ def build_application(service: QAService) -> Application:
             CommandHandler("rollback", admin.rollback),
             CommandHandler("review", learning.review),
             CommandHandler("stats", learning.stats),
+            CommandHandler("open", handoff.open_questions),
             CallbackQueryHandler(learning.rate_answer, pattern=r"^fb:[+-]:\d+$"),
-            CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msnioc]:\d+(:\w+)?$"),
+            CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msniocp]:\d+(:\w+)?$"),
             CallbackQueryHandler(chat.choose_suggestion, pattern=chat.CHOICE_PATTERN),
+            CallbackQueryHandler(handoff.ask_a_person, pattern=handoff.HANDOFF_PATTERN),
             CallbackQueryHandler(chat.expired_button),
-            # In groups only what is put to the bot: other bots' commands, stickers, photos
-            # and other people's conversations are not the bot's business.
-            MessageHandler(filters.TEXT & ~filters.COMMAND & GROUPS, groups.answer_in_group),
+            # The support chat is the people's: the bot takes their replies to questions.
+            MessageHandler(filters.TEXT & ~filters.COMMAND & support, handoff.take_support_reply),
+            # In groups (and channels) only what is put to the bot: other bots' commands,
+            # stickers, photos and other people's conversations are not the bot's business.
+            MessageHandler(filters.TEXT & ~filters.COMMAND & ~PRIVATE, groups.answer_in_group),
             MessageHandler(filters.COMMAND & PRIVATE, chat.unknown_command),
             MessageHandler(filters.TEXT & PRIVATE, chat.answer_question),
             MessageHandler(

@@ -19,6 +19,8 @@ from bot.telegram.common import (
     user_info,
     user_lang,
 )
+from bot.telegram.formatting import edit_formatted, reply_formatted
+from bot.telegram.handoff import offer_on_fallback
 from bot.telegram.learning import BUTTON_TEXT_CHARS, feedback_keyboard, take_reply_to_prompt
 
 log = logging.getLogger(__name__)
@@ -54,20 +56,25 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     reply = await service_of(context).reply(
         chat_info(update), user_info(update), message.text or "", message_id=message.message_id
     )
-    await send_reply(update, reply)
+    await send_reply(update, context, reply)
 
 
-async def send_reply(update: Update, reply: Reply) -> None:
-    """Send a reply to the message that asked (quoted in groups): an answer with its 👍/👎
-    buttons, "did you mean" buttons, or the fallback."""
+async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: Reply) -> None:
+    """Send a reply to the message that asked (quoted in groups): an answer (formatted) with
+    its 👍/👎 buttons, "did you mean" buttons, or the fallback ("Ask a person" when there is
+    a support chat)."""
     if reply.suggestions:
         await _offer_suggestions(update, reply)
         return
+    message = update.effective_message
     # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
-    rateable = not reply.fallback and reply.exchange_id is not None
-    await update.effective_message.reply_text(
-        fit_message(reply.text),
-        api_kwargs=feedback_keyboard(reply.exchange_id) if rateable else None,
+    if not reply.fallback and reply.exchange_id is not None:
+        await reply_formatted(
+            message, fit_message(reply.text), api_kwargs=feedback_keyboard(reply.exchange_id)
+        )
+        return
+    await message.reply_text(
+        fit_message(reply.text), reply_markup=offer_on_fallback(update, context, reply)
     )
 
 
@@ -113,7 +120,8 @@ async def choose_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) 
         return
     await query.answer()
     # A chosen answer can be rated like any other; the fallback cannot.
-    await query.edit_message_text(
+    await edit_formatted(
+        query,
         fit_message(choice.text),
         api_kwargs=feedback_keyboard(int(exchange_id)) if choice.answer_id else None,
     )

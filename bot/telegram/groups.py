@@ -63,7 +63,7 @@ async def answer_in_group(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
             chat_info(update), user_info(update), message.text or "", message.message_id
         )
     if reply is not None:
-        await send_reply(update, reply)
+        await send_reply(update, context, reply)
 
 
 async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -76,7 +76,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     reply = await groups_of(context).answer_addressed(
         chat_info(update), user_info(update), question, message.message_id
     )
-    await send_reply(update, reply)
+    await send_reply(update, context, reply)
 
 
 async def autoanswer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

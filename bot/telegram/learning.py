@@ -8,6 +8,7 @@ quote users' text (a /review item, an approval) can never pass for one."""
 
 from __future__ import annotations
 
+import html
 import json
 import logging
 import re
@@ -31,6 +32,8 @@ from bot.telegram.common import (
     shortened,
     user_info,
 )
+from bot.telegram.handoff import offer_after_thumbs_down
+from model.answer_html import plain_text
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +98,7 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
             PROMPTS["suggestion"].format(id=exchange_id),
             reply_markup=ForceReply(selective=True, input_field_placeholder="The right answer"),
         )
+        await offer_after_thumbs_down(update, context, int(exchange_id))
 
 
 async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
@@ -120,7 +124,9 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
         return True
     if not service.settings.is_admin(user.id if user else None):
         return False
-    await _approve(message, service, exchange_id, text, user.id if user else None)
+    # An admin's answer keeps its formatting (links, bold, ...) as Telegram HTML.
+    answer = clean_question(message.text_html or "")
+    await _approve(message, service, exchange_id, answer, user.id if user else None)
     return True
 
 
@@ -153,6 +159,9 @@ def _describe(item: ReviewItem, queue_length: int) -> str:
         lines.append("Also asked as: " + quoted_list(others))
     if item.suggestions:
         lines.append("Users suggested: " + quoted_list([s for _, s in item.suggestions], 3))
+    if item.person_answers:
+        answers = [plain_text(a) for _, a in item.person_answers]
+        lines.append("A person answered (support chat): " + quoted_list(answers, 3))
     if item.choices:
         chosen = [f"{quoted(answer)} ×{n}" for answer, (_, n) in _top_choices(item)]
         lines.append("Askers chose (did you mean): " + ", ".join(chosen))
@@ -183,6 +192,11 @@ async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
                 f"→ {shortened(answer, BUTTON_TEXT_CHARS)} ({probability:.0%})",
                 callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
             )])  # fmt: skip
+    for person_exchange_id, answer in item.person_answers[:3]:
+        rows.append([InlineKeyboardButton(
+            f"🧑 {shortened(plain_text(answer), BUTTON_TEXT_CHARS)}",
+            callback_data=f"rv:p:{item.exchange_id}:{person_exchange_id}",
+        )])  # fmt: skip
     for feedback_id, suggestion in item.suggestions[:3]:
         rows.append([InlineKeyboardButton(
             f"💡 {shortened(suggestion, BUTTON_TEXT_CHARS)}",
@@ -233,8 +247,12 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         answer = service.model.answers().get(rest[0]) if service.model else None
     elif action == "c":
         answer = await service.learning.chosen_answer(int(rest[0]))
+    elif action == "p":
+        answer = await service.learning.person_answer(int(rest[0]))
     else:
-        answer = await service.learning.suggestion(int(rest[0]))
+        suggestion = await service.learning.suggestion(int(rest[0]))
+        # A user's suggestion is plain text; answers are stored as Telegram HTML.
+        answer = html.escape(suggestion, quote=False) if suggestion else None
     if not answer:
         await query.message.reply_text("That answer is no longer known; /review again.")
         return
@@ -251,7 +269,8 @@ async def _approve(
     shown = quoted_list(questions)
     if await service.approve(questions, answer, admin_id):
         await message.reply_text(
-            f"Approved: {shown} → {quoted(answer)}. It is answered now and joins the training "
+            f"Approved: {shown} → {quoted(plain_text(answer))}. It is answered now and joins the "
+            "training "
             "set; /retrain teaches the model. /review for the next one."
         )
     else:
