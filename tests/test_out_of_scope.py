@@ -11,7 +11,7 @@ from model.datasets import QAPair, read_pairs
 from model.negatives import BUNDLED_OUT_OF_SCOPE, bundled_negatives, far_from
 from model.predictor import AnswerModel
 from model.text import match_key
-from model.train import train
+from model.train import TrainConfig, negatives_for, train
 
 UNRELATED = read_pairs(Path(__file__).parent / "data" / "unrelated_questions.csv")
 NAME = "I'm the Acme help bot: ask me about your orders."
@@ -74,6 +74,16 @@ def test_negatives_close_to_the_admins_questions_are_dropped() -> None:
     for unrelated in ("asdfghjkl", "how do I cook rice", "给我讲个笑话", "😀"):
         assert unrelated in kept
     assert len(kept) > 0.9 * len(negatives)
+
+
+def test_the_bundled_negatives_join_only_data_with_few_out_of_scope_rows_of_its_own() -> None:
+    faq = [QAPair(q, answer) for answer, questions in FAQ_EN.items() for q in questions]
+    own_rows = TrainConfig().min_own_out_of_scope
+    few = [QAPair(f"unrelated question {i}", "") for i in range(own_rows - 1)]
+    enough = [QAPair(f"unrelated question {i}", "") for i in range(own_rows)]
+    assert len(negatives_for([*faq, *few], TrainConfig())) > 300
+    assert negatives_for([*faq, *enough], TrainConfig()) == []
+    assert len(negatives_for([*faq, *enough], TrainConfig(min_own_out_of_scope=own_rows + 1))) > 300
 
 
 @pytest.mark.slow
