@@ -78,12 +78,19 @@ def test_negatives_close_to_the_admins_questions_are_dropped() -> None:
 
 def test_the_bundled_negatives_join_only_data_with_few_out_of_scope_rows_of_its_own() -> None:
     faq = [QAPair(q, answer) for answer, questions in FAQ_EN.items() for q in questions]
-    own_rows = TrainConfig().min_own_out_of_scope
-    few = [QAPair(f"unrelated question {i}", "") for i in range(own_rows - 1)]
-    enough = [QAPair(f"unrelated question {i}", "") for i in range(own_rows)]
-    assert len(negatives_for([*faq, *few], TrainConfig())) > 300
-    assert negatives_for([*faq, *enough], TrainConfig()) == []
-    assert len(negatives_for([*faq, *enough], TrainConfig(min_own_out_of_scope=own_rows + 1))) > 300
+    config = TrainConfig()
+
+    def with_own(count: int) -> list[QAPair]:
+        return [*faq, *(QAPair(f"unrelated question {i}", "") for i in range(count))]
+
+    assert len(negatives_for(with_own(config.min_own_out_of_scope - 1), config)) > 300
+    assert negatives_for(with_own(config.min_own_out_of_scope), config) == []
+    # With out-of-scope questions in the validation data, fewer of its own are enough.
+    few = with_own(config.min_own_out_of_scope_validated)
+    assert config.min_own_out_of_scope_validated < config.min_own_out_of_scope
+    assert len(negatives_for(few, config)) > 300
+    assert negatives_for(few, config, validated=True) == []
+    assert len(negatives_for(with_own(1), config, validated=True)) > 300
 
 
 @pytest.mark.slow

@@ -108,3 +108,42 @@ def test_the_rule_chosen_reaches_the_target_with_few_buttons() -> None:
     assert figures["answered_or_suggested"] == 1.0
     assert 0 < figures["suggested_rate"] <= MAX_SUGGESTED_RATE
     assert figures["suggested_rate"] == unsure.mean()
+
+
+def test_a_confident_answer_with_a_close_rival_can_get_suggestions() -> None:
+    confident_but_close = [0.6, 0.3, 0.05, 0.02, 0.02, 0.01]
+    without = predict(a_model(rule=SuggestionRule(below=0.5, min_mass=0.6)), confident_but_close)
+    with_rivals = predict(
+        a_model(rule=SuggestionRule(below=0.5, min_mass=0.6, runners_up=0.3)), confident_but_close
+    )
+    assert without.answer == "Answer A" and without.suggestions == ()
+    assert [s.answer_id for s in with_rivals.suggestions] == ["a", "b", "c"]
+
+
+def test_models_saved_before_the_runners_up_rule_never_use_it() -> None:
+    rule = SuggestionRule.from_json({"below": 0.5, "min_mass": 0.6})
+    prediction = predict(a_model(rule=rule), [0.5, 0.25, 0.24, 0.005, 0.005, 0.0])
+    assert prediction.answer == "Answer A" and prediction.suggestions == ()
+
+
+def test_the_rule_chosen_offers_rivals_of_confident_answers_when_they_are_the_mistakes() -> None:
+    rng = np.random.default_rng(1)
+    n, n_classes = 400, 5
+    labels = rng.integers(0, n_classes, n)
+    # Most answers are right, with the rest spread out; a few are surer but wrong, the right
+    # answer second: only the runners-up's share tells them apart, not the best one's.
+    probs = np.full((n, n_classes), 0.45 / (n_classes - 1))
+    mistaken = rng.random(n) < 0.06
+    probs[~mistaken, labels[~mistaken]] = 0.55
+    probs[mistaken] = 0.01
+    probs[mistaken, (labels[mistaken] + 1) % n_classes] = 0.7
+    probs[mistaken, labels[mistaken]] = 0.27
+    top, top_probs = top_answers(probs)
+    answered_right = top == labels[:, None]
+    rule = choose_suggestion_rule(
+        top, top_probs, answered_right[:, 0], labels, np.ones(n, dtype=bool)
+    )
+    figures = suggestion_figures(top, top_probs, answered_right[:, 0], labels, rule)
+    assert rule.runners_up < 1.0
+    assert figures["answered_or_suggested"] == 1.0
+    assert figures["suggested_rate"] == mistaken.mean()
