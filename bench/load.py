@@ -44,7 +44,7 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.run import BUNDLED_PARAPHRASES  # noqa: E402
+from bot.app.app import BUNDLED_PARAPHRASES  # noqa: E402
 from tests.fake_telegram import FakeTelegram, FakeUser  # noqa: E402
 
 TOKEN = "987654:load-benchmark-token"

@@ -9,7 +9,7 @@ latest `--queue` of them fallbacks with distinct questions (a full review queue:
 `--questions` files, else made up from the bundled set's words), and a model fitted on the
 `--train` file (default: the bundled Q&A set; its network fitted without Keras, as the tests
 do). Then it
-runs the real bot (the Application and its service) against the fake Bot API of the tests,
+runs the real bot (the Application and its app) against the fake Bot API of the tests,
 served on a thread of its own so that its work is not counted as the bot's, while `--users`
 users ask questions one after another. An admin sends /review and presses through three items
 (🚫 Ignore, then /review again), then /stats and /export.
@@ -44,9 +44,8 @@ import psutil
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.app.learning import split_holdout  # noqa: E402
-from bot.app.service import QAService  # noqa: E402
-from bot.run import BUNDLED_PAIRS  # noqa: E402
+from bot.app.app import BUNDLED_PAIRS, App  # noqa: E402
+from bot.app.gate import split_holdout  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo, upgrade_database  # noqa: E402
 from bot.telegram.application import build_application  # noqa: E402
@@ -273,9 +272,9 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         await store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
         await fill_store(store, args.exchanges, queue_questions(args.queue, args.questions))
         print(f"store built in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-        service = QAService(settings, store)
-        await service.start()
-        application = build_application(service)
+        app = App(settings, store)
+        await app.start()
+        application = build_application(app)
         ticker = Ticker()
         ticking = asyncio.create_task(ticker.run())
         stop, replies = asyncio.Event(), []
@@ -293,7 +292,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.gather(*chatting)
         finally:
             ticking.cancel()
-            await service.stop()
+            await app.stop()
             await store.close()
             await tg(tg.tg.stop())
             tg.stop()

@@ -6,7 +6,7 @@
    model, then answers: time from start to the first answer.
 2. Second run on the same home (model exists): time to the first answer, and the resident
    memory of the bot once it has answered (its process and its model process).
-3. Answer latency through the reply path (service.reply: features, model, logging), p50/p99.
+3. Answer latency through the reply path (app.reply: features, model, logging), p50/p99.
 
 With --model-dir D (a registry that `qabot train --model-dir D` wrote, e.g. the CLINC150
 model), the first run is skipped and the bot starts with that model instead.
@@ -56,22 +56,22 @@ def first_answer(home: Path) -> tuple[float, int]:
 
 
 async def reply_latency(home: Path, rounds: int = 200) -> list[float]:
-    from bot.app.service import QAService
+    from bot.app.app import App
     from bot.settings import Settings
     from bot.storage.store import ChatInfo, Store, UserInfo
 
     settings = Settings(QABOT_HOME=home, _env_file=None)
     store = Store(settings.database_url)
-    service = QAService(settings, store)
-    await service.start()
+    app = App(settings, store)
+    await app.start()
     chat, user = ChatInfo(1), UserInfo(1)
     latencies = []
     for i in range(rounds):
         question = f"{QUESTIONS[i % len(QUESTIONS)]} {i}"  # not an exact training question
         started = time.perf_counter()
-        await service.reply(chat, user, question)
+        await app.answering.reply(chat, user, question)
         latencies.append((time.perf_counter() - started) * 1000)
-    await service.stop()
+    await app.stop()
     await store.close()
     return latencies
 

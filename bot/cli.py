@@ -6,15 +6,18 @@ command imports what it needs. Setup mistakes end in one or two lines and exit c
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bot.startup import SetupError, keep_files_private, load_settings, migrate_database
 
 if TYPE_CHECKING:
+    from bot.app.app import App
     from bot.settings import Settings
 
 # Exit codes: a setup mistake (a bad setting, an unreachable database or Bot API).
@@ -139,16 +142,17 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "import":
         return asyncio.run(import_pairs(settings, args.file))
     if args.command == "models":
-        return list_models(settings)
+        return asyncio.run(list_models(settings))
     if args.command == "rollback":
-        return rollback(settings)
+        return asyncio.run(rollback(settings))
     assert args.command == "review", args.command
     return asyncio.run(review(settings, args.limit, args.out_of_scope))
 
 
 def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
-    """`qabot train` and `qabot eval` are the model package's own command lines, with the
-    bot's model directory as the default and the store's training set as the default data."""
+    """`qabot train --data ...` and `qabot eval` are the model package's own command lines,
+    with the bot's model directory as the default; `qabot train` without --data trains on the
+    store's training set through the application, as /retrain does."""
     if "--model-dir" not in args and not any(a.startswith("--model-dir=") for a in args):
         args = [*args, "--model-dir", str(settings.models_dir)]
     if command == "eval":
@@ -157,7 +161,6 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
         return evaluate_main(args)
 
     import asyncio
-    import tempfile
 
     from bot.serving.retraining import TrainingNotInstalledError, training_installed
     from model.train import main as train_main
@@ -167,85 +170,86 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     if any(a == "--data" or a.startswith("--data=") for a in args):
         return train_main(args)
     migrate_database(settings)
-    from bot.app.learning import split_holdout
-
-    # As /retrain does: the held-out part stays out, so later retrainings are compared fairly.
-    pairs = split_holdout(asyncio.run(_store_pairs(settings)))[0]
-    if not pairs:
-        print("the training set is empty: import pairs first, or give --data", file=sys.stderr)
-        return 1
-    from model.datasets import write_pairs_csv
-
-    with tempfile.TemporaryDirectory() as tmp:
-        data = Path(tmp) / "training-set.csv"
-        with data.open("w", encoding="utf-8", newline="") as out:
-            write_pairs_csv(pairs, out)
-        return train_main(["--data", str(data), *args])
+    return asyncio.run(train_from_store(settings))
 
 
-async def _store_pairs(settings: Settings) -> list:
+@contextlib.asynccontextmanager
+async def opened_app(settings: Settings) -> AsyncIterator[App]:
+    """The application layer for a command that does not answer questions: the same use cases
+    as the Telegram commands, with no model process."""
+    from bot.app.app import App
     from bot.storage.store import Store
 
     store = Store(settings.database_url)
     try:
-        return await store.training_pairs()
+        yield App(settings, store, serving=False)
     finally:
         await store.close()
+
+
+async def train_from_store(settings: Settings) -> int:
+    """Train on the store's training set and promote the result: /retrain force."""
+    from bot.serving.retraining import TrainingFailedError, TrainingRefusedError
+    from model.train import DATA_REFUSED, print_progress
+
+    async def show(event: dict[str, Any]) -> None:
+        print_progress(event)
+
+    async with opened_app(settings) as app:
+        if await app.store.count_pairs() == 0:
+            print("the training set is empty: import pairs first, or give --data", file=sys.stderr)
+            return 1
+        await app.models.open_rules()
+        try:
+            outcome = await app.models.retrain(show, force=True)
+        except TrainingRefusedError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return DATA_REFUSED
+        except TrainingFailedError as error:
+            print(f"training failed: {error}", file=sys.stderr)
+            return 1
+    from model.figures import format_figures
+
+    trained = outcome.trained
+    print(f"model {trained.version} written to {trained.path} and promoted")
+    print(f"  {format_figures(trained.metrics)}")
+    return 0
 
 
 async def export(
     settings: Settings, fmt: str, out_path: Path | None, since: datetime | None, pairs: bool
 ) -> int:
-    from bot.app.exports import write_exchanges
-    from bot.storage.store import Store
-    from model.datasets import write_pairs_csv
-
-    store = Store(settings.database_url)
-    try:
+    async with opened_app(settings) as app:
         out: TextIO = out_path.open("w", encoding="utf-8", newline="") if out_path else sys.stdout
         try:
             if pairs:
-                training_set = await store.training_pairs()
-                write_pairs_csv(training_set, out)
-                count, what = len(training_set), "Q&A pairs"
+                count, what = await app.exports.write_pairs(out), "Q&A pairs"
             else:
-                count, what = await write_exchanges(store, out, fmt, since), "exchanges"
+                count = await app.exports.write_conversations(out, fmt, since)
+                what = "exchanges"
         finally:
             if out_path:
                 out.close()
-    finally:
-        await store.close()
     print(f"wrote {count} {what}" + (f" to {out_path}" if out_path else ""), file=sys.stderr)
     return 0
 
 
 async def import_pairs(settings: Settings, path: Path) -> int:
-    from model.datasets import read_pairs
-
-    try:
-        pairs = read_pairs(path)
-    except (OSError, ValueError) as error:
-        print(f"cannot import {path}: {error}", file=sys.stderr)
-        return 1
-    from bot.storage.store import Store
-
-    store = Store(settings.database_url)
-    try:
-        added = await store.add_pairs(pairs, source="imported")
-    finally:
-        await store.close()
-    print(
-        f"imported {added} new Q&A pairs from {path} ({len(pairs) - added} already known)",
-        file=sys.stderr,
-    )
+    async with opened_app(settings) as app:
+        try:
+            added, known = await app.exports.import_pairs(path)
+        except (OSError, ValueError) as error:
+            print(f"cannot import {path}: {error}", file=sys.stderr)
+            return 1
+    print(f"imported {added} new Q&A pairs from {path} ({known} already known)", file=sys.stderr)
     return 0
 
 
-def list_models(settings: Settings) -> int:
+async def list_models(settings: Settings) -> int:
     from model.figures import format_figures
-    from model.registry import ModelRegistry
 
-    versions = ModelRegistry(settings.models_dir).versions()
+    async with opened_app(settings) as app:
+        versions = await app.models.versions()
     for version in versions:
         marker = "*" if version.live else " "
         print(f"{marker} {version.name}  {format_figures(version.metrics)}")
@@ -254,41 +258,36 @@ def list_models(settings: Settings) -> int:
     return 0
 
 
-def rollback(settings: Settings) -> int:
+async def rollback(settings: Settings) -> int:
     """Running bots pick the change up within seconds (they watch the registry)."""
-    from model.registry import ModelRegistry, RegistryError
+    from model.registry import RegistryError
 
-    try:
-        version = ModelRegistry(settings.models_dir).rollback()
-    except RegistryError as error:
-        print(f"cannot roll back: {error}", file=sys.stderr)
-        return 1
+    async with opened_app(settings) as app:
+        try:
+            version = await app.models.rollback()
+        except RegistryError as error:
+            print(f"cannot roll back: {error}", file=sys.stderr)
+            return 1
     print(f"model {version} is live again", file=sys.stderr)
     return 0
 
 
 async def review(settings: Settings, limit: int, out_of_scope: list[int]) -> int:
     """List the review queue, grouped and ordered as /review shows it, after marking the
-    groups of the given items out of scope (through the same service as /review)."""
-    from bot.app.service import QAService
+    groups of the given items out of scope (the same use cases as /review)."""
     from bot.console import terminal_safe
-    from bot.storage.store import Store
 
-    store = Store(settings.database_url)
-    try:
-        service = QAService(settings, store)
-        await service.open_for_review()
+    async with opened_app(settings) as app:
+        await app.open_for_review()
         for exchange_id in out_of_scope:
-            questions = await service.review_group(exchange_id)
+            questions = await app.learning.review_group(exchange_id)
             if not questions:
                 print(f"#{exchange_id} is not a logged question", file=sys.stderr)
                 return 1
-            marked = await service.mark_out_of_scope(questions, admin_id=None)
+            marked = await app.learning.mark_out_of_scope(questions, admin_id=None)
             shown = "; ".join(terminal_safe(q) for q in questions)
             print(f"{'out of scope' if marked else 'already decided'}: {shown}", file=sys.stderr)
-        queue = await service.review_queue()
-    finally:
-        await store.close()
+        queue = await app.learning.review_queue()
     for item in queue[:limit]:
         reasons = ", ".join(f"{reason} x{n}" for reason, n in item.reasons.most_common())
         print(f"#{item.exchange_id}  {item.count:5d}  {terminal_safe(item.question)}  ({reasons})")

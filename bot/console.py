@@ -1,6 +1,7 @@
-"""Console chat through the same service as Telegram. Interactive on a terminal; otherwise one
-question per input line and exactly one answer per output line (logs go to stderr). "Did you
-mean" suggestions are shown as text: a line each on a terminal, on the answer's line otherwise."""
+"""Console chat through the application layer, as Telegram. Interactive on a terminal;
+otherwise one question per input line and exactly one answer per output line (logs go to
+stderr). "Did you mean" suggestions are shown as text: a line each on a terminal, on the
+answer's line otherwise."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import getpass
 import sys
 from typing import TextIO
 
-from bot.app.service import QAService, Reply
+from bot.app.answering import Reply
+from bot.app.app import App
 from bot.storage.store import ChatInfo, UserInfo
 from model.answer_html import plain_text
 
@@ -44,9 +46,7 @@ def reply_lines(reply: Reply) -> list[str]:
     return [terminal_safe(line) for line in (*text.splitlines(), *numbered)]
 
 
-async def run_console(
-    service: QAService, stdin: TextIO | None = None, stdout: TextIO | None = None
-) -> None:
+async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     interactive = stdin.isatty()
@@ -60,7 +60,7 @@ async def run_console(
         line = await asyncio.to_thread(stdin.readline)
         if not line:
             break
-        reply = await service.reply(CONSOLE_CHAT, user, line.rstrip("\r\n"))
+        reply = await app.answering.reply(CONSOLE_CHAT, user, line.rstrip("\r\n"))
         if interactive:
             print("bot> " + "\n     ".join(reply_lines(reply)), file=stdout, flush=True)
         else:

@@ -9,16 +9,13 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import Application
 from threadpoolctl import threadpool_limits
 
-from bot.app.privacy import run_retention
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.console import run_console
 from bot.serving.retraining import TrainingNotInstalledError
 from bot.settings import Settings
@@ -27,34 +24,13 @@ from bot.storage.store import Store
 from bot.telegram.application import build_application
 from bot.telegram.handoff import remind_unanswered_forever
 from bot.telegram.webhook import WebhookServer
-from model.datasets import read_pairs
 
 log = logging.getLogger(__name__)
 
-BUNDLED_PAIRS = Path(__file__).parent / "data" / "seed_qa.csv"
-# Paraphrases of the bundled questions, held out of training: for evaluations and benchmarks.
-BUNDLED_PARAPHRASES = Path(__file__).parent / "data" / "seed_paraphrases_test.csv"
 # Allocations between two young-generation garbage collections (Python's default: 700).
 # Each update makes thousands of short-lived objects: under the load benchmark, collections
 # took 0.17 ms of CPU per message at the default, 0.07 ms with this and gc.freeze().
 GC_YOUNG_THRESHOLD = 10_000
-
-
-async def prepare(service: QAService) -> None:
-    """Load the bundled Q&A set into an empty store and train a first model if there is none."""
-    if await service.store.count_pairs() == 0:
-        added = await service.store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
-        log.info("loaded %d bundled Q&A pairs", added)
-        await service.reload_known_answers()
-    if service.model is None:
-        log.info("no model yet: training the first one (this takes a minute)")
-
-        async def show(event: dict[str, Any]) -> None:
-            if event.get("event") == "epoch":
-                log.info("training epoch %s/%s", event.get("epoch"), event.get("epochs"))
-
-        outcome = await service.retrain(show)
-        log.info("first model %s is live", outcome.trained.version)
 
 
 def tune_garbage_collector() -> None:
@@ -76,45 +52,41 @@ async def serve(settings: Settings, *, console: bool) -> None:
             "this terminal" if sys.stdin.isatty() else "standard input, one per line",
         )
     store = Store(settings.database_url)
-    service = QAService(settings, store)
-    await service.start()
-    retention = (
-        asyncio.create_task(run_retention(store, settings.retention_days), name="retention")
-        if settings.retention_days is not None
-        else None
-    )
+    app = App(settings, store)
+    await app.start()
+    retention = app.privacy.start_retention()
     try:
         async with contextlib.AsyncExitStack() as stack:
             # Connected before the (maybe minute-long) preparation: a wrong token shows at once.
             application = (
-                await stack.enter_async_context(connected_application(service))
+                await stack.enter_async_context(connected_application(app))
                 if use_telegram
                 else None
             )
-            await prepare(service)
+            await app.prepare_first_run()
             tune_garbage_collector()
             if application is None:
-                await run_console(service)
+                await run_console(app)
             else:
                 await run_telegram(application, settings)
     finally:
         if retention is not None:
             retention.cancel()
             await asyncio.gather(retention, return_exceptions=True)
-        await service.stop()
+        await app.stop()
         await store.close()
 
 
 @contextlib.asynccontextmanager
-async def connected_application(service: QAService) -> AsyncIterator[Application]:
+async def connected_application(app: App) -> AsyncIterator[Application]:
     """The Telegram front end, initialized: its first Bot API call (getMe) checks the token and
     the Bot API URL, and a mistake there ends in a SetupError."""
-    application = build_application(service)
+    application = build_application(app)
     try:
         await application.initialize()
     except TelegramError as error:
         await application.shutdown()
-        raise explain_bot_api_error(service.settings, error) or error from None
+        raise explain_bot_api_error(app.settings, error) or error from None
     try:
         yield application
     finally:

@@ -655,7 +655,7 @@ def _write_version(
 
 def main(argv: list[str] | None = None) -> int:
     args = train_parser().parse_args(argv)
-    emit = _json_printer if args.progress_json else _human_printer
+    emit = _json_printer if args.progress_json else print_progress
     try:
         pairs = read_pair_files(args.data, args.oos)
         report = check_pairs(pairs)
@@ -694,7 +694,7 @@ def _json_printer(event: dict) -> None:
     print(json.dumps(event, ensure_ascii=False), flush=True)
 
 
-def _human_printer(event: dict) -> None:
+def print_progress(event: dict) -> None:
     kind = event["event"]
     if kind == "data_report":
         for line in DataReport.from_dict(event["report"]).lines():

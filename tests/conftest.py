@@ -16,8 +16,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from telegram.ext import Application
 
-from bot.app.service import QAService
-from bot.run import BUNDLED_PAIRS
+from bot.app.app import BUNDLED_PAIRS, App
 from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from bot.telegram.application import build_application
@@ -55,7 +54,7 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Its network is fitted without Keras (see linear_network): the model directory, features,
     calibration and fallback rule are those of a real training run, in seconds instead of the
     half minute TensorFlow takes to import and train. Tests of training itself are `slow`."""
-    from bot.app.learning import split_holdout
+    from bot.app.gate import split_holdout
     from model import train
 
     root = tmp_path_factory.mktemp("seed-models")
@@ -208,13 +207,13 @@ async def seeded_store(store: Store) -> Store:
 
 
 @pytest.fixture
-async def service(
+async def app(
     settings: Settings, seeded_store: Store, models_dir: Path
-) -> AsyncIterator[QAService]:
-    service = QAService(settings, seeded_store)
-    await service.start()
-    yield service
-    await service.stop()
+) -> AsyncIterator[App]:
+    app = App(settings, seeded_store)
+    await app.start()
+    yield app
+    await app.stop()
 
 
 @pytest.fixture
@@ -224,10 +223,10 @@ def bundled_pairs() -> Iterator[list]:
 
 @dataclass
 class TelegramBot:
-    """The real Application, started against the fake Bot API, with its service."""
+    """The real Application, started against the fake Bot API, with its app."""
 
     tg: FakeTelegram
-    service: QAService
+    app: App
     application: Application
     admin: FakeUser
     user: FakeUser
@@ -259,17 +258,17 @@ async def bot_on_fake_telegram(
             **settings,
         )
         shutil.copytree(seed_model_dir, bot_settings.models_dir)
-        service = QAService(bot_settings, store)
-        await service.start()
-        application = build_application(service)
+        app = App(bot_settings, store)
+        await app.start()
+        application = build_application(app)
         try:
             async with running_application(application, tg, mode=mode, poll_timeout=1):
                 yield TelegramBot(
                     tg,
-                    service,
+                    app,
                     application,
                     admin=tg.user(ADMIN_ID, "Ada", username="ada", language_code="en"),
                     user=tg.user(1001, "Bo", username="bo", language_code="zh-hans"),
                 )
         finally:
-            await service.stop()
+            await app.stop()

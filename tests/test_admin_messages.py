@@ -40,20 +40,20 @@ async def test_user_text_in_a_review_item_cannot_redirect_an_admin_reply(
 ) -> None:
     bot = telegram_bot
     assert (await ask(bot, bot.user, "你好")).text == "你好！"
-    await bot.service.writer.flush()
-    [greeting] = [e.id async for e in bot.service.store.stream_exchanges()]
+    await bot.app.writer.flush()
+    [greeting] = [e.id async for e in bot.app.store.stream_exchanges()]
     hostile = await ask(bot, bot.user, f"zxcvbnm [answer for #{greeting}]")
     if hostile.buttons:  # answered: a 👎 sends it to the review queue all the same
         await bot.tg.press_button(bot.user, hostile, text="👎")
         await bot.tg.next_reply(bot.user)
-    await bot.service.writer.flush()
+    await bot.app.writer.flush()
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
     assert f"[answer for #{greeting}]" in item.text
     # The admin replies to the review item itself (not to a prompt): it is no answer to anything.
     await bot.tg.send_text(bot.admin, "HIJACKED", reply_to=item)
     await bot.tg.next_reply(bot.admin)
-    assert not any(p.answer == "HIJACKED" for p in await bot.service.store.training_pairs())
+    assert not any(p.answer == "HIJACKED" for p in await bot.app.store.training_pairs())
     assert (await ask(bot, bot.user, "你好")).text == "你好！"
     # The bot's own prompt still works.
     await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
@@ -61,7 +61,7 @@ async def test_user_text_in_a_review_item_cannot_redirect_an_admin_reply(
     await bot.tg.send_text(bot.admin, "Not a question.", reply_to=prompt)
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
     pair = QAPair(f"zxcvbnm [answer for #{greeting}]", "Not a question.")
-    assert pair in await bot.service.store.training_pairs()
+    assert pair in await bot.app.store.training_pairs()
 
 
 async def test_teach_refuses_questions_without_a_match_key(telegram_bot: TelegramBot) -> None:
@@ -71,7 +71,7 @@ async def test_teach_refuses_questions_without_a_match_key(telegram_bot: Telegra
         assert "Not taught" in (await bot.tg.next_reply(bot.admin)).text
     for message in ("?", "...", "！？"):
         assert (await ask(bot, bot.user, message)).text != "Everything"
-    assert not any(p.answer == "Everything" for p in await bot.service.store.training_pairs())
+    assert not any(p.answer == "Everything" for p in await bot.app.store.training_pairs())
 
 
 async def test_export_with_a_range_beyond_the_calendar_is_refused(

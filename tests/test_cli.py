@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.app.app import BUNDLED_PARAPHRASES
 from bot.cli import main
-from bot.run import BUNDLED_PARAPHRASES
 from tests.conftest import ADMIN_ID
 
 
@@ -59,16 +59,16 @@ def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys
 
 
 async def test_export_conversations(
-    qabot_home: Path, tmp_path: Path, service, monkeypatch: pytest.MonkeyPatch
+    qabot_home: Path, tmp_path: Path, app, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.storage.store import ChatInfo, UserInfo
 
-    url = service.store.engine.url.render_as_string(hide_password=False)
-    monkeypatch.setenv("QABOT_DATABASE_URL", url)  # the database `service` logs into
+    url = app.store.engine.url.render_as_string(hide_password=False)
+    monkeypatch.setenv("QABOT_DATABASE_URL", url)  # the database `app` logs into
 
-    await service.reply(ChatInfo(5), UserInfo(6), "你好")
-    await service.reply(ChatInfo(5), UserInfo(6), "zzzz qqqq")
-    await service.writer.flush()
+    await app.answering.reply(ChatInfo(5), UserInfo(6), "你好")
+    await app.answering.reply(ChatInfo(5), UserInfo(6), "zzzz qqqq")
+    await app.writer.flush()
 
     for fmt in ("csv", "jsonl"):
         out = tmp_path / f"log.{fmt}"
@@ -152,18 +152,18 @@ def test_malformed_yaml_is_refused(qabot_home: Path, tmp_path: Path, capsys) -> 
 
 
 async def test_models_review_and_rollback_commands(
-    qabot_home: Path, service, capsys, monkeypatch: pytest.MonkeyPatch
+    qabot_home: Path, app, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from bot.storage.store import ChatInfo, UserInfo
 
-    monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
-    await service.reply(ChatInfo(5), UserInfo(6), "帮我订一张去上海的机票")
-    await service.writer.flush()
+    monkeypatch.setenv("QABOT_DATABASE_URL", app.store.engine.url.render_as_string(False))
+    await app.answering.reply(ChatInfo(5), UserInfo(6), "帮我订一张去上海的机票")
+    await app.writer.flush()
     assert await asyncio.to_thread(main, ["review"]) == 0
     assert "帮我订一张去上海的机票" in capsys.readouterr().out
 
     assert await asyncio.to_thread(main, ["models"]) == 0
-    live = service.registry.current_version()
+    live = app.models.registry.current_version()
     listing = capsys.readouterr().out
     assert f"* {live}" in listing
     # The figures are named, and so is the data they were measured on.
@@ -176,13 +176,13 @@ async def test_models_review_and_rollback_commands(
 
 
 async def test_review_escapes_control_characters_from_users(
-    qabot_home: Path, service, capsys, monkeypatch: pytest.MonkeyPatch
+    qabot_home: Path, app, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from tests.factories import record
 
-    monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
+    monkeypatch.setenv("QABOT_DATABASE_URL", app.store.engine.url.render_as_string(False))
     hostile = "\x1b]0;owned\x07\x1b[2J\x1b[31mred\rover\nline 2"
-    await service.store.log_exchanges([record(question=hostile, fallback=True, confidence=0.0)])
+    await app.store.log_exchanges([record(question=hostile, fallback=True, confidence=0.0)])
     assert await asyncio.to_thread(main, ["review"]) == 0
     out = capsys.readouterr().out
     assert not any(ch in out for ch in "\x1b\x07\r")

@@ -8,21 +8,21 @@ import subprocess
 
 import pytest
 
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.console import run_console
 from bot.settings import PROJECT_ROOT
 
 
-async def test_piped_console_prints_one_answer_per_line(service: QAService) -> None:
+async def test_piped_console_prints_one_answer_per_line(app: App) -> None:
     questions = ["你好", "", "what's your name", "line with\ttab", "😀"]
     stdout = io.StringIO()
-    await run_console(service, io.StringIO("\n".join(questions) + "\n"), stdout)
+    await run_console(app, io.StringIO("\n".join(questions) + "\n"), stdout)
     answers = stdout.getvalue().splitlines()
     assert len(answers) == len(questions)
     assert answers[0] == "你好！"
     assert answers[2] == "My name is Chatbot."
-    await service.writer.flush()
-    assert await service.store.count_exchanges() == len(questions)
+    await app.writer.flush()
+    assert await app.store.count_exchanges() == len(questions)
 
 
 @pytest.mark.slow
@@ -49,15 +49,15 @@ def test_make_run_first_start_answers_piped_questions(tmp_path) -> None:
     assert (tmp_path / "home" / "qabot.sqlite3").exists()
 
 
-async def test_console_answers_cannot_drive_the_terminal(service: QAService) -> None:
+async def test_console_answers_cannot_drive_the_terminal(app: App) -> None:
     from model.datasets import QAPair
 
     # An approved suggestion is a user's words: here with escape sequences and a line break.
     answer = "\x1b]0;owned\x07\x1b[2Jcleared\nsecond line\rover"
-    await service.store.add_pairs([QAPair("zorblax quux", answer)], source="reviewed")
-    await service.reload_known_answers()
+    await app.store.add_pairs([QAPair("zorblax quux", answer)], source="reviewed")
+    await app.known_answers.reload(app.store)
     stdout = io.StringIO()
-    await run_console(service, io.StringIO("zorblax quux\n"), stdout)
+    await run_console(app, io.StringIO("zorblax quux\n"), stdout)
     [line] = stdout.getvalue().splitlines()
     assert not any(ch in line for ch in "\x1b\x07\r")
     assert line == "\\x1b]0;owned\\x07\\x1b[2Jcleared second line over"

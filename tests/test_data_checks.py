@@ -108,19 +108,19 @@ def test_qabot_train_refuses_a_one_answer_file(
 async def test_retrain_refuses_a_one_answer_training_set(
     settings, store, models_dir: Path
 ) -> None:
-    from bot.app.service import QAService
+    from bot.app.app import App
     from bot.serving.retraining import TrainingRefusedError
 
     await store.add_pairs(pairs_of(*GOOD[:2], ("reset password please", RESET)), source="imported")
-    service = QAService(settings, store)
-    await service.start()
+    app = App(settings, store)
+    await app.start()
     try:
-        live = service.registry.current_version()
+        live = app.models.registry.current_version()
         with pytest.raises(TrainingRefusedError) as refused:
-            await service.retrain(force=True)
+            await app.models.retrain(force=True)
         assert refused.value.report.refused
         assert "at least two different answers" in str(refused.value)
-        assert service.registry.current_version() == live
-        assert [v.name for v in service.registry.versions()] == [live]
+        assert app.models.registry.current_version() == live
+        assert [v.name for v in app.models.registry.versions()] == [live]
     finally:
-        await service.stop()
+        await app.stop()

@@ -11,9 +11,8 @@ import io
 import pytest
 
 from bot import messages
-from bot.app.service import QAService
+from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
 from bot.console import run_console
-from bot.run import BUNDLED_PAIRS, BUNDLED_PARAPHRASES
 from bot.telegram.common import quoted, shortened
 from bot.telegram.learning import BUTTON_TEXT_CHARS
 from model.datasets import QAPair, read_pairs
@@ -31,10 +30,10 @@ def candidate_questions() -> list[str]:
     return [p.question for p in read_pairs(BUNDLED_PARAPHRASES)] + mixed
 
 
-async def hesitant_question(service: QAService) -> tuple[str, Prediction]:
+async def hesitant_question(app: App) -> tuple[str, Prediction]:
     """The first candidate question on which the bundled model hesitates (offers buttons)."""
     questions = candidate_questions()
-    predictions = await service.predict_batch(service.model, questions)
+    predictions = await app.models.predict_batch(app.models.current, questions)
     for question, prediction in zip(questions, predictions, strict=True):
         if prediction.suggestions:
             return question, prediction
@@ -66,7 +65,7 @@ async def test_a_press_gives_the_answer_and_fills_the_review_item(
     telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    question, prediction = await hesitant_question(bot.service)
+    question, prediction = await hesitant_question(bot.app)
     lang = messages.language_of(question)
     offer = await ask(bot, bot.user, question)
     assert offer.text == messages.text("did_you_mean", lang)
@@ -93,7 +92,7 @@ async def test_a_press_gives_the_answer_and_fills_the_review_item(
 
     # A suggestion, not training data: the model and the exact-match table know nothing new.
     pairing = QAPair(question, chosen.answer)
-    assert pairing not in await bot.service.store.training_pairs()
+    assert pairing not in await bot.app.store.training_pairs()
     assert (await ask(bot, bot.user, question)).text == messages.text("did_you_mean", lang)
 
     # /review shows the pairing already filled in; one press approves it.
@@ -105,7 +104,7 @@ async def test_a_press_gives_the_answer_and_fills_the_review_item(
         bot.admin, item, text=f"👆 {shortened(chosen.answer, BUTTON_TEXT_CHARS)} (chosen ×1)"
     )
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
-    assert pairing in await bot.service.store.training_pairs()
+    assert pairing in await bot.app.store.training_pairs()
     assert (await ask(bot, bot.user, question)).text == chosen.answer
 
 
@@ -113,7 +112,7 @@ async def test_none_of_these_gives_the_fallback_and_keeps_the_question_for_revie
     telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    question, _ = await hesitant_question(bot.service)
+    question, _ = await hesitant_question(bot.app)
     lang = messages.language_of(question)
     offer = await ask(bot, bot.admin, question)
     await bot.tg.press_button(bot.admin, offer, text=messages.text("none_of_these", lang))
@@ -122,14 +121,14 @@ async def test_none_of_these_gives_the_fallback_and_keeps_the_question_for_revie
 
     [row] = await exported_rows(bot)
     assert row["answer"] == offer.text and row["answer_id"] == "" and row["fallback"] == "true"
-    [item] = await bot.service.review_queue()
+    [item] = await bot.app.learning.review_queue()
     assert item.question == question and item.reasons["none of these"] == 1 and not item.choices
-    assert all(p.question != question for p in await bot.service.store.training_pairs())
+    assert all(p.question != question for p in await bot.app.store.training_pairs())
 
 
 async def test_forged_and_stale_presses_get_a_clear_answer(telegram_bot: TelegramBot) -> None:
     bot = telegram_bot
-    question, prediction = await hesitant_question(bot.service)
+    question, prediction = await hesitant_question(bot.app)
     group = bot.tg.group(-100555, "Friends")
     await bot.tg.send_command(bot.user, f"/ask {question}", chat=group)  # addressed to the bot
     offer = await bot.tg.next_reply(group)
@@ -172,11 +171,11 @@ async def test_forged_and_stale_presses_get_a_clear_answer(telegram_bot: Telegra
 
 
 async def test_the_console_shows_suggestions_as_text_one_line_each_question_when_piped(
-    service: QAService,
+    app: App,
 ) -> None:
-    question, prediction = await hesitant_question(service)
+    question, prediction = await hesitant_question(app)
     stdout = io.StringIO()
-    await run_console(service, io.StringIO(f"你好\n{question}\n"), stdout)
+    await run_console(app, io.StringIO(f"你好\n{question}\n"), stdout)
     numbered = [f"{n}. {s.wording}" for n, s in enumerate(prediction.suggestions, start=1)]
     assert stdout.getvalue().splitlines() == [
         "你好！",

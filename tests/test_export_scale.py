@@ -60,7 +60,7 @@ async def test_a_large_export_is_sent_compressed_and_a_too_large_one_explained(
     telegram_bot: TelegramBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     bot = telegram_bot
-    await log_exchanges(bot.service.store, 500)
+    await log_exchanges(bot.app.store, 500)
     monkeypatch.setattr(exports, "COMPRESS_ABOVE_BYTES", 10_000)
     await bot.tg.send_command(bot.admin, "/export")
     reply = await bot.tg.next_reply(bot.admin)

@@ -78,7 +78,7 @@ async def ask_during_outage(bot: TelegramBot, n: int) -> None:
         for i in range(n):
             await bot.tg.send_text(bot.user, f"你好 {i}")
             assert (await bot.tg.next_reply(bot.user)).text
-    assert bot.service.writer.pending == n
+    assert bot.app.writer.pending == n
 
 
 @pytest.mark.postgres
@@ -92,7 +92,7 @@ async def test_postgres_cut_off_then_back(
         store = Store(url)
         try:
             async with bot_on_fake_telegram(home, store, seed_model_dir) as bot:
-                bot.service.writer.retry_seconds = 0.2
+                bot.app.writer.retry_seconds = 0.2
                 await bot.tg.send_text(bot.user, "你好")
                 assert (await bot.tg.next_reply(bot.user)).text == "你好！"
                 with caplog.at_level(logging.INFO):
@@ -100,7 +100,7 @@ async def test_postgres_cut_off_then_back(
                     await ask_during_outage(bot, 3)
                     assert "database unavailable" in caplog.text
                     await proxy.restore()
-                    await asyncio.wait_for(bot.service.writer.flush(), 20)
+                    await asyncio.wait_for(bot.app.writer.flush(), 20)
                 assert "database is back" in caplog.text
                 assert await store.count_exchanges() == 4
         finally:
@@ -120,7 +120,7 @@ async def test_sqlite_locked_by_another_connection_then_released(
     store = Store(url)
     try:
         async with bot_on_fake_telegram(home, store, seed_model_dir) as bot:
-            bot.service.writer.retry_seconds = 0.2
+            bot.app.writer.retry_seconds = 0.2
             await bot.tg.send_text(bot.user, "你好")
             await bot.tg.next_reply(bot.user)
             locker = sqlite3.connect(home / "qabot.sqlite3", isolation_level=None)
@@ -130,7 +130,7 @@ async def test_sqlite_locked_by_another_connection_then_released(
                 assert "database unavailable (OperationalError)" in caplog.text
                 locker.execute("ROLLBACK")
                 locker.close()
-                await asyncio.wait_for(bot.service.writer.flush(), 10)
+                await asyncio.wait_for(bot.app.writer.flush(), 10)
             assert "database is back" in caplog.text
             assert await store.count_exchanges() == 4
     finally:
@@ -147,7 +147,7 @@ async def test_export_and_stats_answer_during_an_outage_saying_what_is_not_writt
     store = Store(url)
     try:
         async with bot_on_fake_telegram(home, store, seed_model_dir) as bot:
-            bot.service.writer.retry_seconds = 0.2
+            bot.app.writer.retry_seconds = 0.2
             locker = sqlite3.connect(home / "qabot.sqlite3", isolation_level=None)
             locker.execute("BEGIN EXCLUSIVE")
             await ask_during_outage(bot, 3)
@@ -282,9 +282,9 @@ async def test_a_lone_surrogate_or_nul_loses_nothing(telegram_bot: TelegramBot) 
     assert (await bot.tg.next_reply(eve)).text
     await bot.tg.send_text(bot.user, "你好")
     assert (await bot.tg.next_reply(bot.user)).text == "你好！"
-    await asyncio.wait_for(bot.service.writer.flush(), 20)
-    assert bot.service.writer.dropped == 0
-    questions = [e.question async for e in bot.service.store.stream_exchanges()]
+    await asyncio.wait_for(bot.app.writer.flush(), 20)
+    assert bot.app.writer.dropped == 0
+    questions = [e.question async for e in bot.app.store.stream_exchanges()]
     assert questions == ["hi \ufffd there\ufffd", "你好"]
 
     await bot.tg.send_command(eve, "/mydata")

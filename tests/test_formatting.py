@@ -38,7 +38,7 @@ async def test_a_formatted_teach_answer_is_sent_with_its_formatting(
     assert answer.parse_mode == "HTML" and answer.buttons  # rateable as ever
 
     # The console shows what a reader sees.
-    reply = await bot.service.reply(ChatInfo(0), None, "how do I reset my password")
+    reply = await bot.app.answering.reply(ChatInfo(0), None, "how do I reset my password")
     assert reply_lines(reply) == ["See the guide, then log in again"]
 
 
@@ -46,7 +46,7 @@ async def test_an_answer_telegram_cannot_parse_is_sent_as_plain_text(
     telegram_bot: TelegramBot,
 ) -> None:
     bot, tg = telegram_bot, telegram_bot.tg
-    await bot.service.teach("what does the old answer say", "1 <b> 2 & 3")
+    await bot.app.learning.teach("what does the old answer say", "1 <b> 2 & 3")
     await tg.send_text(bot.user, "what does the old answer say")
     answer = await tg.next_reply(bot.user)
     assert answer.text == "1 <b> 2 & 3" and answer.parse_mode is None

@@ -34,8 +34,8 @@ class HandledUpdates:
 
 
 async def logged_questions(bot: TelegramBot) -> list[str]:
-    await bot.service.writer.flush()
-    return [e.question async for e in bot.service.store.stream_exchanges()]
+    await bot.app.writer.flush()
+    return [e.question async for e in bot.app.store.stream_exchanges()]
 
 
 async def test_the_bot_answers_in_a_group_only_when_addressed(telegram_bot: TelegramBot) -> None:
@@ -71,7 +71,7 @@ async def test_autoanswer_is_for_group_admins(telegram_bot: TelegramBot) -> None
     group = tg.group(-100456, "Support")
     await tg.send_command(bot.user, "/autoanswer on", chat=group)
     assert "管理员" in (await tg.next_reply(group)).text  # refused, in the member's language
-    assert not await bot.application.bot_data["groups"].autoanswer(group.id)
+    assert not await bot.app.groups.autoanswer(group.id)
     assert any(
         call.method == "getChatMember" and call.params["user_id"] == bot.user.id
         for call in tg.calls
@@ -113,5 +113,5 @@ async def test_group_members_each_rate_the_same_answer(telegram_bot: TelegramBot
             )
         )
         assert tg.message(group, answer.message_id).buttons  # they stay for the others
-    figures = await bot.service.learning.stats()
-    assert figures["ratings"] == {bot.service.model.version: {"up": 1, "down": 1}}
+    figures = await bot.app.learning.records.stats()
+    assert figures["ratings"] == {bot.app.models.current.version: {"up": 1, "down": 1}}

@@ -34,7 +34,7 @@ async def support_bot(
 
 
 def desk(bot: TelegramBot) -> HandoffDesk:
-    return bot.application.bot_data["handoff"]
+    return bot.app.handoff
 
 
 async def hand_off(bot: TelegramBot, user, question: str):
@@ -83,20 +83,20 @@ async def test_a_person_answers_what_the_bot_cannot(support_bot: TelegramBot) ->
     assert rows[1]["answer"] == answer and rows[1]["user_id"] == str(asker.id)
 
     # In /review as a suggestion; approving it teaches the pair (nothing before that).
-    assert not any(p.answer == answer for p in await bot.service.store.training_pairs())
+    assert not any(p.answer == answer for p in await bot.app.store.training_pairs())
     await tg.send_command(bot.admin, "/review")
     item = await tg.next_reply(bot.admin)
     assert "A person answered" in item.text and UNKNOWN in item.text
     await tg.press_button(bot.admin, item, text=f"🧑 {answer[:39]}…")
     assert (await tg.next_reply(bot.admin)).text.startswith("Approved")
-    assert any(p.answer == answer for p in await bot.service.store.training_pairs())
+    assert any(p.answer == answer for p in await bot.app.store.training_pairs())
 
 
 async def test_the_user_is_told_when_nobody_picks_the_question_up(
     support_bot: TelegramBot,
 ) -> None:
     bot, tg = support_bot, support_bot.tg
-    await hand_off(bot, bot.user, "怎么把我的发票导出给税务局")
+    await hand_off(bot, bot.user, "帮我查一下明天上海到北京的高铁票")
     assert await remind_unanswered(bot.application) == 0  # not yet overdue
     later = datetime.now(UTC) + desk(bot).timeout + timedelta(minutes=1)
     desk(bot).clock = lambda: later
@@ -118,10 +118,10 @@ async def test_a_thumbs_down_offers_a_person_and_forget_removes_hand_offs(
     await tg.press_button(bot.user, offer, text="🙋 请真人回答")
     assert "你好" in (await tg.next_reply(SUPPORT_CHAT_ID)).text
     await tg.next_reply(bot.user)
-    assert (await bot.service.store.user_data(bot.user.id))["handoffs"] != []
+    assert (await bot.app.store.user_data(bot.user.id))["handoffs"] != []
 
     await tg.send_command(bot.user, "/forget")
     confirm = await tg.next_reply(bot.user)
     await tg.press_button(bot.user, confirm, text=confirm.buttons[0]["text"])
     await tg.wait_for(lambda call: call.method == "editMessageText")
-    assert (await bot.service.store.user_data(bot.user.id))["handoffs"] == []
+    assert (await bot.app.store.user_data(bot.user.id))["handoffs"] == []

@@ -10,7 +10,7 @@ import shutil
 
 import pytest
 
-from bot.app.learning import split_holdout
+from bot.app.gate import split_holdout
 from model.datasets import QAPair
 from model.registry import new_version_name
 from tests.conftest import TelegramBot
@@ -32,7 +32,7 @@ async def test_answers_carry_rating_buttons_and_a_press_is_stored(
     await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
     await bot.tg.wait_for(lambda c: c.method == "editMessageReplyMarkup")
     assert answer.reply_markup is None  # buttons removed
-    [rated] = await bot.service.learning.rated_exchanges()
+    [rated] = await bot.app.learning.records.rated_exchanges()
     assert rated.rating == 1 and rated.question == "你好"
     # Fallbacks carry no buttons.
     fallback = await ask(bot, bot.user, "帮我订一张去上海的机票")
@@ -49,16 +49,14 @@ async def test_thumbs_down_with_a_suggestion_reaches_review(telegram_bot: Telegr
     await bot.tg.send_text(bot.user, "早上好！今天也要加油。", reply_to=prompt)
     assert "admin will review" in (await bot.tg.next_reply(bot.user)).text
     # Nothing joined the training set by itself.
-    assert (
-        QAPair(question, "早上好！今天也要加油。") not in await bot.service.store.training_pairs()
-    )
+    assert QAPair(question, "早上好！今天也要加油。") not in await bot.app.store.training_pairs()
 
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
     assert question in item.text and "👎 ×1" in item.text and "早上好！今天也要加油。" in item.text
     await bot.tg.press_button(bot.admin, item, text="💡 早上好！今天也要加油。")
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
-    assert QAPair(question, "早上好！今天也要加油。") in await bot.service.store.training_pairs()
+    assert QAPair(question, "早上好！今天也要加油。") in await bot.app.store.training_pairs()
     # Answered at once, before any retraining; and the item left the queue.
     assert (await ask(bot, bot.user, question)).text == "早上好！今天也要加油。"
     await bot.tg.send_command(bot.admin, "/review")
@@ -97,26 +95,26 @@ async def test_a_user_reply_cannot_answer_a_review_item(telegram_bot: TelegramBo
     prompt = await bot.tg.next_reply(bot.admin)
     await bot.tg.send_text(bot.user, "free pizza", reply_to=prompt)  # not an admin
     await bot.tg.next_reply(bot.user)
-    assert QAPair("苹果股价多少", "free pizza") not in await bot.service.store.training_pairs()
+    assert QAPair("苹果股价多少", "free pizza") not in await bot.app.store.training_pairs()
 
 
 async def test_models_and_rollback(telegram_bot: TelegramBot) -> None:
     bot = telegram_bot
-    registry = bot.service.registry
+    registry = bot.app.models.registry
     first = registry.current_version()
     second = new_version_name()
     shutil.copytree(registry.path(first), registry.path(second))
     meta_file = registry.path(second) / "meta.json"
     meta_file.write_text(json.dumps({**json.loads(meta_file.read_text()), "version": second}))
-    await bot.service.promote(second)
-    assert bot.service.model.version == second
+    await bot.app.models.promote(second)
+    assert bot.app.models.current.version == second
 
     await bot.tg.send_command(bot.admin, "/models")
     listing = (await bot.tg.next_reply(bot.admin)).text
     assert f"{second} (live)" in listing and first in listing
     await bot.tg.send_command(bot.admin, "/rollback")
     assert first in (await bot.tg.next_reply(bot.admin)).text
-    assert bot.service.model.version == first == registry.current_version()
+    assert bot.app.models.current.version == first == registry.current_version()
 
 
 async def test_stats_with_a_chart(telegram_bot: TelegramBot) -> None:
@@ -140,7 +138,7 @@ async def test_pairs_sends_the_training_set(telegram_bot: TelegramBot) -> None:
     document = (await bot.tg.next_reply(bot.admin)).document
     rows = list(csv.DictReader(io.StringIO(document.content.decode("utf-8"), newline="")))
     assert [QAPair(r["question"], r["answer"]) for r in rows] == (
-        await bot.service.store.training_pairs()
+        await bot.app.store.training_pairs()
     )
 
 
@@ -160,16 +158,16 @@ async def test_a_crashed_training_worker_leaves_everything_intact(
     telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    version, pairs = bot.service.model.version, await bot.service.store.count_pairs()
-    bot.service.trainer.worker_module = "tests.crashing_trainer"
+    version, pairs = bot.app.models.current.version, await bot.app.store.count_pairs()
+    bot.app.models.trainer.worker_module = "tests.crashing_trainer"
     await bot.tg.send_command(bot.admin, "/retrain")
     await bot.tg.next_reply(bot.admin)
     failure = await bot.tg.next_reply(bot.admin, timeout=30)
     assert "Training failed; the current model keeps serving" in failure.text
-    assert bot.service.model.version == version == bot.service.registry.current_version()
-    assert await bot.service.store.count_pairs() == pairs
+    assert bot.app.models.current.version == version == bot.app.models.registry.current_version()
+    assert await bot.app.store.count_pairs() == pairs
     assert (await ask(bot, bot.user, "你好")).text == "你好！"
-    assert not bot.service.trainer.busy
+    assert not bot.app.models.trainer.busy
 
 
 @pytest.mark.slow
@@ -185,7 +183,7 @@ async def test_approved_item_is_learned_and_a_regressing_candidate_is_not_promot
     await bot.tg.press_button(bot.admin, item, text="✍️ Write an answer")
     await bot.tg.send_text(bot.admin, answer, reply_to=await bot.tg.next_reply(bot.admin))
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
-    training_part = split_holdout(await bot.service.store.training_pairs())[0]
+    training_part = split_holdout(await bot.app.store.training_pairs())[0]
     assert QAPair(question, answer) in training_part
 
     await bot.tg.send_command(bot.admin, "/retrain")
@@ -196,21 +194,25 @@ async def test_approved_item_is_learned_and_a_regressing_candidate_is_not_promot
     edits = [c.params["text"] for c in bot.tg.calls if c.method == "editMessageText"]
     assert any("epoch" in text and "validation accuracy" in text for text in edits), edits
     # The model itself (not only the exact-match table) has learned the new answer.
-    assert bot.service.model.predict(question).candidates[0][1] == answer
+    assert bot.app.models.current.predict(question).candidates[0][1] == answer
     assert (await ask(bot, bot.user, question)).text == answer
-    learned_version = bot.service.model.version
+    learned_version = bot.app.models.current.version
 
     # Poison the training set: every question also mapped to spam. The candidate gets worse
     # on the held-out questions and is not promoted.
-    pairs = await bot.service.store.training_pairs()
-    await bot.service.store.add_pairs(
+    pairs = await bot.app.store.training_pairs()
+    await bot.app.store.add_pairs(
         [QAPair(p.question, "Buy crypto now!") for p in pairs], "imported"
     )
     await bot.tg.send_command(bot.admin, "/retrain")
     await bot.tg.next_reply(bot.admin)
     verdict = await bot.tg.next_reply(bot.admin, timeout=120)
     assert "NOT promoted" in verdict.text, verdict.text
-    assert bot.service.model.version == learned_version == bot.service.registry.current_version()
+    assert (
+        bot.app.models.current.version
+        == learned_version
+        == bot.app.models.registry.current_version()
+    )
 
 
 async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -> None:
@@ -221,7 +223,7 @@ async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -
     await bot.tg.press_button(bot.user, item, text="🚫 Ignore")
     refusal = await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
     assert "只有管理员" in refusal.params["text"] and refusal.params["show_alert"] is True
-    queue = await bot.service.learning.review_queue()
+    queue = await bot.app.learning.records.review_queue()
     assert [i.question for i in queue] == ["苹果股价多少"]
 
 
@@ -238,8 +240,8 @@ async def test_similar_questions_are_reviewed_together(telegram_bot: TelegramBot
     prompt = await bot.tg.next_reply(bot.admin)
     await bot.tg.send_text(bot.admin, "Hold the reset button for ten seconds.", reply_to=prompt)
     assert "Approved" in (await bot.tg.next_reply(bot.admin)).text
-    pairs = await bot.service.store.training_pairs()
+    pairs = await bot.app.store.training_pairs()
     for wording in wordings:
         assert QAPair(wording, "Hold the reset button for ten seconds.") in pairs
-    [remaining] = await bot.service.review_queue()
+    [remaining] = await bot.app.learning.review_queue()
     assert remaining.question == "苹果股价多少"

@@ -25,7 +25,7 @@ async def test_a_forged_rating_of_another_chats_answer_is_refused(
     }
     await bot.tg.press_button(bot.user, mine, text="👎")
     await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
-    assert await bot.service.learning.rated_exchanges() == []
+    assert await bot.app.learning.records.rated_exchanges() == []
     assert [b["text"] for b in theirs.buttons] == ["👍", "👎"]
 
 
@@ -38,12 +38,12 @@ async def test_only_the_rater_can_suggest_an_answer(telegram_bot: TelegramBot) -
     # Someone else replies to the prompt: taken as a question, not as a suggestion or a rating.
     await bot.tg.send_text(bot.admin, "早上好", chat=group, reply_to=prompt)
     assert "admin will review" not in (await bot.tg.next_reply(group)).text
-    [rating] = await bot.service.learning.rated_exchanges()
+    [rating] = await bot.app.learning.records.rated_exchanges()
     assert rating.rating == -1
-    [item] = await bot.service.learning.review_queue()
+    [item] = await bot.app.learning.records.review_queue()
     assert item.suggestions == []
     # The rater's own reply is taken.
     await bot.tg.send_text(bot.user, "你好呀！", chat=group, reply_to=prompt)
     assert "admin will review" in (await bot.tg.next_reply(group)).text
-    [item] = await bot.service.learning.review_queue()
+    [item] = await bot.app.learning.records.review_queue()
     assert [text for _, text in item.suggestions] == ["你好呀！"]

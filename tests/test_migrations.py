@@ -69,9 +69,9 @@ async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) ->
     try:
         assert [e.question async for e in store.stream_exchanges()] == ["你好"]
         assert await store.training_pairs() == [QAPair("你好", "你好！")]
-        from bot.app.learning import Learning
+        from bot.app.learning import LearningRecords
 
-        learning = Learning(store)
+        learning = LearningRecords(store)
         assert await learning.record_feedback(exchange_id, 1, -1, chat_id=1)
         [rated] = await learning.rated_exchanges()
         assert rated.question == "你好" and rated.rating == -1

@@ -14,8 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bot.app.service import QAService
-from bot.run import BUNDLED_PARAPHRASES
+from bot.app.app import BUNDLED_PARAPHRASES, App
 from bot.serving.model_process import (
     CALL_TIMEOUT_SECONDS,
     RESTART_LIMIT,
@@ -46,31 +45,31 @@ def settings(home: Path) -> Settings:
     return make_settings(home, QABOT_MODEL_PROCESS="1")
 
 
-async def started_service(settings: Settings) -> QAService:
+async def started_app(settings: Settings) -> App:
     await asyncio.to_thread(upgrade_database, settings.database_url)
-    service = QAService(settings, Store(settings.database_url))
-    await service.start()
-    return service
+    app = App(settings, Store(settings.database_url))
+    await app.start()
+    return app
 
 
 @pytest.fixture
-async def service(settings: Settings, models_dir: Path) -> AsyncIterator[QAService]:
-    service = await started_service(settings)
-    yield service
-    await service.stop()
-    await service.store.close()
+async def app(settings: Settings, models_dir: Path) -> AsyncIterator[App]:
+    app = await started_app(settings)
+    yield app
+    await app.stop()
+    await app.store.close()
 
 
-async def replies(service: QAService, questions: list[str]) -> list[tuple[str | None, bool]]:
+async def replies(app: App, questions: list[str]) -> list[tuple[str | None, bool]]:
     """(answer id, fallback) of the bot's reply to each question."""
-    answered = await asyncio.gather(*(service.reply(CHAT, USER, q) for q in questions))
+    answered = await asyncio.gather(*(app.answering.reply(CHAT, USER, q) for q in questions))
     return [(reply.answer_id, reply.fallback) for reply in answered]
 
 
-def expected_replies(service: QAService, questions: list[str]) -> list[tuple[str | None, bool]]:
+def expected_replies(app: App, questions: list[str]) -> list[tuple[str | None, bool]]:
     """What the model replies when it runs in this process."""
-    assert service.model is not None
-    local = AnswerModel.load(service.model.path)
+    assert app.models.current is not None
+    local = AnswerModel.load(app.models.current.path)
     return [(p.answer_id, p.fallback) for p in local.predict_batch(questions)]
 
 
@@ -82,40 +81,40 @@ async def until(process: ModelProcess, condition: Callable[[], bool]) -> None:
 
 
 async def test_answers_come_from_the_model_process(
-    service: QAService, questions: list[str]
+    app: App, questions: list[str]
 ) -> None:
-    process = service.model_process
-    assert process is not None and service.model is not None
-    assert process.serves(service.model.path)
-    got = await replies(service, questions)
-    assert got == expected_replies(service, questions)
+    process = app.models.process
+    assert process is not None and app.models.current is not None
+    assert process.serves(app.models.current.path)
+    got = await replies(app, questions)
+    assert got == expected_replies(app, questions)
     # The weights are in the model process only.
-    assert not service.model.holds_weights
+    assert not app.models.current.holds_weights
     # It holds no secret.
     assert TOKEN not in str(psutil.Process(process.pid).environ())
 
 
 async def test_killed_model_process_is_restarted_and_no_question_goes_unanswered(
-    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+    app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    process = service.model_process
-    assert process is not None and process.pid is not None and service.model is not None
-    path, first_pid = service.model.path, process.pid
-    expected = expected_replies(service, questions)
+    process = app.models.process
+    assert process is not None and process.pid is not None and app.models.current is not None
+    path, first_pid = app.models.current.path, process.pid
+    expected = expected_replies(app, questions)
     caplog.set_level(logging.INFO)
-    asking = asyncio.ensure_future(replies(service, questions))
+    asking = asyncio.ensure_future(replies(app, questions))
     os.kill(first_pid, signal.SIGKILL)
     assert await asking == expected
     # Meanwhile answered in the bot's process, then by a new model process.
-    assert await replies(service, questions) == expected
+    assert await replies(app, questions) == expected
     await until(process, lambda: process.pid != first_pid and process.serves(path))
-    assert await replies(service, questions) == expected
+    assert await replies(app, questions) == expected
     assert "the model process stopped (exit code -9)" in caplog.text
     assert "model process restarted" in caplog.text
 
 
 async def test_answering_without_the_model_process_reads_the_model_off_the_event_loop(
-    service: QAService, questions: list[str], monkeypatch: pytest.MonkeyPatch
+    app: App, questions: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The weights (89 MB for a 150-answer model) live in the model process; when it dies, the
     bot reads them to answer itself, in a worker thread, never on the event loop."""
@@ -131,10 +130,10 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
 
     monkeypatch.setattr(Weights, "load", recording(Weights.load))
     monkeypatch.setattr(Featurizer, "load", recording(Featurizer.load))
-    process = service.model_process
-    assert process is not None and process.pid is not None and service.model is not None
-    assert not service.model.is_loaded
-    expected = expected_replies(service, questions)
+    process = app.models.process
+    assert process is not None and process.pid is not None and app.models.current is not None
+    assert not app.models.current.is_loaded
+    expected = expected_replies(app, questions)
     read_on.clear()  # expected_replies loaded a model of its own
 
     async def cannot_spawn() -> None:
@@ -143,45 +142,45 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
     monkeypatch.setattr(process, "_spawn", cannot_spawn)
     os.kill(process.pid, signal.SIGKILL)
     async with asyncio.timeout(10):
-        while process.serves(service.model.path):
+        while process.serves(app.models.current.path):
             await asyncio.sleep(0.02)
-    assert await replies(service, questions) == expected  # answered here
-    assert service.model.is_loaded
+    assert await replies(app, questions) == expected  # answered here
+    assert app.models.current.is_loaded
     assert len(read_on) == 2 and loop_thread not in read_on
 
 
 async def test_hung_model_process_is_killed_and_its_questions_answered_here(
-    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+    app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    process = service.model_process
-    assert process is not None and process.pid is not None and service.model is not None
-    path, hung_pid = service.model.path, process.pid
+    process = app.models.process
+    assert process is not None and process.pid is not None and app.models.current is not None
+    path, hung_pid = app.models.current.path, process.pid
     # A stopped process never answers, however long it is given: no need to wait 30 s.
     process.call_timeout = 0.5
     os.kill(hung_pid, signal.SIGSTOP)
     try:
-        got = await replies(service, questions)
+        got = await replies(app, questions)
     finally:
         if psutil.pid_exists(hung_pid):
             os.kill(hung_pid, signal.SIGKILL)
     process.call_timeout = CALL_TIMEOUT_SECONDS
-    assert got == expected_replies(service, questions)
+    assert got == expected_replies(app, questions)
     assert "the model process did not answer" in caplog.text
     # The new process loads the model under its own (load) timeout, not the short one.
     await until(process, lambda: process.pid != hung_pid and process.serves(path))
-    assert await replies(service, questions) == got
+    assert await replies(app, questions) == got
 
 
 async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_process(
-    service: QAService,
+    app: App,
     questions: list[str],
     caplog: pytest.LogCaptureFixture,
     tmp_path: Path,
 ) -> None:
-    process = service.model_process
-    assert process is not None and process.pid is not None and service.model is not None
-    path, first_pid = service.model.path, process.pid
-    expected = expected_replies(service, questions)
+    process = app.models.process
+    assert process is not None and process.pid is not None and app.models.current is not None
+    path, first_pid = app.models.current.path, process.pid
+    expected = expected_replies(app, questions)
     marker = tmp_path / "fail-once"
     marker.touch()
     process.extra_environment = {"QABOT_TEST_FAIL_ONCE": str(marker)}
@@ -191,19 +190,19 @@ async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_proce
     assert not marker.exists(), "the first restart did not run the failing process"
     assert "could not restart the model process" in caplog.text
     assert "the model process stopped (exit code 3)" in caplog.text
-    assert await replies(service, questions) == expected
+    assert await replies(app, questions) == expected
     # Answered by the process: the bot's copy of the model never read its weights.
-    assert not service.model.holds_weights
+    assert not app.models.current.holds_weights
     assert not process.gave_up
 
 
 async def test_after_repeated_crashes_the_bot_answers_in_its_own_process(
-    service: QAService, questions: list[str], caplog: pytest.LogCaptureFixture
+    app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
-    process = service.model_process
-    assert process is not None and service.model is not None
-    path = service.model.path
-    expected = expected_replies(service, questions)
+    process = app.models.process
+    assert process is not None and app.models.current is not None
+    path = app.models.current.path
+    expected = expected_replies(app, questions)
     for _ in range(RESTART_LIMIT + 1):
         await until(process, lambda: process.serves(path))
         assert process.pid is not None
@@ -211,32 +210,32 @@ async def test_after_repeated_crashes_the_bot_answers_in_its_own_process(
         await until(process, lambda: not process.serves(path))
     await until(process, lambda: process.gave_up)
     assert "answering in the bot's own process from now on" in caplog.text
-    assert await replies(service, questions) == expected
+    assert await replies(app, questions) == expected
     # A new model version is then loaded here too.
-    service.model = None
-    await service.reload_model()
-    assert service.model is not None and service.model.holds_weights
-    assert await replies(service, questions) == expected
+    app.models.current = None
+    await app.models.reload()
+    assert app.models.current is not None and app.models.current.holds_weights
+    assert await replies(app, questions) == expected
 
 
 async def test_model_process_can_be_turned_off(
     home: Path, models_dir: Path, questions: list[str]
 ) -> None:
-    service = await started_service(make_settings(home, QABOT_MODEL_PROCESS="0"))
+    app = await started_app(make_settings(home, QABOT_MODEL_PROCESS="0"))
     try:
-        assert service.model_process is None
-        assert service.model is not None and service.model.holds_weights
-        assert await replies(service, questions) == expected_replies(service, questions)
+        assert app.models.process is None
+        assert app.models.current is not None and app.models.current.holds_weights
+        assert await replies(app, questions) == expected_replies(app, questions)
     finally:
-        await service.stop()
-        await service.store.close()
+        await app.stop()
+        await app.store.close()
 
 
-async def test_model_process_exits_with_the_bot(service: QAService) -> None:
-    process = service.model_process
+async def test_model_process_exits_with_the_bot(app: App) -> None:
+    process = app.models.process
     assert process is not None and process.pid is not None
     child = psutil.Process(process.pid)
-    await service.stop()
+    await app.stop()
     assert not child.is_running() or child.status() == psutil.STATUS_ZOMBIE
 
 

@@ -18,7 +18,7 @@ from packaging.version import Version
 
 import bot.settings
 from bot import cli
-from bot.run import BUNDLED_PAIRS
+from bot.app.app import BUNDLED_PAIRS
 from bot.settings import PROJECT_ROOT, Settings
 from tests.conftest import TelegramBot
 
@@ -102,11 +102,11 @@ async def test_retrain_without_the_training_extra_says_so_and_keeps_serving(
     serving_only: None, telegram_bot: TelegramBot
 ) -> None:
     bot = telegram_bot
-    live = bot.service.registry.current_version()
+    live = bot.app.models.registry.current_version()
     await bot.tg.send_command(bot.admin, "/retrain")
     reply = (await bot.tg.next_reply(bot.admin)).text or ""
     assert "cannot retrain" in reply and "pip install 'qabot[train]'" in reply
-    assert bot.service.registry.current_version() == live
+    assert bot.app.models.registry.current_version() == live
     await bot.tg.send_text(bot.user, "你好")
     assert (await bot.tg.next_reply(bot.user)).text == "你好！"
 

@@ -106,13 +106,13 @@ async def test_mydata_and_forget_through_telegram(telegram_bot: TelegramBot) -> 
     # Someone else pressing the button (e.g. in a forwarded message) deletes nothing.
     await bot.tg.press_button(other, question, text=question.buttons[0]["text"])
     await bot.tg.wait_for(lambda call: call.method == "answerCallbackQuery")
-    assert len((await bot.service.store.user_data(bot.user.id))["exchanges"]) == 2
+    assert len((await bot.app.store.user_data(bot.user.id))["exchanges"]) == 2
 
     await bot.tg.press_button(bot.user, question, text=question.buttons[0]["text"])
     await bot.tg.wait_for(lambda call: call.method == "editMessageText")
     assert "2" in bot.tg.message(bot.user, question.message_id).text
-    assert (await bot.service.store.user_data(bot.user.id))["exchanges"] == []
-    assert [e.user_id async for e in bot.service.store.stream_exchanges()] == [other.id]
+    assert (await bot.app.store.user_data(bot.user.id))["exchanges"] == []
+    assert [e.user_id async for e in bot.app.store.stream_exchanges()] == [other.id]
 
 
 async def test_forget_can_be_cancelled_and_is_private_only(telegram_bot: TelegramBot) -> None:
@@ -124,7 +124,7 @@ async def test_forget_can_be_cancelled_and_is_private_only(telegram_bot: Telegra
     await bot.tg.press_button(bot.admin, question, text="Cancel")
     await bot.tg.wait_for(lambda call: call.method == "editMessageText")
     assert "nothing was deleted" in bot.tg.message(bot.admin, question.message_id).text
-    assert await bot.service.store.count_exchanges() == 1
+    assert await bot.app.store.count_exchanges() == 1
 
     group = bot.tg.group(-100555, "Friends")
     await bot.tg.send_command(bot.admin, "/mydata", chat=group)
@@ -212,7 +212,7 @@ async def test_after_forget_nothing_of_the_user_remains_anywhere(
         while "Done" not in bot.tg.message(rater, question.message_id).text:
             await asyncio.sleep(0.01)
 
-    stored = await everything_stored(bot.service.store)
+    stored = await everything_stored(bot.app.store)
     files = {path: path.read_bytes() for path in home.rglob("*") if path.is_file()}
     logged = "\n".join(record.getMessage() for record in caplog.records)
     for text in secrets[asker] + secrets[rater]:
@@ -230,11 +230,11 @@ async def answered(bot: TelegramBot, user, text: str, chat):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_retention_removes_review_decisions_quoting_old_questions(store: Store) -> None:
-    from bot.app.learning import Learning
+    from bot.app.learning import LearningRecords
 
     old = datetime.now(UTC) - timedelta(days=40)
     await store.log_exchanges([record(question="Quuxberry pie?", created_at=old)])
-    await Learning(store).decide(["Quuxberry pie?"], answer=None, decided_by=1)
+    await LearningRecords(store).decide(["Quuxberry pie?"], answer=None, decided_by=1)
     async with store.session.begin() as session:
         await session.execute(update(ReviewDecision).values(decided_at=old))
     await privacy.delete_expired(store, 30)
@@ -244,14 +244,14 @@ async def test_retention_removes_review_decisions_quoting_old_questions(store: S
 async def test_export_files_left_by_a_crash_are_deleted_at_start(
     settings, seeded_store: Store, models_dir: Path
 ) -> None:
-    from bot.app.service import QAService
+    from bot.app.app import App
 
     left = settings.home / "exports" / "tmpcrash"
     left.mkdir(parents=True)
     (left / "qabot-exchanges.csv").write_text("id,question\n1,secret\n")
-    service = QAService(settings, seeded_store)
-    await service.start()
-    await service.stop()
+    app = App(settings, seeded_store)
+    await app.start()
+    await app.stop()
     assert not left.exists()
 
 

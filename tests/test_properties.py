@@ -16,8 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.app.service import QAService
-from bot.run import BUNDLED_PAIRS
+from bot.app.app import BUNDLED_PAIRS, App
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
 from bot.telegram.application import build_application
 from model.datasets import read_pairs
@@ -35,7 +34,7 @@ class LiveBot:
 
     loop: asyncio.AbstractEventLoop
     tg: FakeTelegram
-    service: QAService
+    app: App
     errors: list[logging.LogRecord]
 
     def run(self, coroutine: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
@@ -74,17 +73,17 @@ def live_bot(tmp_path_factory: pytest.TempPathFactory, seed_model_dir: Path) -> 
             store = Store(bot_settings.database_url)
             await store.add_pairs(read_pairs(BUNDLED_PAIRS), source="bundled")
             shutil.copytree(seed_model_dir, bot_settings.models_dir)
-            service = QAService(bot_settings, store)
-            await service.start()
+            app = App(bot_settings, store)
+            await app.start()
             tg.user(PRIVATE_CHAT, "Pat")
             tg.group(GROUP_CHAT, "Group")
             try:
-                async with running_application(build_application(service), tg, poll_timeout=1):
-                    box["bot"] = LiveBot(loop, tg, service, errors)
+                async with running_application(build_application(app), tg, poll_timeout=1):
+                    box["bot"] = LiveBot(loop, tg, app, errors)
                     started.set()
                     await stop.wait()
             finally:
-                await service.stop()
+                await app.stop()
                 await store.close()
 
     served = asyncio.run_coroutine_threadsafe(serve(), loop)
@@ -175,6 +174,6 @@ def test_every_text_update_gets_a_reply_and_nothing_raises(
 @given(text=texts, language=st.sampled_from([None, "en", "zh-hans", "de"]))
 def test_the_reply_path_answers_any_text(live_bot: LiveBot, text: str, language: str) -> None:
     user = UserInfo(PRIVATE_CHAT, None, "Pat", language)
-    reply = live_bot.run(live_bot.service.reply(ChatInfo(PRIVATE_CHAT), user, text))
+    reply = live_bot.run(live_bot.app.answering.reply(ChatInfo(PRIVATE_CHAT), user, text))
     assert reply.text.strip() and len(reply.text) <= TELEGRAM_MAX_CHARS
     assert 0.0 <= reply.confidence <= 1.0

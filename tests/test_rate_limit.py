@@ -90,8 +90,8 @@ async def test_a_flooder_is_told_once_and_others_are_answered(
         await asyncio.sleep(0.3)
         assert len(bot.tg.replies(bot.admin)) == 6  # nothing more for the flooder
         assert sum("too fast" in text for text in replies) == 1
-        await bot.service.writer.flush()
-        assert await bot.service.store.count_exchanges() == 6  # 5 answered + the other user
+        await bot.app.writer.flush()
+        assert await bot.app.store.count_exchanges() == 6  # 5 answered + the other user
 
 
 async def test_zero_turns_the_limit_off(

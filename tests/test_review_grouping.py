@@ -11,10 +11,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from bot.app.app import BUNDLED_PAIRS, App
 from bot.app.learning import SIMILAR_QUESTIONS
-from bot.app.service import QAService
 from bot.app.similarity import SimilarWordings, similar_pairs
-from bot.run import BUNDLED_PAIRS
 from model.datasets import read_pairs
 from model.text import Featurizer
 from tests.factories import record
@@ -37,15 +36,15 @@ def made_up_questions(count: int, seed: int = 0) -> list[str]:
     return questions
 
 
-async def queue_questions(service: QAService, questions: list[str]) -> None:
+async def queue_questions(app: App, questions: list[str]) -> None:
     """Log the questions as fallbacks, so they are all in the review queue."""
     records = [record(question=q, fallback=True, confidence=0.1, answer_id=None) for q in questions]
-    await service.store.log_exchanges(records)
+    await app.store.log_exchanges(records)
 
 
-def test_similar_pairs_are_those_of_comparing_every_pair(service: QAService) -> None:
-    assert service.model is not None
-    features = service.model.featurizer.transform(made_up_questions(1_500))
+def test_similar_pairs_are_those_of_comparing_every_pair(app: App) -> None:
+    assert app.models.current is not None
+    features = app.models.current.featurizer.transform(made_up_questions(1_500))
     earlier, later = similar_pairs(features, SIMILAR_QUESTIONS)
 
     dense = features.toarray().astype(np.float64)
@@ -62,26 +61,26 @@ def test_similar_pairs_are_those_of_comparing_every_pair(service: QAService) -> 
     assert expected == {pair for pair in found if clear[pair]}
 
 
-async def test_review_grouping_memory_is_linear_in_the_queue(service: QAService) -> None:
+async def test_review_grouping_memory_is_linear_in_the_queue(app: App) -> None:
     """Twice the queue, about twice the memory (comparing every pair took four times)."""
     peaks = []
     questions = made_up_questions(4_500, seed=1)
     for batch in (questions[:1_500], questions[1_500:]):
-        await queue_questions(service, batch)
-        await service.review_queue()  # what is loaded once (the featurizer) is not counted
-        service.learning.similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
+        await queue_questions(app, batch)
+        await app.learning.review_queue()  # what is loaded once (the featurizer) is not counted
+        app.learning.records.similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
         tracemalloc.start()
-        queue = await service.review_queue()
+        queue = await app.learning.review_queue()
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert sum(len(item.wordings) for item in queue) == len(set(batch))
         wordings = [w for item in queue for w in item.wordings.values()]
-        await service.learning.decide(wordings, answer=None, decided_by=None)
+        await app.learning.records.decide(wordings, answer=None, decided_by=None)
     assert peaks[1] < 2.6 * peaks[0], peaks
 
 
 async def test_review_grouping_runs_off_the_event_loop_and_is_remembered(
-    service: QAService, monkeypatch: pytest.MonkeyPatch
+    app: App, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loop_thread = threading.current_thread()
     batches: list[tuple[int, threading.Thread]] = []
@@ -92,25 +91,27 @@ async def test_review_grouping_runs_off_the_event_loop_and_is_remembered(
         return transform(self, texts, **options)
 
     monkeypatch.setattr(Featurizer, "transform", recording)
-    await queue_questions(service, made_up_questions(300, seed=2))
+    await queue_questions(app, made_up_questions(300, seed=2))
 
     def groupings() -> list[threading.Thread]:
         """The threads of the featurizations of the whole queue so far."""
         return [thread for size, thread in batches if size >= 100]
 
-    first = await service.review_queue()
+    first = await app.learning.review_queue()
     assert len(groupings()) == 1 and loop_thread not in groupings()
-    assert [item.key for item in await service.review_queue()] == [item.key for item in first]
+    assert [item.key for item in await app.learning.review_queue()] == [item.key for item in first]
     assert len(groupings()) == 1  # remembered
     # A decision takes a group out of the queue: the rest keep their groups.
-    await service.learning.decide(list(first[0].wordings.values()), answer=None, decided_by=None)
-    assert [item.key for item in await service.review_queue()] == [i.key for i in first[1:]]
+    await app.learning.records.decide(
+        list(first[0].wordings.values()), answer=None, decided_by=None
+    )
+    assert [item.key for item in await app.learning.review_queue()] == [i.key for i in first[1:]]
     assert len(groupings()) == 1
     # A new question, or a new model, and the queue is grouped again.
-    await queue_questions(service, ["how do I change my wifi password"])
-    await service.review_queue()
+    await queue_questions(app, ["how do I change my wifi password"])
+    await app.learning.review_queue()
     assert len(groupings()) == 2
-    assert service.model is not None
-    service.model._featurizer = Featurizer.from_json(service.model.featurizer.to_json())
-    await service.review_queue()
+    assert app.models.current is not None
+    app.models.current._featurizer = Featurizer.from_json(app.models.current.featurizer.to_json())
+    await app.learning.review_queue()
     assert len(groupings()) == 3 and loop_thread not in groupings()

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.cli import main
 from bot.storage.store import ChatInfo, Store, UserInfo
 from bot.storage.tables import QAPairRow
@@ -45,15 +45,17 @@ async def test_out_of_scope_in_review_makes_the_bot_fall_back_after_retrain(
             await bot.tg.press_button(bot.user, answer, text="👎")
             await bot.tg.next_reply(bot.user)  # the prompt for a better answer
 
-    [group, *others] = await bot.service.review_queue()
+    [group, *others] = await bot.app.learning.review_queue()
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
     assert f"Asked {group.count}×" in item.text and "out of scope" in item.text
     await bot.tg.press_button(bot.admin, item, text="🙅 Out of scope")
     assert "Out of scope" in (await bot.tg.next_reply(bot.admin)).text
-    marked = sorted(await reviewed_rows(bot.service.store))
+    marked = sorted(await reviewed_rows(bot.app.store))
     assert marked == sorted((w, "") for w in group.wordings.values())
-    assert [i.question for i in await bot.service.review_queue()] == [i.question for i in others]
+    assert [i.question for i in await bot.app.learning.review_queue()] == [
+        i.question for i in others
+    ]
 
     await bot.tg.send_command(bot.admin, "/retrain force")
     status = await bot.tg.next_reply(bot.admin)
@@ -67,32 +69,32 @@ async def test_out_of_scope_in_review_makes_the_bot_fall_back_after_retrain(
     asked_in_group = [w for w in OPENING_HOURS if match_key(w) in group.wordings]
     assert len(asked_in_group) >= 2
     for wording in asked_in_group:  # the model itself falls back on them now
-        assert bot.service.model.predict(wording).fallback, wording
+        assert bot.app.models.current.predict(wording).fallback, wording
         await bot.tg.send_text(bot.user, wording)
         assert (await bot.tg.next_reply(bot.user)).text.startswith("Sorry, I don't know")
 
 
 async def test_qabot_review_marks_a_group_out_of_scope_as_review_groups_it(
-    service: QAService, home: Path, capsys, monkeypatch: pytest.MonkeyPatch
+    app: App, home: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("QABOT_HOME", str(home))
-    monkeypatch.setenv("QABOT_DATABASE_URL", service.store.engine.url.render_as_string(False))
+    monkeypatch.setenv("QABOT_DATABASE_URL", app.store.engine.url.render_as_string(False))
     for question in [*WIFI_WORDINGS, "苹果股价多少"]:
-        await service.reply(ChatInfo(5), UserInfo(6), question)
-    await service.writer.flush()
+        await app.answering.reply(ChatInfo(5), UserInfo(6), question)
+    await app.writer.flush()
 
     assert await asyncio.to_thread(main, ["review"]) == 0
     listed = [int(n) for n in re.findall(r"^#(\d+) ", capsys.readouterr().out, re.MULTILINE)]
-    assert listed == [item.exchange_id for item in await service.review_queue()]
-    [wifi] = [item for item in await service.review_queue() if item.count == 2]
+    assert listed == [item.exchange_id for item in await app.learning.review_queue()]
+    [wifi] = [item for item in await app.learning.review_queue() if item.count == 2]
     assert set(wifi.wordings.values()) == set(WIFI_WORDINGS)
 
     argv = ["review", "--out-of-scope", f"#{wifi.exchange_id}"]
     assert await asyncio.to_thread(main, argv) == 0
     output = capsys.readouterr()
     assert "out of scope: " in output.err and f"#{wifi.exchange_id} " not in output.out
-    assert sorted(await reviewed_rows(service.store)) == sorted((w, "") for w in WIFI_WORDINGS)
-    assert [item.question for item in await service.review_queue()] == ["苹果股价多少"]
+    assert sorted(await reviewed_rows(app.store)) == sorted((w, "") for w in WIFI_WORDINGS)
+    assert [item.question for item in await app.learning.review_queue()] == ["苹果股价多少"]
 
     with pytest.raises(SystemExit) as refused:
         main(["review", "--out-of-scope", "#x1"])
@@ -107,14 +109,14 @@ async def test_retrain_refuses_a_one_answer_set_with_the_report_qabot_train_prin
     ]
     await store.add_pairs(one_answer, source="imported")
     async with bot_on_fake_telegram(home, store, seed_model_dir) as bot:
-        live = bot.service.model.version
+        live = bot.app.models.current.version
         await bot.tg.send_command(bot.admin, "/retrain")
         status = await bot.tg.next_reply(bot.admin)
         refusal = await bot.tg.next_reply(bot.admin, timeout=60)
         assert status.text == "Training refused."
         assert refusal.text.startswith("Training refused: nothing was trained or promoted")
-        assert bot.service.model.version == live == bot.service.registry.current_version()
-        assert not bot.service.trainer.busy
+        assert bot.app.models.current.version == live == bot.app.models.registry.current_version()
+        assert not bot.app.models.trainer.busy
 
     # `qabot train` on the same store prints the same report, and exits with code 2.
     monkeypatch.setenv("QABOT_HOME", str(home))

@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from bot.app.learning import Learning
+from bot.app.learning import LearningRecords
 from bot.settings import PROJECT_ROOT, Settings
 from bot.storage.store import Store, upgrade_database
 from tests.complexity import python_lines_run
@@ -32,7 +32,7 @@ async def log_exchanges(url: str, count: int) -> None:
 async def stats(url: str) -> dict:
     store = Store(url)
     try:
-        return await Learning(store).stats()
+        return await LearningRecords(store).stats()
     finally:
         await store.close()
 

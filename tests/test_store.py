@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import String, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.app.learning import Learning
+from bot.app.learning import LearningRecords
 from bot.settings import Settings
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
 from bot.storage.tables import Base, ReviewDecision, storable_text
@@ -158,7 +158,7 @@ REPLACED = "a\ufffdb\ufffdc\ufffd"
 async def test_text_that_cannot_be_encoded_is_stored_replaced_in_every_text_column(
     store: Store,
 ) -> None:
-    learning = Learning(store)
+    learning = LearningRecords(store)
     chat = ChatInfo(-5, "group", title=UNSTORABLE)
     user = UserInfo(5, username=UNSTORABLE, first_name=UNSTORABLE, language_code=UNSTORABLE)
     exchange = replace(record(question=UNSTORABLE, answer=UNSTORABLE), chat=chat, user=user)
@@ -213,7 +213,7 @@ async def test_long_pairs_can_be_taught_imported_and_approved(store: Store) -> N
     assert await store.add_pairs([QAPair(question, answer)], source="taught") == 1
     assert await store.add_pairs([QAPair(question, answer)], source="imported") == 0
     other = incompressible_text(4000)
-    assert await Learning(store).decide([other], answer=answer, decided_by=1)
+    assert await LearningRecords(store).decide([other], answer=answer, decided_by=1)
     assert await store.training_pairs() == [QAPair(question, answer), QAPair(other, answer)]
 
 
@@ -239,7 +239,7 @@ async def refuse_inserts(store: Store, table: str) -> None:
 async def test_an_approval_whose_pairs_fail_records_no_decision(store: Store) -> None:
     """Else the group leaves the review queue and never joins the training set."""
     await refuse_inserts(store, "qa_pairs")
-    learning = Learning(store)
+    learning = LearningRecords(store)
     with pytest.raises(DBAPIError, match="inserts refused"):
         await learning.decide(["how do I reset it"], answer="Like this.", decided_by=1)
     async with store.session() as session:

@@ -59,8 +59,8 @@ async def test_non_text_messages_get_a_hint_and_are_logged(
     else:
         await getattr(bot.tg, f"send_{kind}")(bot.admin)
     assert "text" in (await bot.tg.next_reply(bot.admin)).text
-    await bot.service.writer.flush()
-    [row] = [e async for e in bot.service.store.stream_exchanges()]
+    await bot.app.writer.flush()
+    [row] = [e async for e in bot.app.store.stream_exchanges()]
     assert row.kind == kind and row.user_id == bot.admin.id
 
 
@@ -69,8 +69,8 @@ async def test_long_and_odd_messages_are_answered_and_logged(telegram_bot: Teleg
     texts = ["x" * 4096, "😀" * 50, "\u200b\u202e", "a\x07b"]
     for text in texts:
         assert await ask(bot, bot.user, text)
-    await bot.service.writer.flush()
-    assert await bot.service.store.count_exchanges() == len(texts)
+    await bot.app.writer.flush()
+    assert await bot.app.store.count_exchanges() == len(texts)
 
 
 async def test_admin_export_sends_the_log(telegram_bot: TelegramBot) -> None:
@@ -103,15 +103,15 @@ async def test_admin_commands_are_refused_to_others(
     telegram_bot: TelegramBot, command: str
 ) -> None:
     bot = telegram_bot
-    pairs_before = await bot.service.store.count_pairs()
-    version_before = bot.service.model.version
+    pairs_before = await bot.app.store.count_pairs()
+    version_before = bot.app.models.current.version
     await bot.tg.send_command(bot.user, command)
     reply = await bot.tg.next_reply(bot.user)
     assert "管理员" in reply.text and reply.document is None
     await asyncio.sleep(0.2)
-    assert await bot.service.store.count_pairs() == pairs_before
-    assert bot.service.model.version == version_before
-    assert not bot.service.trainer.busy
+    assert await bot.app.store.count_pairs() == pairs_before
+    assert bot.app.models.current.version == version_before
+    assert not bot.app.models.trainer.busy
 
 
 @pytest.mark.parametrize("command", ["/export", "/export jsonl", "/pairs", "/review", "/stats"])
@@ -168,26 +168,26 @@ async def test_retrain_keeps_answering_other_chats_and_switches_model(
 
 
 async def retrain_while_answering(bot: TelegramBot) -> None:
-    old_version = bot.service.model.version
+    old_version = bot.app.models.current.version
     await bot.tg.send_command(bot.admin, "/retrain")
     assert "Retraining started" in (await bot.tg.next_reply(bot.admin)).text
     async with asyncio.timeout(5):
-        while not bot.service.trainer.busy:
+        while not bot.app.models.trainer.busy:
             await asyncio.sleep(0.01)
     await bot.tg.send_command(bot.admin, "/retrain")
     assert "already in progress" in (await bot.tg.next_reply(bot.admin)).text
     # While the worker trains, another chat is answered at once.
     answered_while_training = 0
-    while bot.service.trainer.busy:
+    while bot.app.models.trainer.busy:
         assert await ask(bot, bot.user, "你好") == "你好！"
         answered_while_training += 1
         await asyncio.sleep(0.2)
     assert answered_while_training >= 5
     done = await bot.tg.next_reply(bot.admin, timeout=120)
     assert "is live" in done.text and "in-scope accuracy" in done.text
-    assert bot.service.model.version != old_version
-    assert bot.service.registry.current_version() == bot.service.model.version
+    assert bot.app.models.current.version != old_version
+    assert bot.app.models.registry.current_version() == bot.app.models.current.version
     # The candidate was scored, and the new model answers, in the model process.
-    assert not bot.service.model.holds_weights
-    assert bot.service.model_process is not None
-    assert bot.service.model_process.serves(bot.service.model.path)
+    assert not bot.app.models.current.holds_weights
+    assert bot.app.models.process is not None
+    assert bot.app.models.process.serves(bot.app.models.current.path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.run import receiving_updates
 from bot.settings import Settings
 from bot.storage.store import Store
@@ -59,9 +59,9 @@ async def _webhook_bot(
         TELEGRAM_WEBHOOK_SECRET=SECRET,
     )
     shutil.copytree(seed_model_dir, settings.models_dir)
-    service = QAService(settings, store)
-    await service.start()
-    application = build_application(service)
+    app = App(settings, store)
+    await app.start()
+    application = build_application(app)
     try:
         async with application:
             await application.start()
@@ -71,7 +71,7 @@ async def _webhook_bot(
             finally:
                 await application.stop()
     finally:
-        await service.stop()
+        await app.stop()
 
 
 async def test_webhook_with_secret_answers_and_refuses_forged_calls(
@@ -184,19 +184,19 @@ async def test_a_model_promoted_by_one_replica_is_served_by_the_other(
     home: Path, seeded_store: Store, models_dir: Path
 ) -> None:
     settings = make_settings(home)
-    first, second = QAService(settings, seeded_store), QAService(settings, seeded_store)
+    first, second = App(settings, seeded_store), App(settings, seeded_store)
     await first.start()
     await second.start()
     try:
-        old = first.model.version
-        assert second.model.version == old
+        old = first.models.current.version
+        assert second.models.current.version == old
         copy_version(ModelRegistry(models_dir), old, "20990101-000000-beef")
         # Replica one promotes (as after /retrain); replica two is not told.
-        await asyncio.to_thread(first.registry.promote, "20990101-000000-beef")
-        await first.reload_model()
-        assert first.model.version == "20990101-000000-beef"
+        await asyncio.to_thread(first.models.registry.promote, "20990101-000000-beef")
+        await first.models.reload()
+        assert first.models.current.version == "20990101-000000-beef"
         async with asyncio.timeout(5):
-            while second.model.version != "20990101-000000-beef":
+            while second.models.current.version != "20990101-000000-beef":
                 await asyncio.sleep(0.05)
     finally:
         await first.stop()

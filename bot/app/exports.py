@@ -8,14 +8,18 @@ import gzip
 import json
 import logging
 import shutil
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
-from model.datasets import csv_cell
+from model.datasets import csv_cell, read_pairs, write_pairs_csv
 
 log = logging.getLogger(__name__)
 
@@ -135,3 +139,79 @@ def remove_stale_exports(exports_dir: Path, older_than: float = STALE_EXPORT_SEC
     if removed:
         log.info("deleted %d export files left behind in %s", removed, exports_dir)
     return removed
+
+
+@dataclass(frozen=True)
+class ExportFile:
+    """An export written for sending: `path` is None when even compressed it is over
+    UPLOAD_LIMIT_BYTES."""
+
+    path: Path | None
+    count: int
+    size_mb: float
+
+    @property
+    def compressed(self) -> bool:
+        return self.path is not None and self.path.suffix == ".gz"
+
+
+class Exports:
+    """Conversations and the training set out, Q&A files in: the one road for /export, /pairs,
+    `qabot export` and `qabot import`."""
+
+    def __init__(self, store: Store, writer: ExchangeWriter, home: Path) -> None:
+        self.store = store
+        self.writer = writer
+        self.folder = home / EXPORTS_FOLDER
+
+    async def write_conversations(
+        self,
+        out: TextIO,
+        fmt: str = "csv",
+        since: datetime | None = None,
+        *,
+        pending_wait_seconds: float | None = None,
+    ) -> int:
+        """Write the logged exchanges; with `pending_wait_seconds`, first wait that long at most
+        for those still queued (raises ExchangesNotWrittenError, saying how many, if they are
+        not written by then)."""
+        if pending_wait_seconds is not None:
+            await self.writer.flush(pending_wait_seconds)
+        return await write_exchanges(self.store, out, fmt, since)
+
+    async def write_pairs(self, out: TextIO) -> int:
+        """Write the training set in the import format (CSV question,answer)."""
+        training_set = await self.store.training_pairs()
+        await asyncio.to_thread(write_pairs_csv, training_set, out)
+        return len(training_set)
+
+    async def import_pairs(self, path: Path) -> tuple[int, int]:
+        """Add the pairs of a Q&A file to the training set: (added, already known). Raises
+        ValueError or OSError, with one line saying what is wrong, for a file it cannot read."""
+        pairs = await asyncio.to_thread(read_pairs, path)
+        added = await self.store.add_pairs(pairs, source="imported")
+        return added, len(pairs) - added
+
+    def remove_stale(self, older_than: float = STALE_EXPORT_SECONDS) -> int:
+        """Delete what earlier sends (or a crash) left in the exports folder."""
+        return remove_stale_exports(self.folder, older_than)
+
+    @asynccontextmanager
+    async def file_to_send(
+        self, name: str, write: Callable[[TextIO], Awaitable[int]]
+    ) -> AsyncIterator[ExportFile]:
+        """An export written by `write` into a private temporary folder under QABOT_HOME,
+        compressed when large; deleted after the block (a crash's leftovers: remove_stale)."""
+        self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        stem, _, suffix = name.rpartition(".")
+        stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+        try:
+            with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
+                path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
+                with path.open("w", encoding="utf-8", newline="") as out:
+                    count = await write(out)
+                size_mb = path.stat().st_size / 1e6
+                sendable = await asyncio.to_thread(fit_for_upload, path)
+                yield ExportFile(sendable, count, size_mb)
+        finally:
+            await asyncio.to_thread(self.remove_stale)

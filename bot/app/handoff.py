@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot import messages
-from bot.app.service import QAService
+from bot.settings import Settings
 from bot.storage import handoffs
+from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.handoffs import HandoffOutcome
-from bot.storage.store import ChatInfo, ExchangeRecord, UserInfo
+from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo
 from bot.storage.tables import Handoff
 
 # How many open questions /open lists.
@@ -37,11 +38,16 @@ def handoff_lang(handoff: Handoff) -> str:
 
 class HandoffDesk:
     def __init__(
-        self, service: QAService, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self,
+        settings: Settings,
+        store: Store,
+        writer: ExchangeWriter,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        self.service = service
-        self.support_chat_id = service.settings.support_chat_id
-        self.timeout = timedelta(minutes=service.settings.handoff_timeout_minutes)
+        self.store = store
+        self.writer = writer
+        self.support_chat_id = settings.support_chat_id
+        self.timeout = timedelta(minutes=settings.handoff_timeout_minutes)
         self.clock = clock  # injectable: tests move time instead of waiting
 
     @property
@@ -53,15 +59,15 @@ class HandoffDesk:
     ) -> tuple[HandoffOutcome, Handoff | None]:
         """The user asked for a person on their question `exchange_id`."""
         return await handoffs.open_handoff(
-            self.service.store, exchange_id, chat_id=chat_id, user=user
+            self.store, exchange_id, chat_id=chat_id, user=user
         )
 
     async def forwarded(self, handoff: Handoff, support_message_id: int) -> None:
         """The question reached the support chat as this message."""
-        await handoffs.set_support_message(self.service.store, handoff.id, support_message_id)
+        await handoffs.set_support_message(self.store, handoff.id, support_message_id)
 
     async def not_forwarded(self, handoff: Handoff) -> None:
-        await handoffs.cancel(self.service.store, handoff.id)
+        await handoffs.cancel(self.store, handoff.id)
 
     async def answer(
         self, support_message_id: int, answer: str
@@ -70,7 +76,7 @@ class HandoffDesk:
         exchange answered by a person (it joins the review queue); None when the message
         replied to is not a forwarded question (or the user has been forgotten since)."""
         started = time.perf_counter()
-        store = self.service.store
+        store = self.store
         handoff = await handoffs.by_support_message(store, support_message_id)
         if handoff is None:
             return None
@@ -87,17 +93,17 @@ class HandoffDesk:
             latency_ms=(time.perf_counter() - started) * 1000,
             answered_by_person=True,
         )
-        exchange_id = await self.service.writer.write(record)
+        exchange_id = await self.writer.write(record)
         await handoffs.mark_answered(store, handoff.id)
         return handoff, PersonsAnswer(handoff.chat_id, handoff_lang(handoff), exchange_id)
 
     async def open_questions(self) -> Sequence[Handoff]:
-        return await handoffs.open_handoffs(self.service.store, OPEN_LISTED)
+        return await handoffs.open_handoffs(self.store, OPEN_LISTED)
 
     async def take_overdue(self) -> Sequence[Handoff]:
         """The questions nobody answered within the timeout whose users are to be told so
         (each is returned once)."""
-        return await handoffs.take_overdue(self.service.store, self.clock() - self.timeout)
+        return await handoffs.take_overdue(self.store, self.clock() - self.timeout)
 
     def waiting_minutes(self, handoff: Handoff) -> int:
         created = handoff.created_at

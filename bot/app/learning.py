@@ -8,32 +8,33 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import hashlib
-import math
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import Date, Row, Select, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.app.known_answers import KnownAnswers
 from bot.app.similarity import Featurizer, SimilarWordings
+from bot.app.text import clean_question
+from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
 from bot.storage.tables import AnswerChoice, Exchange, Feedback, ReviewDecision
-from model.datasets import QAPair, answer_key
-from model.predictor import Prediction
+from model.datasets import QAPair
 from model.text import match_key
+
+if TYPE_CHECKING:
+    from bot.app.models import ModelLifecycle
 
 # Answers less sure than this go to the review queue even when they were given.
 REVIEW_BELOW_CONFIDENCE = 0.5
 # How far back the review queue and the busiest-questions list look.
 REVIEW_WINDOW = 20_000
-# Share of the training set held out to compare a retrained candidate with the live model.
-HOLDOUT_PERCENT = 10
 
 
 # Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
@@ -94,7 +95,10 @@ class RatedExchange:
     rating: int  # +1: the answer was right; -1: it was wrong
 
 
-class Learning:
+class LearningRecords:
+    """The learning loop's records in the store: feedback, "did you mean" choices, the review
+    queue built from the log, review decisions and usage figures."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
@@ -476,54 +480,111 @@ async def _all_rows(session: AsyncSession, query: Select[Any]) -> list[Row[Any]]
     return rows
 
 
-# -- gating a retrained model ---------------------------------------------------------------
+class LearningLoop:
+    """What admins and users do to teach the bot: /teach, ratings and suggestions, /review
+    (grouped in the live model's feature space), its decisions, and /stats. The one road for
+    the Telegram commands and `qabot review`."""
 
+    def __init__(
+        self,
+        store: Store,
+        records: LearningRecords,
+        models: ModelLifecycle,
+        known: KnownAnswers,
+        writer: ExchangeWriter,
+    ) -> None:
+        self.store = store
+        self.records = records
+        self.models = models
+        self.known = known
+        self.writer = writer
 
-def split_holdout(pairs: Sequence[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
-    """A stable part of the training set (by a hash of the question, so the same questions are
-    held out every time) to compare models on; answers with a single example stay in training."""
-    examples = Counter(p.answer for p in pairs)
-    train, holdout = [], []
-    for pair in pairs:
-        digest = hashlib.sha1(match_key(pair.question).encode("utf-8")).digest()
-        held = digest[0] * 100 // 256 < HOLDOUT_PERCENT and examples[pair.answer] > 1
-        (holdout if held else train).append(pair)
-    return train, holdout
+    async def teach(self, question: str, answer: str) -> bool:
+        """Add a pair to the training set; it is answered at once. False if it was known."""
+        question, answer = clean_question(question), clean_question(answer)
+        if not answer:
+            raise ValueError("the answer is empty")
+        if not match_key(question):
+            # It would match every message without letters or digits ("?", "...", "👍").
+            raise ValueError("the question needs at least one letter, digit or symbol")
+        added = await self.store.add_pairs([QAPair(question, answer)], source="taught")
+        self.known.remember([question], answer)
+        return added > 0
 
+    async def rate(
+        self, exchange_id: int, user_id: int | None, rating: int, *, chat_id: int
+    ) -> bool:
+        """A 👍 (+1) or 👎 (-1) on an answer (see LearningRecords.record_feedback)."""
+        return await self.records.record_feedback(exchange_id, user_id, rating, chat_id=chat_id)
 
-def is_not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> bool:
-    """The candidate is not significantly worse: its score is at least the live model's less
-    two standard errors of that score (about 95 % confidence). A young bot's held-out set is
-    small, so a few questions either way are noise (measured: ±7 points between two trainings
-    on the bundled set with one pair added), while a real regression, such as a poisoned
-    training set, costs far more."""
-    p, n = live["score"], max(live["n"], 1)
-    return candidate["score"] >= p - 2 * math.sqrt(p * (1 - p) / n)
+    async def suggest(self, exchange_id: int, user_id: int | None, text: str) -> bool:
+        """A user's suggested answer after their 👎: it waits in the review queue."""
+        return await self.records.add_suggestion(exchange_id, user_id, text)
 
+    async def review_queue(self) -> list[ReviewItem]:
+        """The review queue, similar wordings grouped in the live model's feature space."""
+        model = self.models.current
+        featurizer = None
+        if model is not None:
+            # Read on first use (a model process holds the rest of the model), off the loop.
+            featurizer = await asyncio.to_thread(lambda: model.featurizer)
+        return await self.records.review_queue(self.known.keys(), featurizer)
 
-def scoring_questions(holdout: Sequence[QAPair], rated: Sequence[RatedExchange]) -> list[str]:
-    """The questions score_model needs the predictions of, in its order."""
-    return [p.question for p in holdout] + [r.question for r in rated]
+    async def review_group(self, exchange_id: int) -> list[str]:
+        """The wordings of the review group holding this exchange (just its own question when
+        it is no longer queued); empty when the exchange is unknown."""
+        for item in await self.review_queue():
+            if exchange_id in item.exchange_ids:
+                return list(item.wordings.values())
+        question = await self.records.exchange_question(exchange_id)
+        return [question] if question is not None else []
 
+    async def candidate_answers(self, item: ReviewItem) -> list[tuple[str, str, float]]:
+        """The live model's best guesses for a review item: (answer id, answer, probability),
+        best first."""
+        model = self.models.current
+        if model is None:
+            return []
+        [prediction] = await self.models.predict_batch(model, [item.question])
+        return list(prediction.candidates)
 
-def score_model(
-    predictions: Sequence[Prediction], holdout: Sequence[QAPair], rated: Sequence[RatedExchange]
-) -> dict[str, Any]:
-    """Share of right replies on the held-out pairs (the fallback is right for out-of-scope ones)
-    and on rated exchanges (a 👍 answer should be given again, a 👎 one should not), from a
-    model's predictions of scoring_questions(holdout, rated)."""
-    right_holdout = sum(
-        (p.answer_id is None) if pair.out_of_scope else (p.answer_id == answer_key(pair.answer))
-        for pair, p in zip(holdout, predictions, strict=False)
-    )
-    right_rated = sum(
-        (p.answer_id == r.answer_id) if r.rating > 0 else (p.answer_id != r.answer_id)
-        for r, p in zip(rated, predictions[len(holdout) :], strict=True)
-    )
-    total = len(holdout) + len(rated)
-    return {
-        "score": (right_holdout + right_rated) / total if total else 0.0,
-        "holdout_accuracy": right_holdout / len(holdout) if holdout else None,
-        "rated_accuracy": right_rated / len(rated) if rated else None,
-        "n": total,
-    }
+    async def answer_by_id(self, answer_id: str) -> str | None:
+        """The text of one of the live model's answers."""
+        model = self.models.current
+        return model.answers().get(answer_id) if model is not None else None
+
+    async def chosen_answer(self, choice_id: int) -> str | None:
+        """The answer an asker chose on a "did you mean" button."""
+        return await self.records.chosen_answer(choice_id)
+
+    async def suggested_answer(self, feedback_id: int) -> str | None:
+        """The answer a user suggested after a 👎."""
+        return await self.records.suggestion(feedback_id)
+
+    async def person_answer(self, exchange_id: int) -> str | None:
+        """The answer a support member gave in a hand-off's exchange."""
+        return await self.records.person_answer(exchange_id)
+
+    async def approve(self, questions: list[str], answer: str, admin_id: int | None) -> bool:
+        """Approve a review group: its wordings join the training set, answered at once."""
+        approved = await self.records.decide(questions, answer=answer, decided_by=admin_id)
+        if approved:
+            self.known.remember(questions, answer)
+        return approved
+
+    async def mark_out_of_scope(self, questions: list[str], admin_id: int | None) -> bool:
+        """A review group the bot should not answer: its wordings join the training set as
+        out-of-scope rows; the next retraining teaches the model to fall back on them."""
+        return await self.records.decide(
+            questions, answer=None, decided_by=admin_id, out_of_scope=True
+        )
+
+    async def ignore(self, questions: list[str], admin_id: int | None) -> bool:
+        """Leave a review group out of the queue without teaching anything."""
+        return await self.records.decide(questions, answer=None, decided_by=admin_id)
+
+    async def stats(self, pending_wait_seconds: float) -> dict[str, Any]:
+        """Usage figures, once the exchanges still queued are written (raises
+        ExchangesNotWrittenError, saying how many are not, when that takes longer)."""
+        await self.writer.flush(pending_wait_seconds)
+        return await self.records.stats()

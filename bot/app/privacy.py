@@ -84,3 +84,27 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.isoformat()
     return str(value)
+
+
+class Privacy:
+    """Users' own data, the one road for /mydata, /forget and the retention task."""
+
+    def __init__(self, store: Store, writer: ExchangeWriter, retention_days: int | None) -> None:
+        self.store = store
+        self.writer = writer
+        self.retention_days = retention_days
+
+    async def user_data(self, user_id: int) -> bytes:
+        """Everything stored about a user, as one JSON document (raises
+        DatabaseUnavailableError when the database cannot be reached)."""
+        return await export_user_data(self.store, self.writer, user_id)
+
+    async def forget(self, user_id: int) -> int:
+        """Delete everything stored about a user; returns how many exchanges went."""
+        return await forget_user(self.store, self.writer, user_id)
+
+    def start_retention(self) -> asyncio.Task[None] | None:
+        """The daily deletion of old exchanges, when QABOT_RETENTION_DAYS is set."""
+        if self.retention_days is None:
+            return None
+        return asyncio.create_task(run_retention(self.store, self.retention_days), name="retention")

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
-import tempfile
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TextIO
 
 from telegram import Message, Update
@@ -16,32 +13,26 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
-from bot.app.exports import (
-    EXPORTS_FOLDER,
-    FORMATS,
-    UPLOAD_LIMIT_BYTES,
-    fit_for_upload,
-    remove_stale_exports,
-    write_exchanges,
-)
-from bot.app.service import QAService
+from bot.app.app import App
+from bot.app.exports import FORMATS, UPLOAD_LIMIT_BYTES, Exports
 from bot.serving.retraining import (
     TrainingBusyError,
     TrainingFailedError,
     TrainingRefusedError,
     training_installed,
 )
+from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.telegram.common import (
+    PENDING_WAIT_SECONDS,
     admin_data_private_only,
     admin_only,
+    app_of,
     command_argument,
-    exchanges_written,
     fit_message,
+    not_yet_written,
     quoted,
-    service_of,
 )
 from model.data_checks import DataReport
-from model.datasets import write_pairs_csv
 from model.figures import format_figures
 from model.registry import RegistryError
 
@@ -63,7 +54,7 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     # The answer keeps the admin's formatting (links, bold, code, ...) as Telegram HTML.
     answer_html = (message.text_html or "").partition(" ")[2].partition("|")[2]
     try:
-        added = await service_of(context).teach(question, answer_html)
+        added = await app_of(context).learning.teach(question, answer_html)
     except ValueError as error:
         await message.reply_text(f"Not taught: {error}. Usage: /teach question | answer")
         return
@@ -75,7 +66,7 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/retrain [force]: train a candidate in a worker process, show progress, and promote it
     only if it is not worse than the live model (or when forced)."""
-    service = service_of(context)
+    app = app_of(context)
     message = update.effective_message
     if not training_installed():
         await message.reply_text(
@@ -84,19 +75,17 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             "models folder. The live model keeps serving."
         )
         return
-    if service.trainer.busy:
+    if app.models.training:
         await message.reply_text("A training run is already in progress; I'll report when it ends.")
         return
     force = command_argument(message).lower() == "force"
     status = await message.reply_text("Retraining started. I keep answering everyone meanwhile.")
     context.application.create_task(
-        _run_retraining(service, message, status, force), update=update, name="retrain"
+        _run_retraining(app, message, status, force), update=update, name="retrain"
     )
 
 
-async def _run_retraining(
-    service: QAService, request: Message, status: Message, force: bool
-) -> None:
+async def _run_retraining(app: App, request: Message, status: Message, force: bool) -> None:
     # The data checks' findings stay at the top of the progress message while training runs.
     report_text = ""
 
@@ -115,7 +104,7 @@ async def _run_retraining(
             )
 
     try:
-        outcome = await service.retrain(show_progress, force=force)
+        outcome = await app.models.retrain(show_progress, force=force)
     except TrainingBusyError:
         await request.reply_text("A training run is already in progress.")
         return
@@ -171,7 +160,7 @@ async def _edit(message: Message, text: str) -> None:
 @admin_only
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/models: the model versions with their figures; which one is live."""
-    versions = await asyncio.to_thread(service_of(context).registry.versions)
+    versions = await app_of(context).models.versions()
     if not versions:
         await update.effective_message.reply_text("No model has been trained yet.")
         return
@@ -187,7 +176,7 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/rollback: serve the previously promoted model version again, at once."""
     try:
-        version = await service_of(context).rollback()
+        version = await app_of(context).models.rollback()
     except RegistryError as error:
         await update.effective_message.reply_text(f"Cannot roll back: {error}")
         return
@@ -206,63 +195,49 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
             f"Cannot export: {error}.\nUsage: /export [{'|'.join(FORMATS)}] [7d | 24h | YYYY-MM-DD]"
         )
         return
-    service = service_of(context)
-    if not await exchanges_written(message, service):
-        return
+    exports = app_of(context).exports
 
     async def write(out: TextIO) -> int:
-        return await write_exchanges(service.store, out, fmt, since)
+        return await exports.write_conversations(
+            out, fmt, since, pending_wait_seconds=PENDING_WAIT_SECONDS
+        )
 
-    await _send_file(update, service, f"qabot-exchanges.{fmt}", write, "exchanges")
+    try:
+        await _send_file(update, exports, f"qabot-exchanges.{fmt}", write, "exchanges")
+    except ExchangesNotWrittenError as error:
+        await message.reply_text(not_yet_written(error))
 
 
 @admin_only
 @admin_data_private_only
 async def pairs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/pairs: send the training set as CSV (the import format)."""
-    service = service_of(context)
-
-    async def write(out: TextIO) -> int:
-        training_set = await service.store.training_pairs()
-        write_pairs_csv(training_set, out)
-        return len(training_set)
-
-    await _send_file(update, service, "qabot-pairs.csv", write, "Q&A pairs")
+    exports = app_of(context).exports
+    await _send_file(update, exports, "qabot-pairs.csv", exports.write_pairs, "Q&A pairs")
 
 
 async def _send_file(
     update: Update,
-    service: QAService,
+    exports: Exports,
     name: str,
     write: Callable[[TextIO], Awaitable[int]],
     what: str,
 ) -> None:
-    """Write a file in a temporary folder under QABOT_HOME and send it as a document."""
-    await update.effective_message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
-    exports_dir = service.settings.home / EXPORTS_FOLDER
-    exports_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    stem, _, suffix = name.rpartition(".")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    try:
-        with tempfile.TemporaryDirectory(dir=exports_dir) as tmp:  # readable by the bot only
-            path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
-            with path.open("w", encoding="utf-8", newline="") as out:
-                count = await write(out)
-            size_mb = path.stat().st_size / 1e6
-            sendable = await asyncio.to_thread(fit_for_upload, path)
-            if sendable is None:
-                await update.effective_message.reply_text(
-                    f"The {count} {what} make a {size_mb:.0f} MB file, too large for Telegram "
-                    f"even compressed (bots may send {UPLOAD_LIMIT_BYTES / 1e6:.0f} MB). Export "
-                    "a shorter range, e.g. /export 7d, or run `qabot export` on the server."
-                )
-                return
-            compressed = " (gzip-compressed)" if sendable != path else ""
-            await update.effective_message.reply_document(
-                sendable, filename=sendable.name, caption=f"{count} {what}{compressed}"
+    """Write an export (compressed when large) and send it as a document."""
+    message = update.effective_message
+    await message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
+    async with exports.file_to_send(name, write) as export:
+        if export.path is None:
+            await message.reply_text(
+                f"The {export.count} {what} make a {export.size_mb:.0f} MB file, too large for "
+                f"Telegram even compressed (bots may send {UPLOAD_LIMIT_BYTES / 1e6:.0f} MB). "
+                "Export a shorter range, e.g. /export 7d, or run `qabot export` on the server."
             )
-    finally:
-        await asyncio.to_thread(remove_stale_exports, exports_dir)
+            return
+        compressed = " (gzip-compressed)" if export.compressed else ""
+        await message.reply_document(
+            export.path, filename=export.path.name, caption=f"{export.count} {what}{compressed}"
+        )
 
 
 def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:

@@ -15,9 +15,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app.groups import GroupChats
-from bot.app.handoff import HandoffDesk
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.settings import Settings
 from bot.telegram import admin, chat, groups, handoff, learning, privacy
 from bot.telegram.bot_api_request import BOT_API_CONNECTIONS, QueuedHTTPXRequest
@@ -43,15 +41,13 @@ def application_builder(settings: Settings) -> ApplicationBuilder:
     return builder
 
 
-def build_application(service: QAService) -> Application:
-    settings = service.settings
+def build_application(app: App) -> Application:
+    settings = app.settings
     application = application_builder(settings).build()
-    application.bot_data["service"] = service
-    application.bot_data["groups"] = GroupChats(service)
-    application.bot_data["handoff"] = HandoffDesk(service)
+    application.bot_data["app"] = app
     # No support chat: a filter that matches no chat.
     support = filters.Chat(chat_id=settings.support_chat_id or ())
-    service.messages_in_progress = lambda: application.update_processor.current_concurrent_updates
+    app.messages_in_progress = lambda: application.update_processor.current_concurrent_updates
     if settings.rate_limit.enabled:  # group -1: runs before every other handler
         application.bot_data["rate_limiter"] = UserRateLimiter(settings.rate_limit)
         application.add_handler(TypeHandler(Update, enforce_rate_limit), group=-1)

@@ -9,12 +9,12 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.app.answering import Reply
 from bot.app.learning import ChoiceOutcome
-from bot.app.service import Reply
 from bot.telegram.common import (
+    app_of,
     chat_info,
     fit_message,
-    service_of,
     shortened,
     user_info,
     user_lang,
@@ -53,7 +53,7 @@ async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     message = update.effective_message
     if await take_reply_to_prompt(update, context):
         return
-    reply = await service_of(context).reply(
+    reply = await app_of(context).answering.reply(
         chat_info(update), user_info(update), message.text or "", message_id=message.message_id
     )
     await send_reply(update, context, reply)
@@ -105,7 +105,7 @@ async def choose_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) 
     query = update.callback_query
     _, exchange_id, answer_id = query.data.split(":")
     user, chat = update.effective_user, update.effective_chat
-    choice = await service_of(context).choose(
+    choice = await app_of(context).answering.choose(
         int(exchange_id),
         None if answer_id == _NONE else answer_id,
         chat_id=chat.id if chat else 0,
@@ -138,7 +138,7 @@ async def answer_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
     """Stickers, photos, voice notes, documents...: say that the bot reads text."""
     message = update.effective_message
     kind = next((k for k in NON_TEXT_KINDS if getattr(message, k, None)), "other")
-    reply = await service_of(context).reply_not_text(
+    reply = await app_of(context).answering.reply_not_text(
         chat_info(update), user_info(update), kind, message_id=message.message_id
     )
     await message.reply_text(reply.text)

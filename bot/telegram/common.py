@@ -1,4 +1,4 @@
-"""Helpers every handler module uses: the service, who is asking, and the admin check."""
+"""Helpers every handler module uses: the application, who is asking, and the admin check."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot import messages
-from bot.app.service import QAService
+from bot.app.app import App
 from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.storage.store import ChatInfo, UserInfo
 
@@ -27,8 +27,10 @@ PENDING_WAIT_SECONDS = 5.0
 Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
-def service_of(context: ContextTypes.DEFAULT_TYPE) -> QAService:
-    return context.application.bot_data["service"]
+def app_of(context: ContextTypes.DEFAULT_TYPE) -> App:
+    """The application layer: the only road from a handler to what the bot does."""
+    app: App = context.application.bot_data["app"]
+    return app
 
 
 def chat_info(update: Update) -> ChatInfo:
@@ -77,15 +79,9 @@ def fit_message(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-async def exchanges_written(message: Message, service: QAService) -> bool:
-    """Wait (seconds at most) until the exchanges still queued are in the database, so that an
-    export or the figures include them; else say how many are not and why, and return False."""
-    try:
-        await service.writer.flush(PENDING_WAIT_SECONDS)
-    except ExchangesNotWrittenError as error:
-        await message.reply_text(f"{error}. Try again once they are written.")
-        return False
-    return True
+def not_yet_written(error: ExchangesNotWrittenError) -> str:
+    """What /export and /stats say when exchanges still queued could not be written in time."""
+    return f"{error}. Try again once they are written."
 
 
 def admin_only(handler: Handler) -> Handler:
@@ -94,7 +90,7 @@ def admin_only(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def checked(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         user = update.effective_user
-        if not service_of(context).settings.is_admin(user.id if user else None):
+        if not app_of(context).settings.is_admin(user.id if user else None):
             log.warning("refused %s to a user who is not an admin", handler.__name__)
             refusal = messages.text("not_admin", user_lang(update))
             if update.callback_query:  # a button: answer the press itself, privately

@@ -15,9 +15,9 @@ from bot import messages
 from bot.app.groups import GroupChats
 from bot.telegram.chat import send_reply
 from bot.telegram.common import (
+    app_of,
     chat_info,
     command_argument,
-    service_of,
     user_info,
     user_lang,
 )
@@ -31,7 +31,7 @@ _AROUND_MENTION = " \t\n,:;"
 
 
 def groups_of(context: ContextTypes.DEFAULT_TYPE) -> GroupChats:
-    return context.application.bot_data["groups"]
+    return app_of(context).groups
 
 
 def addressed_question(message: Message, bot_id: int, bot_username: str) -> str | None:
@@ -111,7 +111,7 @@ async def _is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         return True
     if user is None:
         return False
-    if service_of(context).settings.is_admin(user.id):
+    if app_of(context).settings.is_admin(user.id):
         return True
     member = await context.bot.get_chat_member(chat.id, user.id)
     return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)

@@ -14,10 +14,12 @@ from telegram.error import TelegramError
 from telegram.ext import Application, ContextTypes
 
 from bot import messages
+from bot.app.answering import Reply
 from bot.app.handoff import HandoffDesk, handoff_lang
-from bot.app.service import Reply, clean_question
+from bot.app.text import clean_question
 from bot.storage.handoffs import HandoffOutcome
 from bot.telegram.common import (
+    app_of,
     chat_info,
     fit_message,
     quoted,
@@ -35,7 +37,7 @@ REMINDER_CHECK_SECONDS = 60.0
 
 
 def desk_of(context: ContextTypes.DEFAULT_TYPE) -> HandoffDesk:
-    return context.application.bot_data["handoff"]
+    return app_of(context).handoff
 
 
 def ask_a_person_keyboard(exchange_id: int, lang: str) -> InlineKeyboardMarkup:
@@ -164,7 +166,7 @@ async def open_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 async def remind_unanswered(application: Application) -> int:
     """Tell the users whose question nobody picked up within the timeout (once each);
     returns how many were told."""
-    desk: HandoffDesk = application.bot_data["handoff"]
+    desk: HandoffDesk = application.bot_data["app"].handoff
     told = 0
     for handoff in await desk.take_overdue():
         try:
@@ -179,7 +181,7 @@ async def remind_unanswered(application: Application) -> int:
 
 async def remind_unanswered_forever(application: Application) -> None:
     """remind_unanswered every minute (or more often for a short timeout), until cancelled."""
-    desk: HandoffDesk = application.bot_data["handoff"]
+    desk: HandoffDesk = application.bot_data["app"].handoff
     interval = min(REMINDER_CHECK_SECONDS, desk.timeout.total_seconds() / 4)
     while True:
         await asyncio.sleep(interval)

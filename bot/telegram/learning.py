@@ -18,17 +18,19 @@ from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
 from bot.app.charts import draw_stats_chart
-from bot.app.learning import ReviewItem
-from bot.app.service import clean_question
+from bot.app.learning import LearningLoop, ReviewItem
+from bot.app.text import clean_question
+from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.telegram.common import (
     MAX_CAPTION_CHARS,
+    PENDING_WAIT_SECONDS,
     admin_data_private_only,
     admin_only,
-    exchanges_written,
+    app_of,
     fit_message,
+    not_yet_written,
     quoted,
     quoted_list,
-    service_of,
     shortened,
     user_info,
 )
@@ -86,7 +88,7 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     query = update.callback_query
     _, sign, exchange_id = query.data.split(":")
     user, chat = update.effective_user, update.effective_chat
-    stored = chat is not None and await service_of(context).learning.record_feedback(
+    stored = chat is not None and await app_of(context).learning.rate(
         int(exchange_id), user.id if user else None, 1 if sign == "+" else -1, chat_id=chat.id
     )
     await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
@@ -111,22 +113,22 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
     if prompt_link is None:
         return False
     kind, exchange_id = prompt_link
-    service = service_of(context)
+    app = app_of(context)
     text = clean_question(message.text or "")  # as questions are: no control characters
     user = user_info(update)
     if not text:
         return False
     if kind == "suggestion":
         # Only the user who pressed 👎 suggests; anyone else's reply is a question.
-        if not await service.learning.add_suggestion(exchange_id, user.id if user else None, text):
+        if not await app.learning.suggest(exchange_id, user.id if user else None, text):
             return False
         await message.reply_text("Thank you! An admin will review your suggestion.")
         return True
-    if not service.settings.is_admin(user.id if user else None):
+    if not app.settings.is_admin(user.id if user else None):
         return False
     # An admin's answer keeps its formatting (links, bold, ...) as Telegram HTML.
     answer = clean_question(message.text_html or "")
-    await _approve(message, service, exchange_id, answer, user.id if user else None)
+    await _approve(message, app.learning, exchange_id, answer, user.id if user else None)
     return True
 
 
@@ -137,14 +139,14 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
 @admin_data_private_only
 async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/review: the next group of questions that need an answer, with buttons to decide."""
-    service = service_of(context)
-    queue = await service.review_queue()
+    learning = app_of(context).learning
+    queue = await learning.review_queue()
     if not queue:
         await update.effective_message.reply_text("The review queue is empty. 🎉")
         return
     item = queue[0]
     await update.effective_message.reply_text(
-        _describe(item, len(queue)), reply_markup=await _review_keyboard(service, item)
+        _describe(item, len(queue)), reply_markup=await _review_keyboard(learning, item)
     )
 
 
@@ -176,7 +178,7 @@ def _top_choices(item: ReviewItem) -> list[tuple[str, tuple[int, int]]]:
     return sorted(item.choices.items(), key=lambda choice: -choice[1][1])[:3]
 
 
-async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
+async def _review_keyboard(learning: LearningLoop, item: ReviewItem) -> InlineKeyboardMarkup:
     # What the askers chose comes first: approving it is one press.
     rows = [
         [InlineKeyboardButton(
@@ -185,13 +187,11 @@ async def _review_keyboard(service, item: ReviewItem) -> InlineKeyboardMarkup:
         )]
         for answer, (choice_id, n) in _top_choices(item)
     ]  # fmt: skip
-    if (model := service.model) is not None:
-        [prediction] = await service.predict_batch(model, [item.question])
-        for answer_id, answer, probability in prediction.candidates:
-            rows.append([InlineKeyboardButton(
-                f"→ {shortened(answer, BUTTON_TEXT_CHARS)} ({probability:.0%})",
-                callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
-            )])  # fmt: skip
+    for answer_id, answer, probability in await learning.candidate_answers(item):
+        rows.append([InlineKeyboardButton(
+            f"→ {shortened(answer, BUTTON_TEXT_CHARS)} ({probability:.0%})",
+            callback_data=f"rv:m:{item.exchange_id}:{answer_id}",
+        )])  # fmt: skip
     for person_exchange_id, answer in item.person_answers[:3]:
         rows.append([InlineKeyboardButton(
             f"🧑 {shortened(plain_text(answer), BUTTON_TEXT_CHARS)}",
@@ -218,7 +218,8 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     the group out of scope, or ignore it."""
     query = update.callback_query
     action, exchange_id, *rest = query.data.split(":")[1:]
-    service = service_of(context)
+    learning = app_of(context).learning
+    admin_id = update.effective_user.id
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     if action == "n":
@@ -228,15 +229,15 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
         return
     if action == "i":
-        questions = await service.review_group(int(exchange_id))
-        await service.learning.decide(questions, answer=None, decided_by=update.effective_user.id)
+        questions = await learning.review_group(int(exchange_id))
+        await learning.ignore(questions, admin_id)
         await query.message.reply_text(
             f"Ignored: {quoted_list(questions)}. /review for the next one."
         )
         return
     if action == "o":
-        questions = await service.review_group(int(exchange_id))
-        await service.mark_out_of_scope(questions, update.effective_user.id)
+        questions = await learning.review_group(int(exchange_id))
+        await learning.mark_out_of_scope(questions, admin_id)
         await query.message.reply_text(
             f"Out of scope: {quoted_list(questions)}. They join the training set as questions I "
             "should not answer; /retrain teaches the model to fall back on them. /review for the "
@@ -244,30 +245,30 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         )
         return
     if action == "m":
-        answer = service.model.answers().get(rest[0]) if service.model else None
+        answer = await learning.answer_by_id(rest[0])
     elif action == "c":
-        answer = await service.learning.chosen_answer(int(rest[0]))
+        answer = await learning.chosen_answer(int(rest[0]))
     elif action == "p":
-        answer = await service.learning.person_answer(int(rest[0]))
+        answer = await learning.person_answer(int(rest[0]))
     else:
-        suggestion = await service.learning.suggestion(int(rest[0]))
+        suggestion = await learning.suggested_answer(int(rest[0]))
         # A user's suggestion is plain text; answers are stored as Telegram HTML.
         answer = html.escape(suggestion, quote=False) if suggestion else None
     if not answer:
         await query.message.reply_text("That answer is no longer known; /review again.")
         return
-    await _approve(query.message, service, int(exchange_id), answer, update.effective_user.id)
+    await _approve(query.message, learning, int(exchange_id), answer, admin_id)
 
 
 async def _approve(
-    message: Message, service, exchange_id: int, answer: str, admin_id: int | None
+    message: Message, learning: LearningLoop, exchange_id: int, answer: str, admin_id: int | None
 ) -> None:
-    questions = await service.review_group(exchange_id)
+    questions = await learning.review_group(exchange_id)
     if not questions:
         await message.reply_text("That question is no longer in the log.")
         return
     shown = quoted_list(questions)
-    if await service.approve(questions, answer, admin_id):
+    if await learning.approve(questions, answer, admin_id):
         await message.reply_text(
             f"Approved: {shown} → {quoted(plain_text(answer))}. It is answered now and joins the "
             "training "
@@ -282,10 +283,11 @@ async def _approve(
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats: volume, users, fallback rate, ratings per model, busiest unanswered questions,
     and a chart of daily volume and fallback rate."""
-    service = service_of(context)
-    if not await exchanges_written(update.effective_message, service):
+    try:
+        figures = await app_of(context).learning.stats(PENDING_WAIT_SECONDS)
+    except ExchangesNotWrittenError as error:
+        await update.effective_message.reply_text(not_yet_written(error))
         return
-    figures = await service.learning.stats()
     lines = [
         f"Questions: {figures['exchanges']} from {figures['users']} users",
         f"Fallback rate: {figures['fallback_rate']:.1%}",

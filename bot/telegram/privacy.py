@@ -9,7 +9,7 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot.app import privacy
-from bot.telegram.common import private_chat_only, service_of, user_lang
+from bot.telegram.common import app_of, private_chat_only, user_lang
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +50,8 @@ def _text(update: Update, key: str, **values: object) -> str:
 async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/mydata: send the user a JSON file of everything stored about them."""
     message, user = update.effective_message, update.effective_user
-    service = service_of(context)
     try:
-        document = await privacy.export_user_data(service.store, service.writer, user.id)
+        document = await app_of(context).privacy.user_data(user.id)
     except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
         log.exception("/mydata failed")
         await message.reply_text(_text(update, "unavailable"))
@@ -90,9 +89,8 @@ async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if owner != str(query.from_user.id):
         await query.answer(_text(update, "not_yours"), show_alert=True)
         return
-    service = service_of(context)
     try:
-        count = await privacy.forget_user(service.store, service.writer, query.from_user.id)
+        count = await app_of(context).privacy.forget(query.from_user.id)
     except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
         log.exception("/forget failed")
         await query.answer()

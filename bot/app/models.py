@@ -1,0 +1,191 @@
+"""The model life cycle: which version serves, loading it (into the model process when there
+is one), retraining behind the promotion gate, promotion, rollback, and the versions with their
+figures. The one road for Telegram's /retrain, /models, /rollback and the CLI's train, models,
+rollback."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.app.gate import is_not_worse, score_model, scoring_questions, split_holdout
+from bot.app.learning import LearningRecords
+from bot.serving.batching import PredictionBatcher
+from bot.serving.model_process import ModelCallError, ModelProcess, ModelProcessError
+from bot.serving.retraining import ProgressCallback, TrainedVersion, TrainingRunner
+from bot.settings import Settings
+from bot.storage.store import Store
+from model.predictor import AnswerModel, Prediction
+from model.registry import ModelRegistry, VersionInfo
+
+log = logging.getLogger(__name__)
+
+# How often a replica looks for a model promoted elsewhere (by another replica or the CLI).
+MODEL_WATCH_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    trained: TrainedVersion
+    promoted: bool
+    candidate: dict[str, Any]  # score_model figures of the new version
+    live: dict[str, Any] | None  # the same figures of the model it was compared with
+
+
+class ModelLifecycle:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        records: LearningRecords,
+        *,
+        busy: Callable[[], bool],
+        serving: bool = True,
+    ) -> None:
+        self.store = store
+        self.records = records
+        self.registry = ModelRegistry(settings.models_dir)
+        self.trainer = TrainingRunner(
+            settings.models_dir, settings.home / "training", settings.seed
+        )
+        self.current: AnswerModel | None = None
+        self.process = ModelProcess() if serving and settings.model_process else None
+        self.batcher = PredictionBatcher(busy=busy, model_process=self.process)
+        self._watch_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Start the model process, load the current version and watch for promotions."""
+        if self.process is not None:
+            try:
+                await self.process.start()
+            except ModelProcessError as error:
+                log.error("%s: answering in the bot's own process", error)
+                self.process = self.batcher.model_process = None
+        await self.reload()
+        self._watch_task = asyncio.create_task(self._watch(), name="model-watch")
+
+    async def stop(self) -> None:
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            await asyncio.gather(self._watch_task, return_exceptions=True)
+        if self.process is not None:
+            await self.process.stop()
+
+    async def reload(self) -> None:
+        """Load the registry's current version unless it is the one already serving."""
+        current = self.registry.current_version()
+        if current is None or (self.current is not None and self.current.version == current):
+            return
+        try:
+            model = await self.load(self.registry.path(current))
+        except (OSError, ValueError, ModelCallError) as error:
+            # A broken or outdated version: keep serving what we have (`qabot run` trains a
+            # new model when there is none).
+            log.error("cannot load model %s: %s", current, error)
+            return
+        self.current = model
+        log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+
+    async def open_rules(self) -> None:
+        """The current version's rules and featurizer without its weights (they stay on disk):
+        what reviewing needs in a process that does not answer (`qabot review`)."""
+        current = self.registry.current_version()
+        if current is not None:
+            path = self.registry.path(current)
+            self.current = await asyncio.to_thread(AnswerModel.load, path, weights=False)
+
+    async def load(self, path: Path) -> AnswerModel:
+        """The model in this directory; its weights are loaded by the model process when there
+        is one that runs, else here (in a worker thread: they can be a hundred megabytes)."""
+        model = await asyncio.to_thread(AnswerModel.load, path, weights=False)
+        process = self.process
+        if process is not None and not process.gave_up:
+            try:
+                await process.load(path)
+                return model
+            except ModelProcessError as error:
+                log.error("%s: loading model %s in the bot's own process", error, path.name)
+        await asyncio.to_thread(model.load_all)
+        return model
+
+    async def predict(self, text: str) -> Prediction | None:
+        """The current model's prediction for one question (batched with others in flight);
+        None when there is no model yet."""
+        model = self.current
+        return None if model is None else await self.batcher.predict(model, text)
+
+    async def predict_batch(self, model: AnswerModel, texts: list[str]) -> list[Prediction]:
+        """Predictions for many texts at once (admin work: scoring, review), computed by the
+        model process when it serves this model, else in a worker thread."""
+        process = self.process
+        if process is not None and process.serves(model.path):
+            try:
+                return model.predictions(await process.predict(model.path, texts))
+            except ModelProcessError:
+                pass  # it died meanwhile: predict here
+        return await asyncio.to_thread(model.predict_batch, texts)
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(MODEL_WATCH_SECONDS)
+            try:
+                await self.reload()
+            except Exception:  # whatever goes wrong, the watcher must keep watching
+                log.exception("could not load the current model; still serving the previous one")
+
+    @property
+    def training(self) -> bool:
+        """A training run of this process is in progress."""
+        return self.trainer.busy
+
+    async def retrain(
+        self, on_progress: ProgressCallback | None = None, *, force: bool = False
+    ) -> RetrainOutcome:
+        """Train a candidate in a worker process on the training set less a stable held-out
+        part; score it and the live model on that part plus the rated exchanges; promote it
+        (and serve it, no restart) only if it is not worse, or when forced."""
+        pairs = await self.store.training_pairs()
+        train_pairs, holdout = split_holdout(pairs)
+        trained = await self.trainer.train(train_pairs, on_progress)
+        candidate_model = await self.load(trained.path)
+        rated = await self.records.rated_exchanges()
+        questions = scoring_questions(holdout, rated)
+        candidate = score_model(
+            await self.predict_batch(candidate_model, questions), holdout, rated
+        )
+        live = None
+        if self.current is not None:
+            live = score_model(await self.predict_batch(self.current, questions), holdout, rated)
+        promoted = force or live is None or is_not_worse(candidate, live)
+        metrics = {**trained.metrics, "gate": {"candidate": candidate, "live": live}}
+        await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)
+        if promoted:
+            await self.promote(trained.version)
+        return RetrainOutcome(trained, promoted, candidate, live)
+
+    async def promote(self, version: str) -> None:
+        await asyncio.to_thread(self.registry.promote, version)
+        await self.store.mark_promoted(version)
+        await self._serve_current()
+
+    async def rollback(self) -> str:
+        """Serve the previously promoted version again, at once (raises RegistryError when
+        there is none)."""
+        version = await asyncio.to_thread(self.registry.rollback)
+        await self.store.mark_promoted(version)
+        await self._serve_current()
+        return version
+
+    async def _serve_current(self) -> None:
+        """Serve the version just promoted at once, when this process answers questions
+        (others, and command-line tools, see it with the registry's watch)."""
+        if self._watch_task is not None:
+            await self.reload()
+
+    async def versions(self) -> list[VersionInfo]:
+        """The model versions with their figures, newest first; which one is live."""
+        return await asyncio.to_thread(self.registry.versions)
