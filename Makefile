@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 LOCK := requirements.lock
 PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
 
-.PHONY: setup lock run test lint bench clean
+.PHONY: setup lock run test lint typecheck bench clean
 
 setup: $(INSTALLED)
 
@@ -33,8 +33,12 @@ run: setup
 test: setup
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-lint: setup
+lint: setup typecheck
 	@$(BIN)/ruff check bot model tests bench migrations
+
+# mypy's settings and the folders it checks are in pyproject.toml ([tool.mypy]).
+typecheck: setup
+	@$(BIN)/mypy
 
 bench: setup
 	@$(BIN)/python bench/clinc150.py
