@@ -125,12 +125,15 @@ async def receiving_updates(application: Application, settings: Settings) -> Asy
         finally:
             await server.stop()
         return
-    await application.updater.start_polling(allowed_updates=Update.ALL_TYPES)
+    updater = application.updater
+    if updater is None:  # the builder makes one unless told not to
+        raise RuntimeError("the application was built without an updater to poll with")
+    await updater.start_polling(allowed_updates=Update.ALL_TYPES)
     log.info("polling Telegram for updates")
     try:
         yield
     finally:
-        await application.updater.stop()
+        await updater.stop()
 
 
 def run(settings: Settings, *, console: bool = False) -> int:

@@ -190,7 +190,7 @@ def _plot_confidence(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = {
+    groups: dict[str, list[float]] = {
         "in scope, right answer first": [],
         "in scope, wrong answer first": [],
         "out of scope": [],
@@ -204,7 +204,7 @@ def _plot_confidence(
         else:
             groups["in scope, wrong answer first"].append(pred.confidence)
     figure, axes = plt.subplots(figsize=(8, 4.5))
-    bins = np.linspace(0, 1, 41)
+    bins = np.linspace(0, 1, 41).tolist()
     for name, values in groups.items():
         if values:
             axes.hist(values, bins=bins, alpha=0.6, label=f"{name} ({len(values)})")

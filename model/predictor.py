@@ -153,7 +153,7 @@ class Network:
 
     @classmethod
     def from_npz(cls, arrays: dict[str, np.ndarray]) -> Network:
-        layers = []
+        layers: list[tuple[np.ndarray, np.ndarray]] = []
         while f"l{len(layers)}.kernel" in arrays:
             layers.append((arrays[f"l{len(layers)}.kernel"], arrays[f"l{len(layers)}.bias"]))
         if not layers:
@@ -250,12 +250,15 @@ class AnswerModel:
         self._weights: Weights | None = None
         self._loading = threading.Lock()
         self.oos_class: int | None = classes.index(None) if None in classes else None
-        # (answer id, answer text) per class, as predictions name them.
-        self._labels = [(answer_id, answers.get(answer_id)) for answer_id in classes]
         wordings = wordings or {}
-        # The Suggestion per class (None for the out-of-scope class).
-        self._suggestions = [
-            None
+        # (answer id, answer text) and the Suggestion per class, as predictions name them. The
+        # out-of-scope class gets empty ones: predictions name in-scope classes only.
+        self._labels: list[tuple[str, str]] = [
+            ("", "") if answer_id is None else (answer_id, answers[answer_id])
+            for answer_id in classes
+        ]
+        self._suggestions: list[Suggestion] = [
+            Suggestion("", "", "")
             if answer_id is None
             else Suggestion(answer_id, answers[answer_id], wordings.get(answer_id, ""))
             for answer_id in classes
@@ -376,7 +379,7 @@ class AnswerModel:
     def predictions(self, rows: Sequence[PredictionRow]) -> list[Prediction]:
         """Predictions, with the answers named, from prediction_rows."""
         labels, suggestions = self._labels, self._suggestions
-        no_answer = (None, None)
+        no_answer: tuple[str | None, str | None] = (None, None)
         return [
             Prediction(
                 *(no_answer if fallback else labels[best]),

@@ -185,7 +185,7 @@ def train(
     answers = {answer_key(p.answer): p.answer for p in pairs if not p.out_of_scope}
     if not answers:
         raise ValueError("training data has no answered questions (every answer is empty)")
-    classes: list[str | None] = sorted(answers)
+    classes: list[str | None] = [*sorted(answers)]
     if any(p.out_of_scope for p in pairs):
         classes.append(None)
     class_index = {answer_id: i for i, answer_id in enumerate(classes)}
@@ -638,7 +638,8 @@ def _write_version(
     arrays = network.to_npz()
     if linear is not None:
         arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS] = linear.kernel, linear.bias
-    np.savez(directory / WEIGHTS_FILE, **arrays)
+    # numpy's stub types **kwds as if a key could be its allow_pickle flag.
+    np.savez(directory / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
     (directory / ANSWERS_FILE).write_text(
         json.dumps(
             {"classes": classes, "answers": answers, "wordings": wordings},

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from bot.serving.batching import PredictionBatcher
-from model.predictor import AnswerModel, Prediction
+from model.predictor import AnswerModel, Prediction, PredictionRow
 from model.registry import ModelRegistry
 
 QUESTIONS = ["你好", "what can you do", "how do I reset my password", "量子色动力学是什么"]
@@ -34,13 +35,24 @@ class CountingModel:
     """Wraps a model and records the batches it is asked."""
 
     def __init__(self, model: AnswerModel, fail: bool = False):
-        self.model, self.fail, self.batches = model, fail, []
+        self.model, self.fail = model, fail
+        self.batches: list[list[str]] = []
+
+    @property
+    def path(self) -> Path:
+        return self.model.path
 
     @property
     def is_loaded(self) -> bool:
         return self.model.is_loaded
 
-    def predict_batch(self, texts):
+    def load_all(self) -> None:
+        self.model.load_all()
+
+    def predictions(self, rows: Sequence[PredictionRow]) -> list[Prediction]:
+        return self.model.predictions(rows)
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
         self.batches.append(list(texts))
         if self.fail:
             raise RuntimeError("model broke")

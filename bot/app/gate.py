@@ -23,7 +23,8 @@ def split_holdout(pairs: Sequence[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
     """A stable part of the training set (by a hash of the question, so the same questions are
     held out every time) to compare models on; answers with a single example stay in training."""
     examples = Counter(p.answer for p in pairs)
-    train, holdout = [], []
+    train: list[QAPair] = []
+    holdout: list[QAPair] = []
     for pair in pairs:
         digest = hashlib.sha1(match_key(pair.question).encode("utf-8")).digest()
         held = digest[0] * 100 // 256 < HOLDOUT_PERCENT and examples[pair.answer] > 1

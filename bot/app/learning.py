@@ -12,7 +12,7 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 import numpy as np
 from sqlalchemy import Date, Row, Select, func, or_, select
@@ -44,6 +44,8 @@ SIMILAR_QUESTIONS = 0.7
 BUSIEST_WORDINGS_READ = 200
 # Rows read from the database at a time when a query returns many.
 ROWS_PER_PART = 2_000
+# The column types of a query, for helpers that keep them in the rows they return.
+_Columns = TypeVarTuple("_Columns")
 
 
 @dataclass
@@ -211,7 +213,8 @@ class LearningRecords:
                 .join(Exchange, Exchange.id == Feedback.exchange_id)
                 .where(Feedback.answer_id.is_not(None))
             )
-            return [RatedExchange(q, a, r) for q, a, r in rows]
+            # `a is not None` again for the type checker: the query already leaves None out.
+            return [RatedExchange(q, a, r) for q, a, r in rows if a is not None]
 
     # -- review -----------------------------------------------------------------------------
 
@@ -267,14 +270,14 @@ class LearningRecords:
             ))  # fmt: skip
         return await asyncio.to_thread(
             self._grouped_queue, rows, feedback, choices, decided, known_keys, featurizer,
-            dict(person_answers),
+            dict(row._tuple() for row in person_answers),
         )  # fmt: skip
 
     def _grouped_queue(
         self,
-        rows: Sequence[Row[Any]],
-        feedback: Sequence[Row[Any]],
-        choices: Sequence[Row[Any]],
+        rows: Sequence[Row[*tuple[Any, ...]]],
+        feedback: Sequence[Row[*tuple[Any, ...]]],
+        choices: Sequence[Row[*tuple[Any, ...]]],
         decided: set[str],
         known_keys: set[str] | frozenset[str],
         featurizer: Featurizer | None,
@@ -470,10 +473,10 @@ def merge_similar(
     return sorted(groups, key=lambda item: -item.count)
 
 
-async def _all_rows(session: AsyncSession, query: Select[Any]) -> list[Row[Any]]:
+async def _all_rows(session: AsyncSession, query: Select[*_Columns]) -> list[Row[*_Columns]]:
     """The rows of a query, read in parts: the event loop turns rows into Python objects, a
     part at a time, between which it serves other chats."""
-    rows: list[Row[Any]] = []
+    rows: list[Row[*_Columns]] = []
     result = await session.stream(query.execution_options(yield_per=ROWS_PER_PART))
     async for part in result.partitions():
         rows += part

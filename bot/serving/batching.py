@@ -23,12 +23,27 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Protocol
 
 from bot.serving.model_process import ModelProcess
-from model.predictor import AnswerModel, Prediction, PredictionRow
+from model.predictor import Prediction, PredictionRow
 
-Waiting = list[tuple[AnswerModel, str, asyncio.Future[Prediction]]]
+
+class BatchedModel(Protocol):
+    """What the batcher asks of a model (an AnswerModel; tests wrap one to count calls)."""
+
+    @property
+    def path(self) -> Path: ...
+    @property
+    def is_loaded(self) -> bool: ...
+    def load_all(self) -> None: ...
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]: ...
+    def predictions(self, rows: Sequence[PredictionRow]) -> list[Prediction]: ...
+
+
+Waiting = list[tuple[BatchedModel, str, asyncio.Future[Prediction]]]
 
 
 class PredictionBatcher:
@@ -45,7 +60,7 @@ class PredictionBatcher:
         self._waiting: Waiting = []
         self._last_call = float("-inf")
 
-    async def predict(self, model: AnswerModel, text: str) -> Prediction:
+    async def predict(self, model: BatchedModel, text: str) -> Prediction:
         loop = asyncio.get_running_loop()
         if not self._waiting:
             # Runs once every handler already scheduled in this loop turn has asked, or, when

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import sqlalchemy
 from sqlalchemy import (
@@ -27,6 +27,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -45,6 +46,7 @@ from bot.storage.tables import (
     ReviewDecision,
     User,
     pair_hash,
+    table_of,
     utcnow,
 )
 from model.datasets import QAPair
@@ -431,7 +433,7 @@ class Store:
         self._written_people.pop(("chat", user_id), None)
         subjects = _user_subjects(user_id)
         if review_keys:
-            subjects[ReviewDecision.__table__] = ReviewDecision.question_key.in_(set(review_keys))
+            subjects[table_of(ReviewDecision)] = ReviewDecision.question_key.in_(set(review_keys))
         deleted = await self._delete_rows_about(subjects)
         await self._discard_deleted_text()
         return deleted
@@ -441,8 +443,8 @@ class Store:
         decisions taken before it (they quote logged questions)."""
         deleted = await self._delete_rows_about(
             {
-                Exchange.__table__: Exchange.created_at < cutoff,
-                ReviewDecision.__table__: ReviewDecision.decided_at < cutoff,
+                table_of(Exchange): Exchange.created_at < cutoff,
+                table_of(ReviewDecision): ReviewDecision.decided_at < cutoff,
             }
         )
         await self._discard_deleted_text()
@@ -465,13 +467,13 @@ class Store:
                     )
                     continue
                 result = await session.execute(delete(table).where(condition))
-                if table is Exchange.__table__:
-                    deleted_exchanges = result.rowcount
+                if table is table_of(Exchange):
+                    deleted_exchanges = cast(CursorResult[Any], result).rowcount  # a DELETE's
         return deleted_exchanges
 
 
 # The training set outlives the conversations it came from: it only loses its link to them.
-_KEPT_UNLINKED = frozenset({QAPairRow.__table__})
+_KEPT_UNLINKED = frozenset({table_of(QAPairRow)})
 
 
 def _user_subjects(user_id: int) -> dict[Table, ColumnElement[bool]]:
@@ -479,8 +481,8 @@ def _user_subjects(user_id: int) -> dict[Table, ColumnElement[bool]]:
     with a `user_id` column the rows naming them, whether or not they have a user row (someone
     who only rated answers in a group has none)."""
     subjects = {
-        User.__table__: User.id == user_id,
-        Chat.__table__: (Chat.id == user_id) & (Chat.type == "private"),
+        table_of(User): User.id == user_id,
+        table_of(Chat): (Chat.id == user_id) & (Chat.type == "private"),
     }
     for table in Base.metadata.sorted_tables:
         if "user_id" in table.c:

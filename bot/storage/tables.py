@@ -17,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     TypeDecorator,
     UniqueConstraint,
@@ -75,7 +76,8 @@ class StoredString(TypeDecorator[str]):
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        length = self.impl.length
+        impl = self.impl_instance  # the String(n) instance; `impl` names its class
+        length = impl.length if isinstance(impl, String) else None
         return storable_text(value if length is None else value[:length])
 
 
@@ -89,6 +91,13 @@ class StoredText(StoredString):
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map = {datetime: DateTime(timezone=True), dict[str, Any]: JSON}
+
+
+def table_of(model: type[Base]) -> Table:
+    """A mapped class's table (SQLAlchemy types `__table__` as any selectable)."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 class Chat(Base):

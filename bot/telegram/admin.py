@@ -29,6 +29,7 @@ from bot.telegram.common import (
     app_of,
     command_argument,
     fit_message,
+    message_of,
     not_yet_written,
     quoted,
 )
@@ -46,7 +47,7 @@ MAX_REPORT_CHARS = 3000
 @admin_only
 async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/teach question | answer: add a pair, answered at once."""
-    message = update.effective_message
+    message = message_of(update)
     question, sep, answer = command_argument(message).partition("|")
     if not sep or not question.strip() or not answer.strip():
         await message.reply_text("Usage: /teach question | answer")
@@ -67,7 +68,7 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/retrain [force]: train a candidate in a worker process, show progress, and promote it
     only if it is not worse than the live model (or when forced)."""
     app = app_of(context)
-    message = update.effective_message
+    message = message_of(update)
     if not training_installed():
         await message.reply_text(
             "This bot cannot retrain: training (TensorFlow) is not installed here. Install it "
@@ -162,14 +163,14 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/models: the model versions with their figures; which one is live."""
     versions = await app_of(context).models.versions()
     if not versions:
-        await update.effective_message.reply_text("No model has been trained yet.")
+        await message_of(update).reply_text("No model has been trained yet.")
         return
     lines = [
         f"{'▶' if v.live else '•'} {v.name}{' (live)' if v.live else ''}: "
         f"{format_figures(v.metrics)}"
         for v in versions[:15]
     ]
-    await update.effective_message.reply_text("\n".join(lines))
+    await message_of(update).reply_text("\n".join(lines))
 
 
 @admin_only
@@ -178,16 +179,16 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         version = await app_of(context).models.rollback()
     except RegistryError as error:
-        await update.effective_message.reply_text(f"Cannot roll back: {error}")
+        await message_of(update).reply_text(f"Cannot roll back: {error}")
         return
-    await update.effective_message.reply_text(f"Rolled back: model {version} is live again.")
+    await message_of(update).reply_text(f"Rolled back: model {version} is live again.")
 
 
 @admin_only
 @admin_data_private_only
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export [csv|jsonl] [7d|24h|2026-11-01]: send the logged conversations as a document."""
-    message = update.effective_message
+    message = message_of(update)
     try:
         fmt, since = parse_export_arguments(command_argument(message))
     except ValueError as error:
@@ -224,7 +225,7 @@ async def _send_file(
     what: str,
 ) -> None:
     """Write an export (compressed when large) and send it as a document."""
-    message = update.effective_message
+    message = message_of(update)
     await message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
     async with exports.file_to_send(name, write) as export:
         if export.path is None:

@@ -14,7 +14,11 @@ from bot.app.learning import ChoiceOutcome
 from bot.telegram.common import (
     app_of,
     chat_info,
+    chat_of,
     fit_message,
+    message_of,
+    query_data,
+    query_of,
     shortened,
     user_info,
     user_lang,
@@ -40,17 +44,17 @@ async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Greet the user."""
     user = update.effective_user
     name = f", {user.first_name}" if user and user.first_name else ""
-    await update.effective_message.reply_text(messages.text("start", user_lang(update), name=name))
+    await message_of(update).reply_text(messages.text("start", user_lang(update), name=name))
 
 
 async def help_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """List what the bot does."""
-    await update.effective_message.reply_text(messages.text("help", user_lang(update)))
+    await message_of(update).reply_text(messages.text("help", user_lang(update)))
 
 
 async def answer_question(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Answer a text message (new or edited) with the model's answer or the fallback."""
-    message = update.effective_message
+    message = message_of(update)
     if await take_reply_to_prompt(update, context):
         return
     reply = await app_of(context).answering.reply(
@@ -66,7 +70,7 @@ async def send_reply(update: Update, context: ContextTypes.DEFAULT_TYPE, reply: 
     if reply.suggestions:
         await _offer_suggestions(update, reply)
         return
-    message = update.effective_message
+    message = message_of(update)
     # Answers (not fallbacks or hints) can be rated; the rating needs the logged exchange.
     if not reply.fallback and reply.exchange_id is not None:
         await reply_formatted(
@@ -84,7 +88,7 @@ async def _offer_suggestions(update: Update, reply: Reply) -> None:
     database is down), the wordings are listed for the user to ask again."""
     if reply.exchange_id is None:
         lines = [reply.text, *(f"• {s.wording}" for s in reply.suggestions)]
-        await update.effective_message.reply_text(fit_message("\n".join(lines)))
+        await message_of(update).reply_text(fit_message("\n".join(lines)))
         return
     rows = [
         [InlineKeyboardButton(
@@ -96,14 +100,14 @@ async def _offer_suggestions(update: Update, reply: Reply) -> None:
     rows.append([InlineKeyboardButton(
         messages.text("none_of_these", reply.lang), callback_data=f"dym:{reply.exchange_id}:{_NONE}"
     )])  # fmt: skip
-    await update.effective_message.reply_text(reply.text, reply_markup=InlineKeyboardMarkup(rows))
+    await message_of(update).reply_text(reply.text, reply_markup=InlineKeyboardMarkup(rows))
 
 
 async def choose_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A "did you mean" press: the asker gets the chosen answer (or the fallback) in place of
     the question; anyone else, or a stale or forged press, gets a short notice."""
-    query = update.callback_query
-    _, exchange_id, answer_id = query.data.split(":")
+    query = query_of(update)
+    _, exchange_id, answer_id = query_data(query).split(":")
     user, chat = update.effective_user, update.effective_chat
     choice = await app_of(context).answering.choose(
         int(exchange_id),
@@ -129,14 +133,14 @@ async def choose_suggestion(update: Update, context: ContextTypes.DEFAULT_TYPE) 
 
 async def expired_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A press whose data no handler understands (forged, or from an older version)."""
-    await update.callback_query.answer(
+    await query_of(update).answer(
         messages.text("button_expired", user_lang(update)), show_alert=True
     )
 
 
 async def answer_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Stickers, photos, voice notes, documents...: say that the bot reads text."""
-    message = update.effective_message
+    message = message_of(update)
     kind = next((k for k in NON_TEXT_KINDS if getattr(message, k, None)), "other")
     reply = await app_of(context).answering.reply_not_text(
         chat_info(update), user_info(update), kind, message_id=message.message_id
@@ -146,7 +150,7 @@ async def answer_not_text(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A command the bot does not have."""
-    await update.effective_message.reply_text(messages.text("unknown_command", user_lang(update)))
+    await message_of(update).reply_text(messages.text("unknown_command", user_lang(update)))
 
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -155,7 +159,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     if isinstance(update, Update) and update.effective_chat:
         try:
             await context.bot.send_message(
-                update.effective_chat.id, messages.text("error", user_lang(update))
+                chat_of(update).id, messages.text("error", user_lang(update))
             )
         except Exception:  # the apology itself failed (network down): already logged above
             log.warning("could not send the apology")

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
 
-from telegram import Message, Update
+from telegram import CallbackQuery, Chat, Message, Update, User
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
@@ -24,7 +25,52 @@ QUOTE_CHARS = 300
 # How long /export and /stats wait for the exchanges still queued to reach the database.
 PENDING_WAIT_SECONDS = 5.0
 
-Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
+Handler = Callable[[Update, ContextTypes.DEFAULT_TYPE], Coroutine[Any, Any, None]]
+_Part = TypeVar("_Part")
+
+
+def _required(part: _Part | None, what: str) -> _Part:
+    # python-telegram-bot types every part of an update as optional; a handler's filter
+    # (a command, text, a button pattern) guarantees the parts it uses.
+    if part is None:
+        raise ValueError(f"this update has no {what}, which its handler's filter requires")
+    return part
+
+
+def message_of(update: Update) -> Message:
+    """The message a command or message handler was called for."""
+    return _required(update.effective_message, "message")
+
+
+def sender_of(update: Update) -> User:
+    """Who sent the message or pressed the button."""
+    return _required(update.effective_user, "sender")
+
+
+def chat_of(update: Update) -> Chat:
+    """The chat the update happened in."""
+    return _required(update.effective_chat, "chat")
+
+
+def query_of(update: Update) -> CallbackQuery:
+    """The button press a callback-query handler was called for."""
+    return _required(update.callback_query, "button press")
+
+
+def query_data(query: CallbackQuery) -> str:
+    """The data of a pressed button (the bot's buttons all carry text)."""
+    data = query.data
+    if not isinstance(data, str):
+        raise ValueError(f"a button press without text data: {data!r}")
+    return data
+
+
+def pressed_message(query: CallbackQuery) -> Message:
+    """The message whose button was pressed (Telegram omits it when the message is too old)."""
+    message = query.message
+    if not isinstance(message, Message):
+        raise ValueError("the pressed button's message is no longer accessible")
+    return message
 
 
 def app_of(context: ContextTypes.DEFAULT_TYPE) -> App:
@@ -34,8 +80,7 @@ def app_of(context: ContextTypes.DEFAULT_TYPE) -> App:
 
 
 def chat_info(update: Update) -> ChatInfo:
-    chat = update.effective_chat
-    assert chat is not None
+    chat = chat_of(update)
     return ChatInfo(id=chat.id, type=chat.type, title=chat.title)
 
 

@@ -12,12 +12,15 @@ from telegram.constants import ChatMemberStatus, ChatType
 from telegram.ext import ContextTypes
 
 from bot import messages
+from bot.app.answering import Reply
 from bot.app.groups import GroupChats
 from bot.telegram.chat import send_reply
 from bot.telegram.common import (
     app_of,
     chat_info,
+    chat_of,
     command_argument,
+    message_of,
     user_info,
     user_lang,
 )
@@ -41,19 +44,22 @@ def addressed_question(message: Message, bot_id: int, bot_username: str) -> str 
     mention = re.compile(rf"(?<!\w)@{re.escape(bot_username)}\b", re.IGNORECASE)
     without_mention = mention.sub(" ", text)
     replied = message.reply_to_message
-    to_the_bot = replied is not None and replied.from_user is not None
-    if without_mention == text and not (to_the_bot and replied.from_user.id == bot_id):
+    to_the_bot = (
+        replied is not None and replied.from_user is not None and replied.from_user.id == bot_id
+    )
+    if without_mention == text and not to_the_bot:
         return None
     return " ".join(part.strip(_AROUND_MENTION) for part in without_mention.split(" ")).strip()
 
 
 async def answer_in_group(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A text message in a group: answered when addressed, or confidently with /autoanswer."""
-    message = update.effective_message
+    message = message_of(update)
     if await take_reply_to_prompt(update, context):
         return
     groups = groups_of(context)
     question = addressed_question(message, context.bot.id, context.bot.username)
+    reply: Reply | None
     if question is not None:
         reply = await groups.answer_addressed(
             chat_info(update), user_info(update), question, message.message_id
@@ -68,7 +74,7 @@ async def answer_in_group(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
 
 async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/ask <question> (also /ask@botname): a question put to the bot, in any chat."""
-    message = update.effective_message
+    message = message_of(update)
     question = command_argument(message)
     if not question:
         await message.reply_text(messages.text("ask_usage", user_lang(update)))
@@ -81,7 +87,7 @@ async def ask(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def autoanswer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/autoanswer on|off: a group admin lets the bot answer confident questions unasked."""
-    message, chat = update.effective_message, update.effective_chat
+    message, chat = message_of(update), update.effective_chat
     lang = user_lang(update)
     if chat is None or chat.type not in GROUP_TYPES:
         await message.reply_text(messages.text("autoanswer_groups_only", lang))
@@ -106,7 +112,7 @@ async def autoanswer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
 async def _is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """A bot admin, an administrator of this group as the Bot API says, or the group itself
     (an anonymous administrator writes as the group)."""
-    user, chat, message = update.effective_user, update.effective_chat, update.effective_message
+    user, chat, message = update.effective_user, chat_of(update), message_of(update)
     if message.sender_chat is not None and message.sender_chat.id == chat.id:
         return True
     if user is None:

@@ -21,8 +21,14 @@ from bot.storage.handoffs import HandoffOutcome
 from bot.telegram.common import (
     app_of,
     chat_info,
+    chat_of,
     fit_message,
+    message_of,
+    pressed_message,
+    query_data,
+    query_of,
     quoted,
+    sender_of,
     user_info,
     user_lang,
 )
@@ -84,14 +90,14 @@ async def offer_after_thumbs_down(
 async def ask_a_person(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """An "Ask a person" press: the question goes to the support chat with the user's name and
     language; the user is told a person will answer."""
-    query, desk, lang = update.callback_query, desk_of(context), user_lang(update)
+    query, desk, lang = query_of(update), desk_of(context), user_lang(update)
     user = user_info(update)
     outcome, handoff = HandoffOutcome.UNKNOWN, None
     if desk.enabled and user is not None:
         outcome, handoff = await desk.request(
-            int(query.data.split(":")[1]), chat_id=chat_info(update).id, user=user
+            int(query_data(query).split(":")[1]), chat_id=chat_info(update).id, user=user
         )
-    if handoff is None:
+    if handoff is None or desk.support_chat_id is None:
         notice = "handoff_already" if outcome is HandoffOutcome.ALREADY_OPEN else "button_expired"
         await query.answer(messages.text(notice, lang), show_alert=True)
         return
@@ -103,15 +109,15 @@ async def ask_a_person(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     except TelegramError as error:
         log.error("could not forward a question to the support chat: %s", error)
         await desk.not_forwarded(handoff)
-        await query.message.reply_text(messages.text("handoff_failed", lang))
+        await pressed_message(query).reply_text(messages.text("handoff_failed", lang))
         return
     await desk.forwarded(handoff, sent.message_id)
     await query.edit_message_reply_markup(reply_markup=None)
-    await query.message.reply_text(messages.text("handoff_sent", handoff_lang(handoff)))
+    await pressed_message(query).reply_text(messages.text("handoff_sent", handoff_lang(handoff)))
 
 
 def _support_copy(update: Update, handoff_id: int, question: str) -> str:
-    user = update.effective_user
+    user = sender_of(update)
     name = " ".join(filter(None, (user.first_name, user.last_name)))
     if user.username:
         name += f" (@{user.username})"
@@ -125,7 +131,7 @@ def _support_copy(update: Update, handoff_id: int, question: str) -> str:
 async def take_support_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A message in the support chat: a reply to a forwarded question goes to the user who
     asked (formatting kept), is logged as answered by a person, and joins /review."""
-    message = update.effective_message
+    message = message_of(update)
     replied = message.reply_to_message
     if replied is None or replied.from_user is None or replied.from_user.id != context.bot.id:
         return
@@ -148,8 +154,8 @@ async def take_support_reply(update: Update, context: ContextTypes.DEFAULT_TYPE)
 
 async def open_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/open in the support chat: the questions no one has answered yet, oldest first."""
-    desk, message = desk_of(context), update.effective_message
-    if not desk.enabled or update.effective_chat.id != desk.support_chat_id:
+    desk, message = desk_of(context), message_of(update)
+    if not desk.enabled or chat_of(update).id != desk.support_chat_id:
         await message.reply_text(messages.text("support_chat_only", user_lang(update)))
         return
     waiting = await desk.open_questions()

@@ -28,9 +28,14 @@ from bot.telegram.common import (
     admin_only,
     app_of,
     fit_message,
+    message_of,
     not_yet_written,
+    pressed_message,
+    query_data,
+    query_of,
     quoted,
     quoted_list,
+    sender_of,
     shortened,
     user_info,
 )
@@ -85,18 +90,18 @@ def feedback_keyboard(exchange_id: int) -> dict[str, str]:
 
 async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A 👍/👎 press: stored with the exchange, acknowledged, buttons removed."""
-    query = update.callback_query
-    _, sign, exchange_id = query.data.split(":")
+    query = query_of(update)
+    _, sign, exchange_id = query_data(query).split(":")
     user, chat = update.effective_user, update.effective_chat
     stored = chat is not None and await app_of(context).learning.rate(
         int(exchange_id), user.id if user else None, 1 if sign == "+" else -1, chat_id=chat.id
     )
     await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
     # In a group each member rates once, and the buttons stay for the others.
-    if query.message.chat.type == ChatType.PRIVATE:
+    if pressed_message(query).chat.type == ChatType.PRIVATE:
         await query.edit_message_reply_markup(reply_markup=None)
     if stored and sign == "-":
-        await query.message.reply_text(
+        await pressed_message(query).reply_text(
             PROMPTS["suggestion"].format(id=exchange_id),
             reply_markup=ForceReply(selective=True, input_field_placeholder="The right answer"),
         )
@@ -106,7 +111,9 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
 async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
     """Handle a reply to one of the bot's prompts; False if the message is not one."""
     message = update.effective_message
-    prompt = message.reply_to_message if message else None
+    if message is None:
+        return False
+    prompt = message.reply_to_message
     if prompt is None or prompt.from_user is None or prompt.from_user.id != context.bot.id:
         return False
     prompt_link = prompt_of(prompt.text or "")
@@ -142,10 +149,10 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     learning = app_of(context).learning
     queue = await learning.review_queue()
     if not queue:
-        await update.effective_message.reply_text("The review queue is empty. 🎉")
+        await message_of(update).reply_text("The review queue is empty. 🎉")
         return
     item = queue[0]
-    await update.effective_message.reply_text(
+    await message_of(update).reply_text(
         _describe(item, len(queue)), reply_markup=await _review_keyboard(learning, item)
     )
 
@@ -216,14 +223,14 @@ async def _review_keyboard(learning: LearningLoop, item: ReviewItem) -> InlineKe
 async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A /review button: map to an answer, take a user's suggestion or choice, write one, mark
     the group out of scope, or ignore it."""
-    query = update.callback_query
-    action, exchange_id, *rest = query.data.split(":")[1:]
+    query = query_of(update)
+    action, exchange_id, *rest = query_data(query).split(":")[1:]
     learning = app_of(context).learning
-    admin_id = update.effective_user.id
+    admin_id = sender_of(update).id
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     if action == "n":
-        await query.message.reply_text(
+        await pressed_message(query).reply_text(
             PROMPTS["answer"].format(id=exchange_id),
             reply_markup=ForceReply(selective=True, input_field_placeholder="The answer"),
         )
@@ -231,14 +238,14 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     if action == "i":
         questions = await learning.review_group(int(exchange_id))
         await learning.ignore(questions, admin_id)
-        await query.message.reply_text(
+        await pressed_message(query).reply_text(
             f"Ignored: {quoted_list(questions)}. /review for the next one."
         )
         return
     if action == "o":
         questions = await learning.review_group(int(exchange_id))
         await learning.mark_out_of_scope(questions, admin_id)
-        await query.message.reply_text(
+        await pressed_message(query).reply_text(
             f"Out of scope: {quoted_list(questions)}. They join the training set as questions I "
             "should not answer; /retrain teaches the model to fall back on them. /review for the "
             "next one."
@@ -255,9 +262,9 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         # A user's suggestion is plain text; answers are stored as Telegram HTML.
         answer = html.escape(suggestion, quote=False) if suggestion else None
     if not answer:
-        await query.message.reply_text("That answer is no longer known; /review again.")
+        await pressed_message(query).reply_text("That answer is no longer known; /review again.")
         return
-    await _approve(query.message, learning, int(exchange_id), answer, admin_id)
+    await _approve(pressed_message(query), learning, int(exchange_id), answer, admin_id)
 
 
 async def _approve(
@@ -286,7 +293,7 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         figures = await app_of(context).learning.stats(PENDING_WAIT_SECONDS)
     except ExchangesNotWrittenError as error:
-        await update.effective_message.reply_text(not_yet_written(error))
+        await message_of(update).reply_text(not_yet_written(error))
         return
     lines = [
         f"Questions: {figures['exchanges']} from {figures['users']} users",
@@ -309,9 +316,9 @@ async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         lines += [f"  {n}× {quoted(question)}" for question, n in figures["busiest_unanswered"]]
     text = fit_message("\n".join(lines))
     if figures["daily"]:
-        await update.effective_message.reply_photo(
+        await message_of(update).reply_photo(
             await draw_stats_chart(figures["daily"]),
             caption=text[:MAX_CAPTION_CHARS],
         )
     else:
-        await update.effective_message.reply_text(text)
+        await message_of(update).reply_text(text)

@@ -9,7 +9,15 @@ from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
 from bot.app import privacy
-from bot.telegram.common import app_of, private_chat_only, user_lang
+from bot.telegram.common import (
+    app_of,
+    message_of,
+    private_chat_only,
+    query_data,
+    query_of,
+    sender_of,
+    user_lang,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +57,7 @@ def _text(update: Update, key: str, **values: object) -> str:
 @private_chat_only
 async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/mydata: send the user a JSON file of everything stored about them."""
-    message, user = update.effective_message, update.effective_user
+    message, user = message_of(update), sender_of(update)
     try:
         document = await app_of(context).privacy.user_data(user.id)
     except (privacy.DatabaseUnavailableError, SQLAlchemyError, OSError):
@@ -64,7 +72,7 @@ async def mydata(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 @private_chat_only
 async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/forget: ask for confirmation before deleting everything stored about the user."""
-    message, user = update.effective_message, update.effective_user
+    message, user = message_of(update), sender_of(update)
     keyboard = InlineKeyboardMarkup(
         [
             [
@@ -80,12 +88,12 @@ async def forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def forget_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """The answer to /forget's question: delete (only the asker's own data), or keep."""
-    query = update.callback_query
-    if query.data == FORGET_CANCEL:
+    query = query_of(update)
+    if query_data(query) == FORGET_CANCEL:
         await query.answer()
         await query.edit_message_text(_text(update, "kept"))
         return
-    owner = query.data.removeprefix(f"{FORGET_CONFIRM}:")
+    owner = query_data(query).removeprefix(f"{FORGET_CONFIRM}:")
     if owner != str(query.from_user.id):
         await query.answer(_text(update, "not_yours"), show_alert=True)
         return

@@ -12,12 +12,14 @@ import json
 import logging
 import re
 from http import HTTPStatus
+from types import TracebackType
 from urllib.parse import urlsplit
 
 import tornado.httpserver
 import tornado.web
 from telegram import Update
 from telegram.ext import Application, ExtBot
+from tornado.http1connection import HTTP1Connection
 
 from bot.settings import Settings
 
@@ -45,7 +47,9 @@ class UpdateHandler(tornado.web.RequestHandler):
             status = HTTPStatus.FORBIDDEN if self.forged else HTTPStatus.REQUEST_ENTITY_TOO_LARGE
             raise tornado.web.HTTPError(status)  # the connection closes unread
         # Also for bodies sent in chunks, without a length: the connection is closed past it.
-        self.request.connection.set_max_body_size(MAX_UPDATE_BYTES)
+        connection = self.request.connection
+        assert isinstance(connection, HTTP1Connection)  # what tornado's HTTPServer gives
+        connection.set_max_body_size(MAX_UPDATE_BYTES)
 
     def data_received(self, chunk: bytes) -> None:
         # A small forged body is read to its end (and dropped), so that the client reliably
@@ -66,7 +70,12 @@ class UpdateHandler(tornado.web.RequestHandler):
             bot.insert_callback_data(update)
         await self.telegram_app.update_queue.put(update)
 
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[no-untyped-def]
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
         if not isinstance(value, tornado.web.HTTPError):  # refusals are not errors
             super().log_exception(typ, value, tb)
 
