@@ -26,7 +26,9 @@ from bot.telegram.application import application_builder  # noqa: E402
 
 async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Send the text back."""
-    await update.effective_message.reply_text(update.effective_message.text)
+    message = update.effective_message
+    assert message is not None and message.text is not None  # a text handler's message
+    await message.reply_text(message.text)
 
 
 async def main() -> None:

@@ -212,7 +212,9 @@ async def run_load(
     """Both rounds, each scenario run on one bot right after the other (so that whatever else
     the machine does weighs on both alike): results, qabot's RSS and (logged, sent) per round."""
     texts = questions()
-    results, rss, logged = [], [], []
+    results: list[Result] = []
+    rss: list[float] = []
+    logged: list[tuple[int, int]] = []
     for bot in (echo, qabot):  # warm-up: connections, caches
         await closed_loop(bot.tg, bot.users, WARM_UP_MESSAGES, texts)
         bot.sent += WARM_UP_MESSAGES * len(bot.users)

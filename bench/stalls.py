@@ -233,7 +233,7 @@ async def admin_flow(tg: TelegramThread, ticker: Ticker, replies: list[float],
     async def ignore() -> None:
         await tg(fake.press_button(admin, item, text="🚫 Ignore"))
         reply = await tg(fake.next_reply(admin, timeout=600))
-        assert "Ignored" in reply.text, reply.text
+        assert "Ignored" in (reply.text or ""), reply.text
 
     async def stats() -> None:
         reply = await command("/stats")
@@ -277,7 +277,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         application = build_application(app)
         ticker = Ticker()
         ticking = asyncio.create_task(ticker.run())
-        stop, replies = asyncio.Event(), []
+        stop, replies = asyncio.Event(), list[float]()
         questions = [p.question for p in read_pairs(BUNDLED_PAIRS)][:50]
         try:
             async with running_application(application, tg.tg, poll_timeout=1):

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import pytest
 from sqlalchemy.engine import make_url
@@ -30,11 +30,11 @@ TOKEN = "123456:TEST-token-that-must-never-be-logged"
 ADMIN_ID = 4242
 
 
-def make_settings(home: Path, **overrides: object) -> Settings:
+def make_settings(home: Path, **overrides: Any) -> Settings:
     """Settings for a test. The bot answers in its own process unless the test asks for the
     model process (QABOT_MODEL_PROCESS="1"): starting one costs a test about a second, and
     tests/test_model_process.py and the `qabot run` process tests cover it."""
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "QABOT_HOME": home,
         "QABOT_ADMIN_IDS": str(ADMIN_ID),
         "QABOT_RATE_LIMIT": "0",

@@ -927,7 +927,7 @@ class FakeTelegram:
                 await self._updates_changed.wait_for(
                     lambda: self._webhook is not None and bool(self._pending)
                 )
-                url, secret_token = self._webhook.url, self._webhook.secret_token  # type: ignore[union-attr]
+                url, secret_token = self._webhook.url, self._webhook.secret_token
                 update = self._pending[0]
             delivery = await self._post_update(url, update, secret_token)
             self.webhook_deliveries.append(delivery)

@@ -39,7 +39,9 @@ async def bot(tg: FakeTelegram) -> AsyncIterator[Bot]:
 
 async def echo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """Repeat the user's text."""
-    await update.effective_message.reply_text(update.effective_message.text)
+    message = update.effective_message
+    assert message is not None and message.text is not None  # a text handler's message
+    await message.reply_text(message.text)
 
 
 async def start(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:

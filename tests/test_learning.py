@@ -45,7 +45,7 @@ async def test_thumbs_down_with_a_suggestion_reaches_review(telegram_bot: Telegr
     answer = await ask(bot, bot.user, question)
     await bot.tg.press_button(bot.user, answer, text="👎")
     prompt = await bot.tg.next_reply(bot.user)
-    assert "reply to this message" in prompt.text and prompt.reply_markup["force_reply"]
+    assert "reply to this message" in prompt.text and (prompt.reply_markup or {})["force_reply"]
     await bot.tg.send_text(bot.user, "早上好！今天也要加油。", reply_to=prompt)
     assert "admin will review" in (await bot.tg.next_reply(bot.user)).text
     # Nothing joined the training set by itself.

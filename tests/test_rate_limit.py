@@ -57,7 +57,7 @@ def test_a_message_costs_the_same_however_many_users_are_recent() -> None:
     1,000 does (no scan of the other users' buckets)."""
     clock = Clock()
     limiter = UserRateLimiter(RateLimit(10, 1.0), clock)
-    work = {}
+    work: dict[int, int] = {}
     for user_id in range(20_001):
         if user_id in (1_000, 20_000):
             work[user_id] = python_lines_run(lambda u=user_id: limiter.check(u))

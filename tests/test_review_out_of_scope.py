@@ -30,7 +30,7 @@ async def reviewed_rows(store: Store) -> list[tuple[str, str]]:
         rows = await session.execute(
             select(QAPairRow.question, QAPairRow.answer).where(QAPairRow.source == "reviewed")
         )
-        return [tuple(row) for row in rows]
+        return [(question, answer) for question, answer in rows]
 
 
 @pytest.mark.slow

@@ -17,7 +17,7 @@ from tests.conftest import TOKEN, TelegramBot, bot_on_fake_telegram
 
 async def ask(bot: TelegramBot, user, text: str) -> str:
     await bot.tg.send_text(user, text)
-    return (await bot.tg.next_reply(user)).text
+    return (await bot.tg.next_reply(user)).text or ""
 
 
 async def test_start_and_help(telegram_bot: TelegramBot) -> None:
