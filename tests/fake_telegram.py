@@ -477,7 +477,7 @@ class FakeTelegram:
         sock.bind(("127.0.0.1", 0))
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
-        self._session = ClientSession(timeout=ClientTimeout(total=10))
+        self._session = ClientSession(timeout=ClientTimeout(total=60))
         self._webhook_worker = asyncio.create_task(self._deliver_to_webhook())
 
     async def stop(self) -> None:
@@ -667,7 +667,7 @@ class FakeTelegram:
     # -- the test inspects what the bot did --------------------------------------------------
 
     async def next_reply(
-        self, target: FakeUser | FakeChat | int, timeout: float = 10
+        self, target: FakeUser | FakeChat | int, timeout: float = 60
     ) -> BotMessage:
         """The next message the bot sends to this chat (any send* method), in order."""
         chat_id = target if isinstance(target, int) else target.id
@@ -691,7 +691,7 @@ class FakeTelegram:
         return self._messages[(chat_id, message_id)]
 
     async def wait_for(
-        self, predicate: Callable[[Call], bool], timeout: float = 10, *, since: int = 0
+        self, predicate: Callable[[Call], bool], timeout: float = 60, *, since: int = 0
     ) -> Call:
         """The first call from index `since` of `calls` on that matches, waiting if needed."""
         for call in self.calls[since:]:

@@ -20,7 +20,7 @@ from tests.factories import record
 
 
 async def test_concurrent_writes_share_commits_and_all_land(store: Store) -> None:
-    writer = ExchangeWriter(store)
+    writer = ExchangeWriter(store, max_wait_seconds=60)
     await writer.start()
     ids = await asyncio.gather(*(writer.write(record(question=f"q{i}")) for i in range(200)))
     await writer.stop()
@@ -38,36 +38,55 @@ async def test_while_busy_commits_are_spaced_and_a_quiet_spell_writes_at_once(
         batches.append(len(records))
         return await real_log(records)
 
+    # The writer asks whether it is busy only when the last commit is too recent: each question
+    # is a commit it considered postponing.
+    postponed: list[int] = []
+
+    def busy() -> bool:
+        postponed.append(len(batches))
+        return True
+
     store.log_exchanges = counting  # type: ignore[method-assign]
-    writer = ExchangeWriter(store, commit_interval=0.2)
+    writer = ExchangeWriter(store, commit_interval=1.0, busy=busy, max_wait_seconds=60)
     await writer.start()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     await writer.write(record(question="first"))
-    assert loop.time() - started < 0.15  # nothing written lately: at once
+    assert batches == [1] and postponed == []  # nothing written lately: at once
 
     async def write_later(delay: float, question: str) -> int | None:
         await asyncio.sleep(delay)
         return await writer.write(record(question=question))
 
+    # They arrive well within the interval of the first commit, even on a loaded machine.
     ids = await asyncio.gather(*(write_later(0.02 * i, f"q{i}") for i in range(5)))
     await writer.stop()
     assert None not in ids
-    assert batches == [1, 5]  # the five waited for the interval, then shared a commit
+    assert postponed == [1]  # the commit after the first waited for the interval ...
+    assert batches == [1, 5]  # ... and the five shared it
     assert await store.count_exchanges() == 6
 
 
 async def test_with_nothing_else_in_progress_each_exchange_is_written_at_once(
     store: Store,
 ) -> None:
-    writer = ExchangeWriter(store, commit_interval=0.5, busy=lambda: False)
+    asked = 0
+
+    def idle() -> bool:
+        nonlocal asked
+        asked += 1
+        return False
+
+    # An interval far longer than the writes take: had any of them waited for it, the
+    # writes would time out.
+    writer = ExchangeWriter(store, commit_interval=600, busy=idle, max_wait_seconds=600)
     await writer.start()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    ids = [await writer.write(record(question=f"q{i}")) for i in range(3)]
-    elapsed = loop.time() - started
+
+    async def write_three() -> list[int | None]:
+        return [await writer.write(record(question=f"q{i}")) for i in range(3)]
+
+    ids = await asyncio.wait_for(write_three(), 300)
     await writer.stop()
-    assert None not in ids and elapsed < 0.4
+    assert None not in ids
+    assert asked == 2  # the second and third commits came too soon, and nothing else was busy
     assert await store.count_exchanges() == 3
 
 
@@ -88,11 +107,11 @@ async def test_database_outage_keeps_exchanges_until_it_is_back(
     with caplog.at_level(logging.WARNING):
         # Callers are not held up by the outage: they learn the write is pending.
         results = await asyncio.wait_for(
-            asyncio.gather(*(writer.write(record(question=f"q{i}")) for i in range(5))), 2
+            asyncio.gather(*(writer.write(record(question=f"q{i}")) for i in range(5))), 60
         )
         assert results == [None] * 5 and writer.pending == 5
         outage = False
-        await asyncio.wait_for(writer.flush(), 5)
+        await asyncio.wait_for(writer.flush(), 60)
     await writer.stop()
     assert await store.count_exchanges() == 5
     assert "database unavailable" in caplog.text and "database is back" in caplog.text
@@ -109,25 +128,28 @@ async def test_a_hanging_database_holds_no_reply_longer_than_max_wait(
         return await real_log(records)
 
     store.log_exchanges = hanging  # type: ignore[method-assign]
-    writer = ExchangeWriter(store, max_wait_seconds=0.2, busy=lambda: False)
+    writer = ExchangeWriter(store, max_wait_seconds=0.8, busy=lambda: False)
     await writer.start()
     loop = asyncio.get_running_loop()
     with caplog.at_level(logging.WARNING):
+        first_asked = loop.time()
         first = asyncio.create_task(writer.write(record(question="first")))
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         second = asyncio.create_task(writer.write(record(question="second")))
-        started = loop.time()
-        assert await asyncio.wait_for(first, 2) is None  # at its deadline, 0.2 s after it asked
-        assert loop.time() - started < 0.15 and not second.done()
-        assert await asyncio.wait_for(second, 2) is None
+        assert await asyncio.wait_for(first, 60) is None
+        # Answered at its own deadline: not before, and well before the second's, which
+        # asked half a second later and is still waiting.
+        assert loop.time() - first_asked >= writer.max_wait_seconds
+        assert not second.done()
+        assert await asyncio.wait_for(second, 60) is None
         assert writer.pending == 2
     assert "the database is slow" in caplog.text
     database_answers.set()
-    await asyncio.wait_for(writer.flush(), 5)
+    await asyncio.wait_for(writer.flush(), 60)
     await writer.stop()
     assert await store.count_exchanges() == 2
     # Once the database answers again, callers get their exchange ids.
-    writer = ExchangeWriter(store, max_wait_seconds=0.2)
+    writer = ExchangeWriter(store, max_wait_seconds=60)
     await writer.start()
     assert isinstance(await writer.write(record(question="third")), int)
     await writer.stop()
@@ -171,7 +193,7 @@ async def test_queue_is_bounded_by_bytes_and_drops_are_counted(
         assert caplog.text.count("exchange queue full") == 1
         kept = writer.pending
         outage = False
-        await asyncio.wait_for(writer.flush(), 10)
+        await asyncio.wait_for(writer.flush(), 60)
     await writer.stop()
     assert writer.pending_bytes == 0
     assert f"{500 - kept} dropped while the queue was full" in caplog.text
@@ -194,13 +216,13 @@ async def test_a_record_that_fails_alone_is_dropped_alone_and_logging_goes_on(
         return await real_log(records)
 
     store.log_exchanges = refusing  # type: ignore[method-assign]
-    writer = ExchangeWriter(store, retry_seconds=0.05)
+    writer = ExchangeWriter(store, retry_seconds=0.05, max_wait_seconds=60)
     await writer.start()
     questions = ["a", "poison", "b", "c"]
     ids = await asyncio.wait_for(
-        asyncio.gather(*(writer.write(record(question=q)) for q in questions)), 10
+        asyncio.gather(*(writer.write(record(question=q)) for q in questions)), 120
     )
-    assert await asyncio.wait_for(writer.write(record(question="later")), 10) is not None
+    assert await asyncio.wait_for(writer.write(record(question="later")), 60) is not None
     await writer.stop()
     assert ids[1] is None and None not in (ids[0], *ids[2:])
     assert writer.dropped == 1 and "could not write an exchange of chat 1" in caplog.text
@@ -236,7 +258,7 @@ def test_any_text_is_stored_through_the_writer_and_read_back_replaced(database_u
     with asyncio.Runner() as runner:
         runner.run(asyncio.to_thread(upgrade_database, database_url))
         store = Store(database_url)
-        writer = ExchangeWriter(store)
+        writer = ExchangeWriter(store, max_wait_seconds=60)
         runner.run(writer.start())
 
         async def write_and_read(question: str, answer: str, name: str) -> tuple[str, ...]:

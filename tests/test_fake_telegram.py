@@ -66,10 +66,10 @@ async def test_echo_bot_by_polling(tg: FakeTelegram) -> None:
     ann = tg.user(id=1001, first_name="Ann", language_code="zh-hans")
     async with running_application(echo_app(tg), tg):
         sent = await tg.send_text(ann, "你好")
-        reply = await tg.next_reply(ann, timeout=5)
+        reply = await tg.next_reply(ann)
         # Digits stay text: form values are only JSON-decoded for non-string parameters.
         await tg.send_text(ann, "123")
-        number_reply = await tg.next_reply(ann, timeout=5)
+        number_reply = await tg.next_reply(ann)
 
     assert (reply.text, reply.method, reply.chat_id) == ("你好", "sendMessage", ann.id)
     assert reply.message_id == sent.message_id + 1  # one message sequence per chat
@@ -85,7 +85,7 @@ async def test_updates_sent_before_start_are_fetched_once(tg: FakeTelegram, bot:
     ann = tg.user(id=1001)
     await tg.send_text(ann, "early")
     async with running_application(echo_app(tg), tg):
-        assert (await tg.next_reply(ann, timeout=5)).text == "early"
+        assert (await tg.next_reply(ann)).text == "early"
     assert await bot.get_updates(timeout=0) == ()
 
 
@@ -94,9 +94,9 @@ async def test_commands_in_private_and_group_chats(tg: FakeTelegram) -> None:
     team = tg.group(id=-100777, title="Team")
     async with running_application(echo_app(tg), tg):
         await tg.send_command(ann, "/start")
-        private = await tg.next_reply(ann, timeout=5)
+        private = await tg.next_reply(ann)
         await tg.send_command(ann, "/start@qabot_test_bot", chat=team)
-        in_group = await tg.next_reply(team, timeout=5)
+        in_group = await tg.next_reply(team)
 
     assert private.text == in_group.text == "Hello Ann"
     assert in_group.chat.type == "supergroup"
@@ -106,9 +106,9 @@ async def test_edited_message_reaches_the_bot(tg: FakeTelegram) -> None:
     ann = tg.user(id=1001)
     async with running_application(echo_app(tg), tg):
         original = await tg.send_text(ann, "helo")
-        await tg.next_reply(ann, timeout=5)
+        await tg.next_reply(ann)
         await tg.send_edited_text(ann, original, "hello")
-        assert (await tg.next_reply(ann, timeout=5)).text == "edited: hello"
+        assert (await tg.next_reply(ann)).text == "edited: hello"
 
 
 async def menu(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -139,17 +139,17 @@ async def test_inline_keyboard_round_trip(tg: FakeTelegram) -> None:
     app.add_handler(CallbackQueryHandler(choose))
     async with running_application(app, tg):
         await tg.send_command(ann, "/menu")
-        picker = await tg.next_reply(ann, timeout=5)
+        picker = await tg.next_reply(ann)
         assert [button["text"] for button in picker.buttons] == ["Yes", "More"]
 
         await tg.press_button(ann, picker, "more")
-        await tg.wait_for(lambda call: call.method == "editMessageReplyMarkup", timeout=5)
+        await tg.wait_for(lambda call: call.method == "editMessageReplyMarkup")
         assert [button["text"] for button in picker.buttons] == ["Maybe"]
         with pytest.raises(LookupError):  # that button is gone now
             await tg.press_button(ann, picker, "yes")
 
         press = await tg.press_button(ann, picker, text="Maybe")
-        await tg.wait_for(lambda call: call.method == "editMessageText", timeout=5)
+        await tg.wait_for(lambda call: call.method == "editMessageText")
         answer = await tg.wait_for(
             lambda call: (
                 call.method == "answerCallbackQuery"
@@ -183,8 +183,8 @@ async def test_button_press_with_arbitrary_callback_data(tg: FakeTelegram) -> No
     app.add_handler(CallbackQueryHandler(remember))
     async with running_application(app, tg):
         await tg.send_command(ann, "/rate")
-        await tg.press_button(ann, await tg.next_reply(ann, timeout=5), text="Rate 5")
-        await tg.wait_for(lambda call: call.method == "answerCallbackQuery", timeout=5)
+        await tg.press_button(ann, await tg.next_reply(ann), text="Rate 5")
+        await tg.wait_for(lambda call: call.method == "answerCallbackQuery")
 
     assert choices == [("rate", 5)]
 
@@ -213,10 +213,10 @@ async def test_files_both_ways(tg: FakeTelegram) -> None:
     app.add_handler(MessageHandler(filters.Document.ALL, describe_document))
     async with running_application(app, tg):
         await tg.send_command(ann, "/export")
-        csv_reply = await tg.next_reply(ann, timeout=5)
-        photo_reply = await tg.next_reply(ann, timeout=5)
+        csv_reply = await tg.next_reply(ann)
+        photo_reply = await tg.next_reply(ann)
         await tg.send_document(ann, "问题.csv", "q,a\n早,morning\n".encode(), caption="import")
-        described = await tg.next_reply(ann, timeout=5)
+        described = await tg.next_reply(ann)
 
     assert csv_reply.method == "sendDocument"
     assert csv_reply.document.filename == "导出.csv"
@@ -243,7 +243,7 @@ async def test_user_media_reaches_the_bot_as_telegram_objects(tg: FakeTelegram) 
         await tg.send_photo(ann, caption="a view")
         await tg.send_voice(ann)
         await tg.send_sticker(ann, emoji="🎉")
-        kinds = [(await tg.next_reply(ann, timeout=5)).text for _ in range(3)]
+        kinds = [(await tg.next_reply(ann)).text for _ in range(3)]
     assert kinds == ["PhotoSize", "Voice", "Sticker"]
 
 
@@ -252,7 +252,7 @@ async def test_webhook_mode_checks_the_secret(tg: FakeTelegram) -> None:
     app = echo_app(tg)
     async with running_application(app, tg, mode="webhook", secret_token="s3cret-token"):
         await tg.send_text(ann, "over the webhook")
-        reply = await tg.next_reply(ann, timeout=5)
+        reply = await tg.next_reply(ann)
         wrong_secret = await tg.post_to_webhook({"update_id": 999_999}, secret_token="wrong")
         no_secret = await tg.post_to_webhook({"update_id": 999_999}, secret_token=None)
         with pytest.raises(Conflict):
@@ -370,7 +370,7 @@ async def test_echo_throughput_50_users_20_messages(tg: FakeTelegram) -> None:
         replies = []
         for number in range(messages_per_user):
             await tg.send_text(user, f"{user.id}-{number}")
-            replies.append((await tg.next_reply(user, timeout=10)).text)
+            replies.append((await tg.next_reply(user)).text)
         return replies
 
     async with running_application(echo_app(tg), tg):

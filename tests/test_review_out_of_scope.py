@@ -59,7 +59,7 @@ async def test_out_of_scope_in_review_makes_the_bot_fall_back_after_retrain(
 
     await bot.tg.send_command(bot.admin, "/retrain force")
     status = await bot.tg.next_reply(bot.admin)
-    verdict = await bot.tg.next_reply(bot.admin, timeout=300)
+    verdict = await bot.tg.next_reply(bot.admin, timeout=600)
     assert "is live" in verdict.text, verdict.text
     # The data report was shown before training, and stays above the progress line.
     assert status.text.startswith("data: ") and status.text.endswith("Training finished.")
@@ -112,7 +112,7 @@ async def test_retrain_refuses_a_one_answer_set_with_the_report_qabot_train_prin
         live = bot.app.models.current.version
         await bot.tg.send_command(bot.admin, "/retrain")
         status = await bot.tg.next_reply(bot.admin)
-        refusal = await bot.tg.next_reply(bot.admin, timeout=60)
+        refusal = await bot.tg.next_reply(bot.admin, timeout=600)
         assert status.text == "Training refused."
         assert refusal.text.startswith("Training refused: nothing was trained or promoted")
         assert bot.app.models.current.version == live == bot.app.models.registry.current_version()

@@ -94,19 +94,19 @@ async def test_sqlite_busy_with_another_writer_is_waited_for_off_the_event_loop(
         [first] = await store.log_exchanges([record(question="before")])
         locker = sqlite3.connect(settings.home / "qabot.sqlite3", isolation_level=None)
         locker.execute("BEGIN IMMEDIATE")
-        ticks = 0
+        loop_kept_running = asyncio.Event()
 
         async def tick() -> None:
-            nonlocal ticks
-            while True:
+            for _ in range(10):
                 await asyncio.sleep(0.01)
-                ticks += 1
+            loop_kept_running.set()
 
-        ticker = asyncio.create_task(tick())
         writing = asyncio.create_task(store.log_exchanges([record(question="while locked")]))
-        await asyncio.sleep(0.3)
-        assert not writing.done()  # waiting for the lock ...
-        assert ticks >= 10  # ... without holding the loop up
+        ticker = asyncio.create_task(tick())
+        # Had the write blocked the loop, the ticks would only run once it failed (SQLite's
+        # busy timeout) or finished: either way `writing` would be done by then.
+        await asyncio.wait_for(loop_kept_running.wait(), 60)
+        assert not writing.done()  # waiting for the lock without holding the loop up
         locker.execute("ROLLBACK")
         locker.close()
         [second] = await asyncio.wait_for(writing, 10)

@@ -183,7 +183,7 @@ async def retrain_while_answering(bot: TelegramBot) -> None:
         answered_while_training += 1
         await asyncio.sleep(0.2)
     assert answered_while_training >= 5
-    done = await bot.tg.next_reply(bot.admin, timeout=120)
+    done = await bot.tg.next_reply(bot.admin, timeout=600)
     assert "is live" in done.text and "in-scope accuracy" in done.text
     assert bot.app.models.current.version != old_version
     assert bot.app.models.registry.current_version() == bot.app.models.current.version

@@ -34,10 +34,10 @@ async def test_failures_exports_and_crashes_never_reveal_the_token(bot_home: Pat
             for fault in (f"Bad Request: chat {TOKEN} broken", f"Internal error at /bot{TOKEN}/x"):
                 tg.fail("sendMessage", status=400, description=fault)
                 await tg.send_text(user, "hello")
-                assert "went wrong" in (await tg.next_reply(user, timeout=30)).text
+                assert "went wrong" in (await tg.next_reply(user, timeout=600)).text
             for who, command in ((admin, "/export"), (admin, "/export jsonl"), (user, "/mydata")):
                 await tg.send_command(who, command)
-                documents.append((await tg.next_reply(who, timeout=30)).document.content)
+                documents.append((await tg.next_reply(who, timeout=600)).document.content)
             process.send_signal(signal.SIGTERM)
             await asyncio.to_thread(process.wait, 30)
     log = log_path(bot_home).read_bytes()
