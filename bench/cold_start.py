@@ -169,14 +169,16 @@ def compare(
         train_args or ["--data", str(data)], evaluation, work, label
     )
     print(f"{label}: reference ...", file=sys.stderr)
+    our_recall = ours.oos_recall
+    assert our_recall is not None  # this_model gives NaN without out-of-scope questions
     reference, matched, reference_curve = bench_reference(
-        train_pairs, evaluation, work, TrainConfig().target_oos_recall, ours.oos_recall
+        train_pairs, evaluation, work, TrainConfig().target_oos_recall, our_recall
     )
     slug = "".join(c if c.isalnum() else "_" for c in label.lower()).strip("_")
     plot(
         {"this model": our_curve, "TF-IDF + LogisticRegression": reference_curve},
         {
-            "this model": (ours.oos_recall, ours.in_scope_accuracy),
+            "this model": (our_recall, ours.in_scope_accuracy),
             "TF-IDF + LogisticRegression": (reference.oos_recall, reference.in_scope_accuracy),
         },
         out / f"cold_start_{slug}.png",

@@ -314,7 +314,9 @@ async def _read_params(request: web.Request) -> tuple[JsonDict, dict[str, Upload
         if isinstance(value, web.FileField):
             files[name] = UploadedFile(value.filename, value.file.read(), value.content_type)
         else:
-            params[name] = _decode_form_value(name, value)
+            params[name] = _decode_form_value(
+                name, str(value, "utf-8") if isinstance(value, bytes | bytearray) else value
+            )
     return params, files
 
 
@@ -607,7 +609,9 @@ class FakeTelegram:
         self, user: FakeUser, emoji: str = "👍", *, chat: FakeChat | None = None
     ) -> SentUpdate:
         stored = self._store_file("sticker", None, b"RIFF fake webp", "image/webp")
-        media = {**stored.to_api("sticker"), "emoji": emoji}
+        media = stored.to_api("sticker")
+        assert isinstance(media, dict)  # a list for photos only
+        media = {**media, "emoji": emoji}
         return await self._send_user_message(user, chat, {"sticker": media})
 
     async def send_edited_text(self, user: FakeUser, original: SentUpdate, text: str) -> SentUpdate:
@@ -992,7 +996,8 @@ class FakeTelegram:
         return True
 
     def _target_chat(self, params: JsonDict) -> FakeChat:
-        chat = self._chats.get(params.get("chat_id"))
+        chat_id: Any = params.get("chat_id")  # JSON: any type, or missing
+        chat = self._chats.get(chat_id)
         if chat is None:
             raise _bad_request("chat not found")
         return chat
@@ -1063,7 +1068,8 @@ class FakeTelegram:
 
     def _bot_message_to_edit(self, params: JsonDict) -> BotMessage:
         chat = self._target_chat(params)
-        message = self._messages.get((chat.id, params.get("message_id")))
+        message_id: Any = params.get("message_id")  # JSON: any type, or missing
+        message = self._messages.get((chat.id, message_id))
         if message is None or message.deleted:
             raise _bad_request("message to edit not found")
         return message
@@ -1128,7 +1134,7 @@ class FakeTelegram:
 
     async def _get_chat_member(self, params: JsonDict, files: dict[str, UploadedFile]) -> JsonDict:
         chat = self._target_chat(params)
-        user_id = params.get("user_id")
+        user_id: Any = params.get("user_id")  # JSON: any type, or missing
         status = self._member_status.get((chat.id, user_id), "member")
         user = {"id": user_id, "is_bot": False, "first_name": "Member"}
         if status == "administrator":  # the rights ChatMemberAdministrator requires

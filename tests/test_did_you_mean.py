@@ -33,7 +33,9 @@ def candidate_questions() -> list[str]:
 async def hesitant_question(app: App) -> tuple[str, Prediction]:
     """The first candidate question on which the bundled model hesitates (offers buttons)."""
     questions = candidate_questions()
-    predictions = await app.models.predict_batch(app.models.current, questions)
+    model = app.models.current
+    assert model is not None
+    predictions = await app.models.predict_batch(model, questions)
     for question, prediction in zip(questions, predictions, strict=True):
         if prediction.suggestions:
             return question, prediction

@@ -19,7 +19,7 @@ from telegram.ext import (
     filters,
 )
 
-from tests.fake_telegram import FakeTelegram, running_application
+from tests.fake_telegram import FakeTelegram, FakeUser, running_application
 
 TOKEN = "123456:fake-telegram-test-token"
 
@@ -330,6 +330,7 @@ async def test_telegram_rejections_are_mimicked(tg: FakeTelegram, bot: Bot) -> N
 async def test_reply_parameters_chat_actions_and_commands(tg: FakeTelegram, bot: Bot) -> None:
     ann = tg.user(id=1001)
     question = await tg.send_text(ann, "question")
+    assert question.message_id is not None
     await bot.send_chat_action(ann.id, "typing")
     await bot.send_message(ann.id, "answer", reply_parameters=ReplyParameters(question.message_id))
     await bot.set_my_commands([("start", "Start"), ("help", "Help")], language_code="zh")
@@ -366,7 +367,7 @@ async def test_echo_throughput_50_users_20_messages(tg: FakeTelegram) -> None:
     users = [tg.user(id=2000 + number) for number in range(50)]
     messages_per_user = 20
 
-    async def converse(user) -> list[str]:
+    async def converse(user: FakeUser) -> list[str | None]:
         replies = []
         for number in range(messages_per_user):
             await tg.send_text(user, f"{user.id}-{number}")

@@ -4,6 +4,7 @@ answers when addressed, ignores (and does not log) the rest, and /autoanswer."""
 from __future__ import annotations
 
 import asyncio
+import functools
 
 from telegram import Update
 from telegram.ext import Application, ContextTypes, TypeHandler
@@ -107,9 +108,12 @@ async def test_group_members_each_rate_the_same_answer(telegram_bot: TelegramBot
     for member, sign in ((bot.user, "+"), (other, "+"), (bot.user, "-")):
         sent = await tg.press_button(member, answer, f"fb:{sign}:{exchange_id}")
         await tg.wait_for(
-            lambda call, sent=sent: (
-                call.method == "answerCallbackQuery"
-                and call.params["callback_query_id"] == sent.callback_query_id
+            functools.partial(
+                lambda call, query_id: (
+                    call.method == "answerCallbackQuery"
+                    and call.params["callback_query_id"] == query_id
+                ),
+                query_id=sent.callback_query_id,
             )
         )
         assert tg.message(group, answer.message_id).buttons  # they stay for the others

@@ -102,6 +102,7 @@ async def test_models_and_rollback(telegram_bot: TelegramBot) -> None:
     bot = telegram_bot
     registry = bot.app.models.registry
     first = registry.current_version()
+    assert first is not None
     second = new_version_name()
     shutil.copytree(registry.path(first), registry.path(second))
     meta_file = registry.path(second) / "meta.json"

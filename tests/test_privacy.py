@@ -207,7 +207,7 @@ async def test_after_forget_nothing_of_the_user_remains_anywhere(
         await bot.tg.send_command(user, "/forget")
         question = await bot.tg.next_reply(user)
         await bot.tg.press_button(user, question, text=question.buttons[0]["text"])
-        await bot.tg.wait_for(lambda c, q=question: c.method == "editMessageText")
+        await bot.tg.wait_for(lambda c: c.method == "editMessageText")
     async with asyncio.timeout(30):
         while "Done" not in bot.tg.message(rater, question.message_id).text:
             await asyncio.sleep(0.01)

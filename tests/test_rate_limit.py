@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def test_a_message_costs_the_same_however_many_users_are_recent() -> None:
     work: dict[int, int] = {}
     for user_id in range(20_001):
         if user_id in (1_000, 20_000):
-            work[user_id] = python_lines_run(lambda u=user_id: limiter.check(u))
+            work[user_id] = python_lines_run(functools.partial(limiter.check, user_id))
         else:
             limiter.check(user_id)
     assert work[20_000] == work[1_000]
