@@ -7,7 +7,7 @@ import json
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +76,11 @@ def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins:
     return round(float(gap / len(confidence)), 4)
 
 
-def measure_speed(predict_one, predict_batch, questions: Sequence[str]) -> dict:
+def measure_speed(
+    predict_one: Callable[[str], object],
+    predict_batch: Callable[[list[str]], object],
+    questions: Sequence[str],
+) -> dict:
     """Single-question latency percentiles, and the rate of a batch of 1,000 questions: the best
     of THROUGHPUT_RUNS batches, as other processes on the machine can only slow a run down.
     Timed as the bot serves: with one BLAS thread (see bot.run.serve)."""

@@ -7,6 +7,8 @@ features present in a batch, so one step costs (features in the batch x units), 
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import tensorflow as tf
 
@@ -14,11 +16,11 @@ import tensorflow as tf
 class SparseDense(keras.layers.Layer):
     """Dense layer over a sparse input whose kernel gradient stays sparse (IndexedSlices)."""
 
-    def __init__(self, units: int, **kwargs):
+    def __init__(self, units: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.units = units
 
-    def build(self, input_shape) -> None:
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
         self.kernel = self.add_weight(
             shape=(input_shape[-1], self.units), initializer="glorot_uniform", name="kernel"
         )
@@ -36,7 +38,7 @@ class SparseDense(keras.layers.Layer):
         used_kernel = tf.gather(self.kernel.value, used)
         return tf.sparse.sparse_dense_matmul(local_inputs, used_kernel) + self.bias
 
-    def compute_output_shape(self, input_shape) -> tuple:
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, int]:
         return (input_shape[0], self.units)
 
 
@@ -46,7 +48,9 @@ class LazyAdam(keras.optimizers.Adam):
     Plain Adam would rewrite the whole first-layer kernel and both moments at every step.
     """
 
-    def update_step(self, gradient, variable, learning_rate) -> None:
+    def update_step(
+        self, gradient: tf.Tensor, variable: tf.Variable, learning_rate: float | tf.Tensor
+    ) -> None:
         if not isinstance(gradient, tf.IndexedSlices):
             super().update_step(gradient, variable, learning_rate)
             return

@@ -12,11 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from model.datasets import QAPair, read_pairs
 from model.text import FeatureSpec, Featurizer
+
+if TYPE_CHECKING:
+    from scipy import sparse
 
 BUNDLED_OUT_OF_SCOPE = Path(__file__).resolve().parent / "data" / "out_of_scope.csv"
 # A bundled question whose cosine similarity (TF-IDF features, as the model sees them) to one of
@@ -52,7 +56,7 @@ def far_from(
     return [p for p, s in zip(negatives, closest, strict=True) if s < max_similarity]
 
 
-def _unit_rows(features):
+def _unit_rows(features: sparse.csr_matrix) -> sparse.csr_matrix:
     norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     from scipy import sparse

@@ -104,7 +104,9 @@ def _word_tokens(words: list[str], spec: FeatureSpec) -> list[str]:
 _TEXT_BREAK = "\x00"
 
 
-def _word_ngrams(words_per_text: Sequence[list[str]], spec: FeatureSpec):
+def _word_ngrams(
+    words_per_text: Sequence[list[str]], spec: FeatureSpec
+) -> tuple[np.ndarray, list[str]]:
     """(row ids, n-grams) of the word n-grams of a batch, made from one flat list of its words
     (Python's per-text overhead costs more than the n-grams). The n-grams that span two texts
     hold _TEXT_BREAK: they are in no vocabulary, and fit() leaves them out."""
@@ -135,7 +137,9 @@ def char_ngram_key(gram: str) -> int:
     return key
 
 
-def _char_ngram_keys(words_per_text: Sequence[list[str]], spec: FeatureSpec):
+def _char_ngram_keys(
+    words_per_text: Sequence[list[str]], spec: FeatureSpec
+) -> tuple[np.ndarray, np.ndarray]:
     """(row ids, n-gram keys) of the character n-grams of each text's words, space-padded;
     ordered by n-gram length, then by position."""
     padded = [" " + " ".join(words) + " " for words in words_per_text]

@@ -527,14 +527,14 @@ def _targets(labels: np.ndarray, oos_class: int | None) -> np.ndarray:
 
 
 def _fit_network(
-    features,
+    features: sparse.csr_matrix,
     targets: np.ndarray,
     weights: np.ndarray,
     n_classes: int,
     config: TrainConfig,
     seed: int,
     report: Progress,
-    val_features,
+    val_features: sparse.csr_matrix | None,
     val_targets: np.ndarray | None,
 ) -> Network:
     """Fit the Keras network; progress reports each epoch (with validation accuracy if any)."""
