@@ -3,6 +3,7 @@
 Only the standard library is imported up front, so that `--help` answers at once: each
 command imports what it needs. Setup mistakes end in one or two lines and exit code 2."""
 
+# What it prints is for operators in a terminal: English only (bot/messages.py is for users).
 from __future__ import annotations
 
 import argparse

@@ -159,6 +159,255 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "This command works in the support chat only.",
         "zh": "这个命令只能在客服群里使用。",
     },
+    # -- /mydata and /forget
+    "mydata_caption": {
+        "en": "Everything I have stored about you. /forget deletes it.",
+        "zh": "我保存的关于你的全部数据。发送 /forget 可以删除。",
+    },
+    "forget_ask": {
+        "en": "Delete everything I have stored about you (your questions, my answers and your "
+        "feedback)? This cannot be undone.",
+        "zh": "要删除我保存的关于你的全部数据（你的问题、我的回答和你的反馈）吗？删除后无法恢复。",
+    },
+    "forget_yes": {"en": "Yes, delete it", "zh": "确定删除"},
+    "forget_no": {"en": "Cancel", "zh": "取消"},
+    "forgotten": {
+        "en": "Done: I deleted {count} of your messages and everything linked to them.",
+        "zh": "已删除：你的 {count} 条消息以及相关的全部数据。",
+    },
+    "kept": {"en": "Cancelled: nothing was deleted.", "zh": "已取消，没有删除任何数据。"},
+    "not_yours": {"en": "This button is not for you.", "zh": "这个按钮不是给你的。"},
+    "unavailable": {
+        "en": "Sorry, my database is not reachable right now. Please try again in a few minutes.",
+        "zh": "抱歉，数据库暂时无法访问，请过几分钟再试。",
+    },
+    # -- rate limit
+    "slow_down": {
+        "en": "You are sending messages too fast. Please wait a moment; I'll answer again then.",
+        "zh": "你发消息太快了，请稍等片刻，我之后会继续回答。",
+    },
+    # -- 👍/👎 and suggestions
+    "feedback_thanks": {"en": "Thanks for the feedback!", "zh": "谢谢你的反馈！"},
+    "answer_unknown": {
+        "en": "That answer is no longer known.",
+        "zh": "这个回答已经不存在了。",
+    },
+    # The prompts that expect a reply carry the exchange id; the bot recognises a reply to
+    # any language's wording (bot/telegram/learning.py), so keep "{id}" in each.
+    "prompt_suggestion": {
+        "en": "Sorry about that. If you know the right answer, reply to this message with it "
+        "and an admin will review it. [suggestion for #{id}]",
+        "zh": "抱歉。如果你知道正确答案，请回复这条消息告诉我，管理员会审核。[建议 #{id}]",
+    },
+    "prompt_answer": {
+        "en": "Reply to this message with the answer. [answer for #{id}]",
+        "zh": "请回复这条消息，写下答案。[答案 #{id}]",
+    },
+    "suggestion_placeholder": {"en": "The right answer", "zh": "正确答案"},
+    "answer_placeholder": {"en": "The answer", "zh": "答案"},
+    "suggestion_thanks": {
+        "en": "Thank you! An admin will review your suggestion.",
+        "zh": "谢谢！管理员会审核你的建议。",
+    },
+    # -- admins: /teach
+    "teach_usage": {"en": "Usage: /teach question | answer", "zh": "用法：/teach 问题 | 答案"},
+    "teach_refused": {
+        "en": "Not taught: {error}. Usage: /teach question | answer",
+        "zh": "没有学习：{error}。用法：/teach 问题 | 答案",
+    },
+    "teach_learned": {
+        "en": "Learned: {question} → {answer}",
+        "zh": "学会了：{question} → {answer}",
+    },
+    "teach_known": {
+        "en": "I already knew that: {question} → {answer}",
+        "zh": "这个我已经会了：{question} → {answer}",
+    },
+    # -- admins: /retrain
+    "retrain_not_installed": {
+        "en": "This bot cannot retrain: training (TensorFlow) is not installed here. Install it "
+        "with pip install 'qabot[train]', or retrain where it is installed and share the "
+        "models folder. The live model keeps serving.",
+        "zh": "这个机器人无法重新训练：这里没有安装训练组件（TensorFlow）。可以用 "
+        "pip install 'qabot[train]' 安装，或者在已安装的地方训练后共享模型文件夹。"
+        "当前模型继续服务。",
+    },
+    "retrain_busy_will_report": {
+        "en": "A training run is already in progress; I'll report when it ends.",
+        "zh": "已经有一次训练在进行中，结束时我会报告。",
+    },
+    "retrain_busy": {
+        "en": "A training run is already in progress.",
+        "zh": "已经有一次训练在进行中。",
+    },
+    "retrain_started": {
+        "en": "Retraining started. I keep answering everyone meanwhile.",
+        "zh": "开始重新训练。训练期间我会继续回答大家的问题。",
+    },
+    "training": {"en": "Training…", "zh": "训练中…"},
+    "training_epoch": {
+        "en": "Training… epoch {epoch}/{epochs}",
+        "zh": "训练中… 第 {epoch}/{epochs} 轮",
+    },
+    "training_epoch_accuracy": {
+        "en": "Training… epoch {epoch}/{epochs}, validation accuracy {accuracy}",
+        "zh": "训练中… 第 {epoch}/{epochs} 轮，验证准确率 {accuracy}",
+    },
+    "training_refused_status": {"en": "Training refused.", "zh": "训练被拒绝。"},
+    "training_refused": {
+        "en": "Training refused: nothing was trained or promoted, the live model keeps serving.\n"
+        "{report}\n/teach question | answer adds pairs; /pairs sends the training set.",
+        "zh": "训练被拒绝：没有训练或启用任何模型，当前模型继续服务。\n"
+        "{report}\n/teach 问题 | 答案 可以添加问答对；/pairs 发送训练集。",
+    },
+    "training_failed": {
+        "en": "Training failed; the current model keeps serving. Reason: {error}",
+        "zh": "训练失败，当前模型继续服务。原因：{error}",
+    },
+    "training_finished": {"en": "Training finished.", "zh": "训练完成。"},
+    "retrain_candidate": {"en": "candidate {score}", "zh": "候选模型 {score}"},
+    "retrain_comparison": {
+        "en": "candidate {score} vs live {live} on {n} held-out/rated questions",
+        "zh": "候选模型 {score}，当前模型 {live}（{n} 个保留或已评价的问题）",
+    },
+    "retrain_promoted": {"en": "New model {version} is live.", "zh": "新模型 {version} 已上线。"},
+    "retrain_promoted_forced": {
+        "en": "New model {version} is live (forced).",
+        "zh": "新模型 {version} 已上线（强制）。",
+    },
+    "retrain_not_promoted": {
+        "en": "Model {version} was NOT promoted: it scores worse than the live model. "
+        "The live model keeps serving; /retrain force promotes anyway.",
+        "zh": "模型 {version} 没有上线：它的得分比当前模型差。当前模型继续服务；"
+        "/retrain force 可以强制上线。",
+    },
+    "report_cut": {
+        "en": "… (`qabot train` prints the whole report)",
+        "zh": "…（`qabot train` 会打印完整报告）",
+    },
+    # -- admins: /models, /rollback
+    "no_models": {"en": "No model has been trained yet.", "zh": "还没有训练过任何模型。"},
+    "model_live": {"en": " (live)", "zh": "（当前）"},
+    "rollback_failed": {"en": "Cannot roll back: {error}", "zh": "无法回滚：{error}"},
+    "rolled_back": {
+        "en": "Rolled back: model {version} is live again.",
+        "zh": "已回滚：模型 {version} 重新上线。",
+    },
+    # -- admins: /export, /pairs, /stats
+    "export_refused": {
+        "en": "Cannot export: {error}.\nUsage: /export [{formats}] [7d | 24h | YYYY-MM-DD]",
+        "zh": "无法导出：{error}。\n用法：/export [{formats}] [7d | 24h | YYYY-MM-DD]",
+    },
+    "export_what_exchanges": {"en": "exchanges", "zh": "条对话"},
+    "export_what_pairs": {"en": "Q&A pairs", "zh": "个问答对"},
+    "export_too_large": {
+        "en": "The {count} {what} make a {size_mb} MB file, too large for Telegram even "
+        "compressed (bots may send {limit_mb} MB). Export a shorter range, e.g. /export 7d, "
+        "or run `qabot export` on the server.",
+        "zh": "这 {count} {what} 组成的文件有 {size_mb} MB，压缩后对 Telegram 来说仍然太大"
+        "（机器人最多可发送 {limit_mb} MB）。请导出更短的时间范围，例如 /export 7d，"
+        "或者在服务器上运行 `qabot export`。",
+    },
+    "export_caption": {"en": "{count} {what}", "zh": "{count} {what}"},
+    "export_caption_compressed": {
+        "en": "{count} {what} (gzip-compressed)",
+        "zh": "{count} {what}（gzip 压缩）",
+    },
+    "not_yet_written": {
+        "en": "{error}. Try again once they are written.",
+        "zh": "{error}。请等它们写入后再试。",
+    },
+    "and_more": {"en": " and {n} more", "zh": " 等另外 {n} 个"},
+    "stats_questions": {
+        "en": "Questions: {exchanges} from {users} users",
+        "zh": "问题：{exchanges} 个，来自 {users} 位用户",
+    },
+    "stats_fallback_rate": {"en": "Fallback rate: {rate}", "zh": "未能回答的比例：{rate}"},
+    "stats_model_ratings": {
+        "en": "Model {version}: {up_sign} {up} / {down_sign} {down} ({positive} positive)",
+        "zh": "模型 {version}：{up_sign} {up} / {down_sign} {down}（{positive} 好评）",
+    },
+    "stats_choices": {
+        "en": "“Did you mean” presses: {answer} chose an answer, {none} none of these",
+        "zh": "“你想问的是”按钮：{answer} 次选了答案，{none} 次选了都不是",
+    },
+    "stats_busiest": {"en": "Busiest unanswered:", "zh": "最常见的未回答问题："},
+    # -- admins: /review
+    "review_empty": {"en": "The review queue is empty. 🎉", "zh": "审核队列是空的。🎉"},
+    "review_title": {
+        "en": "Review (1 of {count}): {question}",
+        "zh": "审核（共 {count} 个，第 1 个）：{question}",
+    },
+    "review_asked": {"en": "Asked {count}× — {reasons}", "zh": "被问了 {count} 次 — {reasons}"},
+    "review_also_asked": {"en": "Also asked as: {wordings}", "zh": "其他问法：{wordings}"},
+    "review_suggested": {"en": "Users suggested: {answers}", "zh": "用户建议：{answers}"},
+    "review_person_answered": {
+        "en": "A person answered (support chat): {answers}",
+        "zh": "工作人员的回答（客服群）：{answers}",
+    },
+    "review_chosen": {
+        "en": "Askers chose (did you mean): {answers}",
+        "zh": "提问者的选择（你想问的是）：{answers}",
+    },
+    "review_decide": {
+        "en": "Map it to an answer, write a new one, mark it out of scope (the bot should not "
+        "answer it), or ignore it:",
+        "zh": "请把它对应到一个答案、写一个新答案、标记为超出范围（机器人不应回答），或者忽略：",
+    },
+    "review_chosen_button": {"en": "👆 {answer} (chosen ×{n})", "zh": "👆 {answer}（被选 {n} 次）"},
+    "review_write_button": {"en": "✍️ Write an answer", "zh": "✍️ 写一个答案"},
+    "review_out_of_scope_button": {"en": "🙅 Out of scope", "zh": "🙅 超出范围"},
+    "review_ignore_button": {"en": "🚫 Ignore", "zh": "🚫 忽略"},
+    "review_ignored": {
+        "en": "Ignored: {questions}. /review for the next one.",
+        "zh": "已忽略：{questions}。发送 /review 查看下一个。",
+    },
+    "review_out_of_scope": {
+        "en": "Out of scope: {questions}. They join the training set as questions I should not "
+        "answer; /retrain teaches the model to fall back on them. /review for the next one.",
+        "zh": "超出范围：{questions}。它们会作为我不应回答的问题加入训练集；/retrain "
+        "会让模型对它们不作回答。发送 /review 查看下一个。",
+    },
+    "review_answer_unknown": {
+        "en": "That answer is no longer known; /review again.",
+        "zh": "这个答案已经不存在了，请重新发送 /review。",
+    },
+    "review_question_gone": {
+        "en": "That question is no longer in the log.",
+        "zh": "这个问题已经不在记录中了。",
+    },
+    "review_approved": {
+        "en": "Approved: {questions} → {answer}. It is answered now and joins the training set; "
+        "/retrain teaches the model. /review for the next one.",
+        "zh": "已批准：{questions} → {answer}。现在就会这样回答，并加入训练集；/retrain "
+        "会教给模型。发送 /review 查看下一个。",
+    },
+    "review_already_decided": {
+        "en": "{questions} was already decided. /review for the next one.",
+        "zh": "{questions} 已经处理过了。发送 /review 查看下一个。",
+    },
+    # -- the support chat
+    "support_copy": {
+        "en": "🙋 Question #{id} from {name}, language {language}:\n{question}\n\n"
+        "Reply to this message to answer: your reply goes to them.",
+        "zh": "🙋 问题 #{id}，来自 {name}，语言 {language}：\n{question}\n\n"
+        "回复这条消息即可回答：你的回复会发给提问者。",
+    },
+    "support_unknown_language": {"en": "unknown", "zh": "未知"},
+    "support_not_sent": {
+        "en": "❌ Could not send it to them: {error}",
+        "zh": "❌ 无法发送给提问者：{error}",
+    },
+    "support_sent": {"en": "✅ Sent to the asker of #{id}.", "zh": "✅ 已发送给 #{id} 的提问者。"},
+    "support_none_open": {"en": "No open questions. 🎉", "zh": "没有待回答的问题。🎉"},
+    "support_open": {
+        "en": "Open questions ({count}), oldest first; reply to a question to answer:",
+        "zh": "待回答的问题（{count} 个），最早的在前；回复某个问题即可回答：",
+    },
+    "support_open_line": {
+        "en": "#{id} · {minutes} min · {question}",
+        "zh": "#{id} · {minutes} 分钟 · {question}",
+    },
 }
 
 

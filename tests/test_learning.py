@@ -10,7 +10,9 @@ import shutil
 
 import pytest
 
+from bot import messages
 from bot.app.gate import split_holdout
+from bot.telegram.learning import prompt_of
 from model.datasets import QAPair
 from model.registry import new_version_name
 from tests.conftest import TelegramBot
@@ -45,9 +47,10 @@ async def test_thumbs_down_with_a_suggestion_reaches_review(telegram_bot: Telegr
     answer = await ask(bot, bot.user, question)
     await bot.tg.press_button(bot.user, answer, text="👎")
     prompt = await bot.tg.next_reply(bot.user)
-    assert "reply to this message" in prompt.text and (prompt.reply_markup or {})["force_reply"]
+    # The user's Telegram language is Chinese: so are the prompt and the thanks.
+    assert prompt_of(prompt.text or "") is not None and (prompt.reply_markup or {})["force_reply"]
     await bot.tg.send_text(bot.user, "早上好！今天也要加油。", reply_to=prompt)
-    assert "admin will review" in (await bot.tg.next_reply(bot.user)).text
+    assert (await bot.tg.next_reply(bot.user)).text == messages.text("suggestion_thanks", "zh")
     # Nothing joined the training set by itself.
     assert QAPair(question, "早上好！今天也要加油。") not in await bot.app.store.training_pairs()
 

@@ -13,6 +13,7 @@ from telegram.constants import ChatAction
 from telegram.error import BadRequest
 from telegram.ext import ContextTypes
 
+from bot import messages
 from bot.app.app import App
 from bot.app.exports import FORMATS, UPLOAD_LIMIT_BYTES, Exports
 from bot.serving.retraining import (
@@ -32,6 +33,7 @@ from bot.telegram.common import (
     message_of,
     not_yet_written,
     quoted,
+    user_lang,
 )
 from model.data_checks import DataReport
 from model.figures import format_figures
@@ -47,20 +49,26 @@ MAX_REPORT_CHARS = 3000
 @admin_only
 async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/teach question | answer: add a pair, answered at once."""
-    message = message_of(update)
+    message, lang = message_of(update), user_lang(update)
     question, sep, answer = command_argument(message).partition("|")
     if not sep or not question.strip() or not answer.strip():
-        await message.reply_text("Usage: /teach question | answer")
+        await message.reply_text(messages.text("teach_usage", lang))
         return
     # The answer keeps the admin's formatting (links, bold, code, ...) as Telegram HTML.
     answer_html = (message.text_html or "").partition(" ")[2].partition("|")[2]
     try:
         added = await app_of(context).learning.teach(question, answer_html)
     except ValueError as error:
-        await message.reply_text(f"Not taught: {error}. Usage: /teach question | answer")
+        await message.reply_text(messages.text("teach_refused", lang, error=error))
         return
-    status = "Learned" if added else "I already knew that"
-    await message.reply_text(f"{status}: {quoted(question)} → {quoted(answer)}")
+    await message.reply_text(
+        messages.text(
+            "teach_learned" if added else "teach_known",
+            lang,
+            question=quoted(question),
+            answer=quoted(answer),
+        )
+    )
 
 
 @admin_only
@@ -68,25 +76,23 @@ async def retrain(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/retrain [force]: train a candidate in a worker process, show progress, and promote it
     only if it is not worse than the live model (or when forced)."""
     app = app_of(context)
-    message = message_of(update)
+    message, lang = message_of(update), user_lang(update)
     if not training_installed():
-        await message.reply_text(
-            "This bot cannot retrain: training (TensorFlow) is not installed here. Install it "
-            "with pip install 'qabot[train]', or retrain where it is installed and share the "
-            "models folder. The live model keeps serving."
-        )
+        await message.reply_text(messages.text("retrain_not_installed", lang))
         return
     if app.models.training:
-        await message.reply_text("A training run is already in progress; I'll report when it ends.")
+        await message.reply_text(messages.text("retrain_busy_will_report", lang))
         return
     force = command_argument(message).lower() == "force"
-    status = await message.reply_text("Retraining started. I keep answering everyone meanwhile.")
+    status = await message.reply_text(messages.text("retrain_started", lang))
     context.application.create_task(
-        _run_retraining(app, message, status, force), update=update, name="retrain"
+        _run_retraining(app, message, status, force, lang), update=update, name="retrain"
     )
 
 
-async def _run_retraining(app: App, request: Message, status: Message, force: bool) -> None:
+async def _run_retraining(
+    app: App, request: Message, status: Message, force: bool, lang: str
+) -> None:
     # The data checks' findings stay at the top of the progress message while training runs.
     report_text = ""
 
@@ -95,56 +101,59 @@ async def _run_retraining(app: App, request: Message, status: Message, force: bo
         if event.get("event") == "data_report":
             report = DataReport.from_dict(event["report"])
             if not report.refused:  # a refusal is answered on its own below
-                report_text = data_report_text(report) + "\n\n"
-                await _edit(status, f"{report_text}Training…")
+                report_text = data_report_text(report, lang) + "\n\n"
+                await _edit(status, report_text + messages.text("training", lang))
         elif event.get("event") == "epoch":
             accuracy = event.get("val_accuracy")
-            shown = f", validation accuracy {accuracy:.1%}" if isinstance(accuracy, float) else ""
-            await _edit(
-                status, f"{report_text}Training… epoch {event['epoch']}/{event['epochs']}{shown}"
+            progress = messages.text(
+                "training_epoch_accuracy" if isinstance(accuracy, float) else "training_epoch",
+                lang,
+                epoch=event["epoch"],
+                epochs=event["epochs"],
+                accuracy=f"{accuracy:.1%}" if isinstance(accuracy, float) else "",
             )
+            await _edit(status, report_text + progress)
 
     try:
         outcome = await app.models.retrain(show_progress, force=force)
     except TrainingBusyError:
-        await request.reply_text("A training run is already in progress.")
+        await request.reply_text(messages.text("retrain_busy", lang))
         return
     except TrainingRefusedError as error:
-        await _edit(status, "Training refused.")
+        await _edit(status, messages.text("training_refused_status", lang))
         await request.reply_text(
-            "Training refused: nothing was trained or promoted, the live model keeps serving.\n"
-            f"{data_report_text(error.report)}\n"
-            "/teach question | answer adds pairs; /pairs sends the training set."
+            messages.text("training_refused", lang, report=data_report_text(error.report, lang))
         )
         return
     except TrainingFailedError as error:
-        await request.reply_text(
-            fit_message(f"Training failed; the current model keeps serving. Reason: {error}")
-        )
+        await request.reply_text(fit_message(messages.text("training_failed", lang, error=error)))
         return
-    await _edit(status, f"{report_text}Training finished.")
-    comparison = f"candidate {_score(outcome.candidate)}"
-    if outcome.live is not None:
-        comparison += (
-            f" vs live {_score(outcome.live)} on {outcome.candidate['n']} held-out/rated questions"
+    await _edit(status, report_text + messages.text("training_finished", lang))
+    if outcome.live is None:
+        comparison = messages.text("retrain_candidate", lang, score=_score(outcome.candidate))
+    else:
+        comparison = messages.text(
+            "retrain_comparison",
+            lang,
+            score=_score(outcome.candidate),
+            live=_score(outcome.live),
+            n=outcome.candidate["n"],
         )
     version = outcome.trained.version
     if outcome.promoted:
-        verdict = f"New model {version} is live{' (forced)' if force else ''}."
+        verdict_key = "retrain_promoted_forced" if force else "retrain_promoted"
     else:
-        verdict = (
-            f"Model {version} was NOT promoted: it scores worse than the live model. "
-            "The live model keeps serving; /retrain force promotes anyway."
-        )
+        verdict_key = "retrain_not_promoted"
+    verdict = messages.text(verdict_key, lang, version=version)
     await request.reply_text(f"{verdict}\n{comparison}\n{format_figures(outcome.trained.metrics)}")
 
 
-def data_report_text(report: DataReport) -> str:
+def data_report_text(report: DataReport, lang: str = "en") -> str:
     """The data checks' report in the words `qabot train` prints, cut to fit a message."""
     text = "\n".join(report.lines())
     if len(text) <= MAX_REPORT_CHARS:
         return text
-    return text[: MAX_REPORT_CHARS - 1] + "… (`qabot train` prints the whole report)"
+    return text[: MAX_REPORT_CHARS - 1] + messages.text("report_cut", lang)
 
 
 def _score(figures: dict[str, Any]) -> str:
@@ -161,12 +170,12 @@ async def _edit(message: Message, text: str) -> None:
 @admin_only
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/models: the model versions with their figures; which one is live."""
-    versions = await app_of(context).models.versions()
+    versions, lang = await app_of(context).models.versions(), user_lang(update)
     if not versions:
-        await message_of(update).reply_text("No model has been trained yet.")
+        await message_of(update).reply_text(messages.text("no_models", lang))
         return
     lines = [
-        f"{'▶' if v.live else '•'} {v.name}{' (live)' if v.live else ''}: "
+        f"{'▶' if v.live else '•'} {v.name}{messages.text('model_live', lang) if v.live else ''}: "
         f"{format_figures(v.metrics)}"
         for v in versions[:15]
     ]
@@ -176,24 +185,25 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 @admin_only
 async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/rollback: serve the previously promoted model version again, at once."""
+    lang = user_lang(update)
     try:
         version = await app_of(context).models.rollback()
     except RegistryError as error:
-        await message_of(update).reply_text(f"Cannot roll back: {error}")
+        await message_of(update).reply_text(messages.text("rollback_failed", lang, error=error))
         return
-    await message_of(update).reply_text(f"Rolled back: model {version} is live again.")
+    await message_of(update).reply_text(messages.text("rolled_back", lang, version=version))
 
 
 @admin_only
 @admin_data_private_only
 async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/export [csv|jsonl] [7d|24h|2026-11-01]: send the logged conversations as a document."""
-    message = message_of(update)
+    message, lang = message_of(update), user_lang(update)
     try:
         fmt, since = parse_export_arguments(command_argument(message))
     except ValueError as error:
         await message.reply_text(
-            f"Cannot export: {error}.\nUsage: /export [{'|'.join(FORMATS)}] [7d | 24h | YYYY-MM-DD]"
+            messages.text("export_refused", lang, error=error, formats="|".join(FORMATS))
         )
         return
     exports = app_of(context).exports
@@ -204,9 +214,9 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         )
 
     try:
-        await _send_file(update, exports, f"qabot-exchanges.{fmt}", write, "exchanges")
+        await _send_file(update, exports, f"qabot-exchanges.{fmt}", write, "export_what_exchanges")
     except ExchangesNotWrittenError as error:
-        await message.reply_text(not_yet_written(error))
+        await message.reply_text(not_yet_written(error, lang))
 
 
 @admin_only
@@ -214,7 +224,7 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def pairs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/pairs: send the training set as CSV (the import format)."""
     exports = app_of(context).exports
-    await _send_file(update, exports, "qabot-pairs.csv", exports.write_pairs, "Q&A pairs")
+    await _send_file(update, exports, "qabot-pairs.csv", exports.write_pairs, "export_what_pairs")
 
 
 async def _send_file(
@@ -222,22 +232,31 @@ async def _send_file(
     exports: Exports,
     name: str,
     write: Callable[[TextIO], Awaitable[int]],
-    what: str,
+    what_key: str,
 ) -> None:
-    """Write an export (compressed when large) and send it as a document."""
-    message = message_of(update)
+    """Write an export (compressed when large) and send it as a document; `what_key` is the
+    message key naming what it holds."""
+    message, lang = message_of(update), user_lang(update)
+    what = messages.text(what_key, lang)
     await message.reply_chat_action(ChatAction.UPLOAD_DOCUMENT)
     async with exports.file_to_send(name, write) as export:
         if export.path is None:
             await message.reply_text(
-                f"The {export.count} {what} make a {export.size_mb:.0f} MB file, too large for "
-                f"Telegram even compressed (bots may send {UPLOAD_LIMIT_BYTES / 1e6:.0f} MB). "
-                "Export a shorter range, e.g. /export 7d, or run `qabot export` on the server."
+                messages.text(
+                    "export_too_large",
+                    lang,
+                    count=export.count,
+                    what=what,
+                    size_mb=f"{export.size_mb:.0f}",
+                    limit_mb=f"{UPLOAD_LIMIT_BYTES / 1e6:.0f}",
+                )
             )
             return
-        compressed = " (gzip-compressed)" if export.compressed else ""
+        caption_key = "export_caption_compressed" if export.compressed else "export_caption"
         await message.reply_document(
-            export.path, filename=export.path.name, caption=f"{export.count} {what}{compressed}"
+            export.path,
+            filename=export.path.name,
+            caption=messages.text(caption_key, lang, count=export.count, what=what),
         )
 
 

@@ -113,10 +113,13 @@ def quoted(text: str, limit: int = QUOTE_CHARS) -> str:
     return f"“{shortened(text, limit)}”"
 
 
-def quoted_list(texts: Sequence[str], shown: int = 5, limit: int = QUOTE_CHARS) -> str:
+def quoted_list(
+    texts: Sequence[str], shown: int = 5, limit: int = QUOTE_CHARS, lang: str = "en"
+) -> str:
     """`“a”, “b” and 7 more`: a few quoted texts of a list that may be long."""
     listed = ", ".join(quoted(text, limit) for text in texts[:shown])
-    return listed + (f" and {len(texts) - shown} more" if len(texts) > shown else "")
+    more = len(texts) - shown
+    return listed + (messages.text("and_more", lang, n=more) if more > 0 else "")
 
 
 def fit_message(text: str) -> str:
@@ -124,9 +127,9 @@ def fit_message(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
-def not_yet_written(error: ExchangesNotWrittenError) -> str:
+def not_yet_written(error: ExchangesNotWrittenError, lang: str = "en") -> str:
     """What /export and /stats say when exchanges still queued could not be written in time."""
-    return f"{error}. Try again once they are written."
+    return messages.text("not_yet_written", lang, error=error)
 
 
 def admin_only(handler: Handler) -> Handler:

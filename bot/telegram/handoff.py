@@ -121,10 +121,14 @@ def _support_copy(update: Update, handoff_id: int, question: str) -> str:
     name = " ".join(filter(None, (user.first_name, user.last_name)))
     if user.username:
         name += f" (@{user.username})"
-    return (
-        f"🙋 Question #{handoff_id} from {name}, language {user.language_code or 'unknown'}:\n"
-        f"{quoted(question, 3000)}\n\n"
-        "Reply to this message to answer: your reply goes to them."
+    # The support chat is shared by its members and has no language of its own: English.
+    return messages.text(
+        "support_copy",
+        "en",
+        id=handoff_id,
+        name=name,
+        language=user.language_code or messages.text("support_unknown_language", "en"),
+        question=quoted(question, 3000),
     )
 
 
@@ -147,24 +151,33 @@ async def take_support_reply(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await send_formatted(context.bot, persons.chat_id, f"{header}\n\n{answer}")
     except TelegramError as error:
         log.warning("could not send a person's answer to the user: %s", error)
-        await message.reply_text(f"❌ Could not send it to them: {error.message}")
+        await message.reply_text(
+            messages.text("support_not_sent", user_lang(update), error=error.message)
+        )
         return
-    await message.reply_text(f"✅ Sent to the asker of #{handoff.id}.")
+    await message.reply_text(messages.text("support_sent", user_lang(update), id=handoff.id))
 
 
 async def open_questions(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/open in the support chat: the questions no one has answered yet, oldest first."""
-    desk, message = desk_of(context), message_of(update)
+    desk, message, lang = desk_of(context), message_of(update), user_lang(update)
     if not desk.enabled or chat_of(update).id != desk.support_chat_id:
-        await message.reply_text(messages.text("support_chat_only", user_lang(update)))
+        await message.reply_text(messages.text("support_chat_only", lang))
         return
     waiting = await desk.open_questions()
     if not waiting:
-        await message.reply_text("No open questions. 🎉")
+        await message.reply_text(messages.text("support_none_open", lang))
         return
-    lines = [f"Open questions ({len(waiting)}), oldest first; reply to a question to answer:"]
+    lines = [messages.text("support_open", lang, count=len(waiting))]
     lines += [
-        f"#{h.id} · {desk.waiting_minutes(h)} min · {quoted(h.question, 200)}" for h in waiting
+        messages.text(
+            "support_open_line",
+            lang,
+            id=h.id,
+            minutes=desk.waiting_minutes(h),
+            question=quoted(h.question, 200),
+        )
+        for h in waiting
     ]
     await message.reply_text(fit_message("\n".join(lines)))
 

@@ -17,6 +17,7 @@ from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, Mes
 from telegram.constants import ChatType
 from telegram.ext import ContextTypes
 
+from bot import messages
 from bot.app.charts import draw_stats_chart
 from bot.app.learning import LearningLoop, ReviewItem
 from bot.app.text import clean_question
@@ -38,6 +39,7 @@ from bot.telegram.common import (
     sender_of,
     shortened,
     user_info,
+    user_lang,
 )
 from bot.telegram.handoff import offer_after_thumbs_down
 from model.answer_html import plain_text
@@ -46,21 +48,24 @@ log = logging.getLogger(__name__)
 
 THUMBS_UP, THUMBS_DOWN = "👍", "👎"
 BUTTON_TEXT_CHARS = 40
-# The texts of the prompts that ask for a reply, by kind; {id} is the exchange id.
-PROMPTS = {
-    "suggestion": "Sorry about that. If you know the right answer, reply to this message with it "
-    "and an admin will review it. [suggestion for #{id}]",
-    "answer": "Reply to this message with the answer. [answer for #{id}]",
-}
-_PROMPT_PATTERNS = {
-    kind: re.compile(re.escape(template).replace(re.escape("{id}"), r"(\d+)"))
-    for kind, template in PROMPTS.items()
-}
+# The message keys of the prompts that ask for a reply, by kind; {id} is the exchange id.
+PROMPTS = {"suggestion": "prompt_suggestion", "answer": "prompt_answer"}
+# A reply is understood whatever the language the prompt was sent in.
+_PROMPT_PATTERNS = [
+    (kind, re.compile(re.escape(template).replace(re.escape("{id}"), r"(\d+)")))
+    for kind, key in PROMPTS.items()
+    for template in messages.TEXTS[key].values()
+]
+
+
+def prompt(kind: str, exchange_id: int | str, lang: str) -> str:
+    """The text of a prompt that asks for a reply about the exchange."""
+    return messages.text(PROMPTS[kind], lang, id=exchange_id)
 
 
 def prompt_of(text: str) -> tuple[str, int] | None:
     """(kind, exchange id) when `text` is exactly one of the bot's prompts, else None."""
-    for kind, pattern in _PROMPT_PATTERNS.items():
+    for kind, pattern in _PROMPT_PATTERNS:
         if match := pattern.fullmatch(text):
             return kind, int(match[1])
     return None
@@ -96,14 +101,18 @@ async def rate_answer(update: Update, context: ContextTypes.DEFAULT_TYPE) -> Non
     stored = chat is not None and await app_of(context).learning.rate(
         int(exchange_id), user.id if user else None, 1 if sign == "+" else -1, chat_id=chat.id
     )
-    await query.answer("Thanks for the feedback!" if stored else "That answer is no longer known.")
+    lang = user_lang(update)
+    await query.answer(messages.text("feedback_thanks" if stored else "answer_unknown", lang))
     # In a group each member rates once, and the buttons stay for the others.
     if pressed_message(query).chat.type == ChatType.PRIVATE:
         await query.edit_message_reply_markup(reply_markup=None)
     if stored and sign == "-":
         await pressed_message(query).reply_text(
-            PROMPTS["suggestion"].format(id=exchange_id),
-            reply_markup=ForceReply(selective=True, input_field_placeholder="The right answer"),
+            prompt("suggestion", exchange_id, lang),
+            reply_markup=ForceReply(
+                selective=True,
+                input_field_placeholder=messages.text("suggestion_placeholder", lang),
+            ),
         )
         await offer_after_thumbs_down(update, context, int(exchange_id))
 
@@ -129,13 +138,15 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
         # Only the user who pressed 👎 suggests; anyone else's reply is a question.
         if not await app.learning.suggest(exchange_id, user.id if user else None, text):
             return False
-        await message.reply_text("Thank you! An admin will review your suggestion.")
+        await message.reply_text(messages.text("suggestion_thanks", user_lang(update)))
         return True
     if not app.settings.is_admin(user.id if user else None):
         return False
     # An admin's answer keeps its formatting (links, bold, ...) as Telegram HTML.
     answer = clean_question(message.text_html or "")
-    await _approve(message, app.learning, exchange_id, answer, user.id if user else None)
+    await _approve(
+        message, app.learning, exchange_id, answer, user.id if user else None, user_lang(update)
+    )
     return True
 
 
@@ -146,38 +157,38 @@ async def take_reply_to_prompt(update: Update, context: ContextTypes.DEFAULT_TYP
 @admin_data_private_only
 async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/review: the next group of questions that need an answer, with buttons to decide."""
-    learning = app_of(context).learning
+    learning, lang = app_of(context).learning, user_lang(update)
     queue = await learning.review_queue()
     if not queue:
-        await message_of(update).reply_text("The review queue is empty. 🎉")
+        await message_of(update).reply_text(messages.text("review_empty", lang))
         return
     item = queue[0]
     await message_of(update).reply_text(
-        _describe(item, len(queue)), reply_markup=await _review_keyboard(learning, item)
+        _describe(item, len(queue), lang), reply_markup=await _review_keyboard(learning, item, lang)
     )
 
 
-def _describe(item: ReviewItem, queue_length: int) -> str:
+def _describe(item: ReviewItem, queue_length: int, lang: str) -> str:
     reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reasons.most_common())
     lines = [
-        f"Review (1 of {queue_length}): {quoted(item.question)}",
-        f"Asked {item.count}× — {reasons}",
+        messages.text("review_title", lang, count=queue_length, question=quoted(item.question)),
+        messages.text("review_asked", lang, count=item.count, reasons=reasons),
     ]
     others = [w for w in item.wordings.values() if w != item.question]
     if others:
-        lines.append("Also asked as: " + quoted_list(others))
+        lines.append(
+            messages.text("review_also_asked", lang, wordings=quoted_list(others, lang=lang))
+        )
     if item.suggestions:
-        lines.append("Users suggested: " + quoted_list([s for _, s in item.suggestions], 3))
+        suggested = quoted_list([s for _, s in item.suggestions], 3, lang=lang)
+        lines.append(messages.text("review_suggested", lang, answers=suggested))
     if item.person_answers:
-        answers = [plain_text(a) for _, a in item.person_answers]
-        lines.append("A person answered (support chat): " + quoted_list(answers, 3))
+        answers = quoted_list([plain_text(a) for _, a in item.person_answers], 3, lang=lang)
+        lines.append(messages.text("review_person_answered", lang, answers=answers))
     if item.choices:
         chosen = [f"{quoted(answer)} ×{n}" for answer, (_, n) in _top_choices(item)]
-        lines.append("Askers chose (did you mean): " + ", ".join(chosen))
-    lines.append(
-        "Map it to an answer, write a new one, mark it out of scope (the bot should not answer "
-        "it), or ignore it:"
-    )
+        lines.append(messages.text("review_chosen", lang, answers=", ".join(chosen)))
+    lines.append(messages.text("review_decide", lang))
     return fit_message("\n".join(lines))
 
 
@@ -185,11 +196,15 @@ def _top_choices(item: ReviewItem) -> list[tuple[str, tuple[int, int]]]:
     return sorted(item.choices.items(), key=lambda choice: -choice[1][1])[:3]
 
 
-async def _review_keyboard(learning: LearningLoop, item: ReviewItem) -> InlineKeyboardMarkup:
+async def _review_keyboard(
+    learning: LearningLoop, item: ReviewItem, lang: str
+) -> InlineKeyboardMarkup:
     # What the askers chose comes first: approving it is one press.
     rows = [
         [InlineKeyboardButton(
-            f"👆 {shortened(answer, BUTTON_TEXT_CHARS)} (chosen ×{n})",
+            messages.text(
+                "review_chosen_button", lang, answer=shortened(answer, BUTTON_TEXT_CHARS), n=n
+            ),
             callback_data=f"rv:c:{item.exchange_id}:{choice_id}",
         )]
         for answer, (choice_id, n) in _top_choices(item)
@@ -210,11 +225,16 @@ async def _review_keyboard(learning: LearningLoop, item: ReviewItem) -> InlineKe
             callback_data=f"rv:s:{item.exchange_id}:{feedback_id}",
         )])  # fmt: skip
     rows.append([InlineKeyboardButton(
-        "✍️ Write an answer", callback_data=f"rv:n:{item.exchange_id}"
+        messages.text("review_write_button", lang), callback_data=f"rv:n:{item.exchange_id}"
     )])  # fmt: skip
     rows.append([
-        InlineKeyboardButton("🙅 Out of scope", callback_data=f"rv:o:{item.exchange_id}"),
-        InlineKeyboardButton("🚫 Ignore", callback_data=f"rv:i:{item.exchange_id}"),
+        InlineKeyboardButton(
+            messages.text("review_out_of_scope_button", lang),
+            callback_data=f"rv:o:{item.exchange_id}",
+        ),
+        InlineKeyboardButton(
+            messages.text("review_ignore_button", lang), callback_data=f"rv:i:{item.exchange_id}"
+        ),
     ])  # fmt: skip
     return InlineKeyboardMarkup(rows)
 
@@ -225,30 +245,27 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     the group out of scope, or ignore it."""
     query = query_of(update)
     action, exchange_id, *rest = query_data(query).split(":")[1:]
-    learning = app_of(context).learning
+    learning, lang = app_of(context).learning, user_lang(update)
     admin_id = sender_of(update).id
     await query.answer()
     await query.edit_message_reply_markup(reply_markup=None)
     if action == "n":
         await pressed_message(query).reply_text(
-            PROMPTS["answer"].format(id=exchange_id),
-            reply_markup=ForceReply(selective=True, input_field_placeholder="The answer"),
+            prompt("answer", exchange_id, lang),
+            reply_markup=ForceReply(
+                selective=True, input_field_placeholder=messages.text("answer_placeholder", lang)
+            ),
         )
         return
-    if action == "i":
+    if action in ("i", "o"):
         questions = await learning.review_group(int(exchange_id))
-        await learning.ignore(questions, admin_id)
+        if action == "i":
+            await learning.ignore(questions, admin_id)
+        else:
+            await learning.mark_out_of_scope(questions, admin_id)
+        outcome = "review_ignored" if action == "i" else "review_out_of_scope"
         await pressed_message(query).reply_text(
-            f"Ignored: {quoted_list(questions)}. /review for the next one."
-        )
-        return
-    if action == "o":
-        questions = await learning.review_group(int(exchange_id))
-        await learning.mark_out_of_scope(questions, admin_id)
-        await pressed_message(query).reply_text(
-            f"Out of scope: {quoted_list(questions)}. They join the training set as questions I "
-            "should not answer; /retrain teaches the model to fall back on them. /review for the "
-            "next one."
+            messages.text(outcome, lang, questions=quoted_list(questions, lang=lang))
         )
         return
     if action == "m":
@@ -262,27 +279,32 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
         # A user's suggestion is plain text; answers are stored as Telegram HTML.
         answer = html.escape(suggestion, quote=False) if suggestion else None
     if not answer:
-        await pressed_message(query).reply_text("That answer is no longer known; /review again.")
+        await pressed_message(query).reply_text(messages.text("review_answer_unknown", lang))
         return
-    await _approve(pressed_message(query), learning, int(exchange_id), answer, admin_id)
+    await _approve(pressed_message(query), learning, int(exchange_id), answer, admin_id, lang)
 
 
 async def _approve(
-    message: Message, learning: LearningLoop, exchange_id: int, answer: str, admin_id: int | None
+    message: Message,
+    learning: LearningLoop,
+    exchange_id: int,
+    answer: str,
+    admin_id: int | None,
+    lang: str,
 ) -> None:
     questions = await learning.review_group(exchange_id)
     if not questions:
-        await message.reply_text("That question is no longer in the log.")
+        await message.reply_text(messages.text("review_question_gone", lang))
         return
-    shown = quoted_list(questions)
+    shown = quoted_list(questions, lang=lang)
     if await learning.approve(questions, answer, admin_id):
         await message.reply_text(
-            f"Approved: {shown} → {quoted(plain_text(answer))}. It is answered now and joins the "
-            "training "
-            "set; /retrain teaches the model. /review for the next one."
+            messages.text(
+                "review_approved", lang, questions=shown, answer=quoted(plain_text(answer))
+            )
         )
     else:
-        await message.reply_text(f"{shown} was already decided. /review for the next one.")
+        await message.reply_text(messages.text("review_already_decided", lang, questions=shown))
 
 
 @admin_only
@@ -290,29 +312,39 @@ async def _approve(
 async def stats(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/stats: volume, users, fallback rate, ratings per model, busiest unanswered questions,
     and a chart of daily volume and fallback rate."""
+    lang = user_lang(update)
     try:
         figures = await app_of(context).learning.stats(PENDING_WAIT_SECONDS)
     except ExchangesNotWrittenError as error:
-        await message_of(update).reply_text(not_yet_written(error))
+        await message_of(update).reply_text(not_yet_written(error, lang))
         return
     lines = [
-        f"Questions: {figures['exchanges']} from {figures['users']} users",
-        f"Fallback rate: {figures['fallback_rate']:.1%}",
+        messages.text(
+            "stats_questions", lang, exchanges=figures["exchanges"], users=figures["users"]
+        ),
+        messages.text("stats_fallback_rate", lang, rate=f"{figures['fallback_rate']:.1%}"),
     ]
     for version, counts in sorted(figures["ratings"].items()):
         rated = counts["up"] + counts["down"]
         lines.append(
-            f"Model {version}: {THUMBS_UP} {counts['up']} / {THUMBS_DOWN} {counts['down']}"
-            f" ({counts['up'] / rated:.0%} positive)"
+            messages.text(
+                "stats_model_ratings",
+                lang,
+                version=version,
+                up_sign=THUMBS_UP,
+                up=counts["up"],
+                down_sign=THUMBS_DOWN,
+                down=counts["down"],
+                positive=f"{counts['up'] / rated:.0%}",
+            )
         )
     choices = figures["choices"]
     if choices["answer"] or choices["none"]:
         lines.append(
-            f"“Did you mean” presses: {choices['answer']} chose an answer, "
-            f"{choices['none']} none of these"
+            messages.text("stats_choices", lang, answer=choices["answer"], none=choices["none"])
         )
     if figures["busiest_unanswered"]:
-        lines.append("Busiest unanswered:")
+        lines.append(messages.text("stats_busiest", lang))
         lines += [f"  {n}× {quoted(question)}" for question, n in figures["busiest_unanswered"]]
     text = fit_message("\n".join(lines))
     if figures["daily"]:

@@ -8,6 +8,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import ContextTypes
 
+from bot import messages
 from bot.app import privacy
 from bot.telegram.common import (
     app_of,
@@ -25,33 +26,9 @@ FORGET_CONFIRM, FORGET_CANCEL = "forget:yes", "forget:no"
 # Button presses of /forget; callback data is "forget:yes:<user id>" or "forget:no".
 FORGET_PATTERN = r"^forget:"
 
-TEXTS: dict[str, dict[str, str]] = {
-    "mydata_caption": {
-        "en": "Everything I have stored about you. /forget deletes it.",
-        "zh": "我保存的关于你的全部数据。发送 /forget 可以删除。",
-    },
-    "forget_ask": {
-        "en": "Delete everything I have stored about you (your questions, my answers and your "
-        "feedback)? This cannot be undone.",
-        "zh": "要删除我保存的关于你的全部数据（你的问题、我的回答和你的反馈）吗？删除后无法恢复。",
-    },
-    "forget_yes": {"en": "Yes, delete it", "zh": "确定删除"},
-    "forget_no": {"en": "Cancel", "zh": "取消"},
-    "forgotten": {
-        "en": "Done: I deleted {count} of your messages and everything linked to them.",
-        "zh": "已删除：你的 {count} 条消息以及相关的全部数据。",
-    },
-    "kept": {"en": "Cancelled: nothing was deleted.", "zh": "已取消，没有删除任何数据。"},
-    "not_yours": {"en": "This button is not for you.", "zh": "这个按钮不是给你的。"},
-    "unavailable": {
-        "en": "Sorry, my database is not reachable right now. Please try again in a few minutes.",
-        "zh": "抱歉，数据库暂时无法访问，请过几分钟再试。",
-    },
-}
-
 
 def _text(update: Update, key: str, **values: object) -> str:
-    return TEXTS[key][user_lang(update)].format(**values)
+    return messages.text(key, user_lang(update), **values)
 
 
 @private_chat_only

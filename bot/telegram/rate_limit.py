@@ -13,15 +13,11 @@ from enum import Enum
 from telegram import Update
 from telegram.ext import ApplicationHandlerStop, ContextTypes
 
+from bot import messages
 from bot.settings import RateLimit
 from bot.telegram.common import user_lang
 
 log = logging.getLogger(__name__)
-
-SLOW_DOWN = {
-    "en": "You are sending messages too fast. Please wait a moment; I'll answer again then.",
-    "zh": "你发消息太快了，请稍等片刻，我之后会继续回答。",
-}
 
 
 class Verdict(Enum):
@@ -99,5 +95,7 @@ async def enforce_rate_limit(update: Update, context: ContextTypes.DEFAULT_TYPE)
     if verdict is Verdict.WARN:
         log.warning("a user is over the rate limit: ignoring their messages for now")
         if update.effective_chat is not None:
-            await context.bot.send_message(update.effective_chat.id, SLOW_DOWN[user_lang(update)])
+            await context.bot.send_message(
+                update.effective_chat.id, messages.text("slow_down", user_lang(update))
+            )
     raise ApplicationHandlerStop

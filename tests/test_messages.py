@@ -1,0 +1,57 @@
+"""The message catalog: every text in English and Chinese, and each user (admins included)
+addressed in their language."""
+
+from __future__ import annotations
+
+import string
+
+import pytest
+
+from bot import messages
+from bot.telegram.learning import prompt_of
+from tests.conftest import ADMIN_ID, TelegramBot
+
+
+def placeholders(template: str) -> set[str]:
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+
+
+@pytest.mark.parametrize("key", sorted(messages.TEXTS))
+def test_every_text_has_both_languages_with_the_same_placeholders(key: str) -> None:
+    translations = messages.TEXTS[key]
+    assert set(translations) == {"en", "zh"}
+    assert all(text.strip() for text in translations.values())
+    assert placeholders(translations["zh"]) == placeholders(translations["en"])
+
+
+def test_a_reply_to_a_prompt_is_understood_in_either_language() -> None:
+    for lang in ("en", "zh"):
+        assert prompt_of(messages.text("prompt_suggestion", lang, id=17)) == ("suggestion", 17)
+        assert prompt_of(messages.text("prompt_answer", lang, id=18)) == ("answer", 18)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_chinese_users_and_admins_are_answered_in_chinese(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    # The user's Telegram language is Chinese ("zh-hans"): 👎 thanks and asks in Chinese.
+    await bot.tg.send_text(bot.user, "你好")
+    answer = await bot.tg.next_reply(bot.user)
+    exchange_id = int(answer.buttons[1]["callback_data"].rsplit(":", 1)[1])
+    await bot.tg.press_button(bot.user, answer, text="👎")
+    thanks = await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
+    assert thanks.params["text"] == messages.text("feedback_thanks", "zh")
+    prompt = await bot.tg.next_reply(bot.user)
+    assert prompt.text == messages.text("prompt_suggestion", "zh", id=exchange_id)
+    assert (prompt.reply_markup or {})["input_field_placeholder"] == "正确答案"
+    await bot.tg.send_text(bot.user, "你好！", reply_to=prompt)
+    assert (await bot.tg.next_reply(bot.user)).text == messages.text("suggestion_thanks", "zh")
+
+    # An admin whose Telegram language is Chinese gets admin replies in Chinese.
+    chinese_admin = bot.tg.user(ADMIN_ID, "Ada", username="ada", language_code="zh")
+    await bot.tg.send_command(chinese_admin, "/teach 今天星期几 | 星期一")
+    taught = await bot.tg.next_reply(chinese_admin)
+    assert taught.text == messages.text(
+        "teach_learned", "zh", question="“今天星期几”", answer="“星期一”"
+    )
