@@ -182,9 +182,11 @@ async def opened_app(settings: Settings) -> AsyncIterator[App]:
     from bot.storage.store import Store
 
     store = Store(settings.database_url)
+    app = App(settings, store, serving=False)
     try:
-        yield App(settings, store, serving=False)
+        yield app
     finally:
+        app.worker.close()
         await store.close()
 
 

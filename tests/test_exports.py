@@ -5,11 +5,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 
-from bot.app.exports import FIELDS, write_exchanges
+from bot.app.app import App
+from bot.app.exports import FIELDS, FORMATS, write_exchanges
 from bot.storage.store import Store
 from model.datasets import QAPair, read_pairs, write_pairs_csv
 from tests.factories import record
@@ -78,3 +81,17 @@ def test_pairs_csv_neutralises_formulas_and_reads_back_the_same(tmp_path) -> Non
     answers = [row["answer"] for row in csv.DictReader(path.open(encoding="utf-8", newline=""))]
     assert all(answer[0] not in "=+-@\t\r" for answer in answers)
     assert read_pairs(path) == [QAPair(p.question, p.answer.strip()) for p in pairs]
+
+
+async def test_the_bot_writes_exports_in_a_child_process(app: App, tmp_path: Path) -> None:
+    """/export's file: written by another process, the same as written here."""
+    await fill(app.store)
+    for fmt in FORMATS:
+        path = tmp_path / f"exchanges.{fmt}"
+        count = await app.exports.write_conversations_file(path, fmt)
+        assert app.exports.last_writer_pid not in (None, os.getpid())
+        here = io.StringIO(newline="")
+        assert count == await write_exchanges(app.store, here, fmt) >= 2
+        assert path.open(encoding="utf-8", newline="").read() == here.getvalue()
+    with pytest.raises(ValueError, match="unknown export format"):
+        await app.exports.write_conversations_file(tmp_path / "x.xml", "xml")

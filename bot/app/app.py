@@ -27,6 +27,7 @@ from bot.app.known_answers import KnownAnswers
 from bot.app.learning import LearningLoop, LearningRecords
 from bot.app.models import ModelLifecycle
 from bot.app.privacy import Privacy
+from bot.app.workers import ChildWorker
 from bot.settings import Settings
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
@@ -54,7 +55,9 @@ class App:
         self.writer = ExchangeWriter(
             store, busy=self._busy, max_pending_bytes=settings.outage_queue_mb * 2**20
         )
-        records = LearningRecords(store)
+        # The heavy Python work (review queue, exports) runs there, off the event loop.
+        self.worker = ChildWorker()
+        records = LearningRecords(store, self.worker)
         known = KnownAnswers()
         self.known_answers = known
         self.models = ModelLifecycle(settings, store, records, busy=self._busy, serving=serving)
@@ -63,7 +66,7 @@ class App:
         self.groups = GroupChats(store, self.answering)
         self.handoff = HandoffDesk(settings, store, self.writer)
         self.privacy = Privacy(store, self.writer, settings.retention_days)
-        self.exports = Exports(store, self.writer, settings.home)
+        self.exports = Exports(store, self.writer, settings.home, self.worker)
 
     def _busy(self) -> bool:
         return self.messages_in_progress() > 1
@@ -74,12 +77,14 @@ class App:
         # Exports a crash left behind hold users' conversations.
         await asyncio.to_thread(self.exports.remove_stale, 0)
         await self.writer.start()
+        self.worker.start()
         await self.models.start()
         await self.known_answers.reload(self.store)
 
     async def stop(self) -> None:
         await self.models.stop()
         await self.writer.stop()
+        self.worker.close()
 
     async def open_for_review(self) -> None:
         """What the learning loop needs without answering (`qabot review`): the current

@@ -7,6 +7,7 @@ import csv
 import gzip
 import json
 import logging
+import os
 import shutil
 import tempfile
 import time
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from bot.app.workers import ChildWorker
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
 from model.datasets import csv_cell, read_pairs, write_pairs_csv
@@ -95,6 +97,24 @@ async def write_exchanges(
     return count
 
 
+def write_exchanges_file(
+    database_url: str, path: Path, fmt: str, since: datetime | None
+) -> tuple[int, int]:
+    """write_exchanges into the file at path, from a store of its own: what a child process
+    runs for /export. Returns (the count, the id of the process that wrote them)."""
+
+    async def write() -> int:
+        store = Store(database_url)
+        try:
+            with path.open("w", encoding="utf-8", newline="") as out:
+                return await write_exchanges(store, out, fmt, since)
+        finally:
+            await store.close()
+            await store.engine.dispose()
+
+    return asyncio.run(write()), os.getpid()
+
+
 def fit_for_upload(path: Path) -> Path | None:
     """The file to send for an export written at path: itself when small, else compressed
     (gzip: text logs shrink about tenfold); None when even that is over UPLOAD_LIMIT_BYTES.
@@ -159,10 +179,14 @@ class Exports:
     """Conversations and the training set out, Q&A files in: the one road for /export, /pairs,
     `qabot export` and `qabot import`."""
 
-    def __init__(self, store: Store, writer: ExchangeWriter, home: Path) -> None:
+    def __init__(
+        self, store: Store, writer: ExchangeWriter, home: Path, worker: ChildWorker
+    ) -> None:
         self.store = store
         self.writer = writer
         self.folder = home / EXPORTS_FOLDER
+        self.worker = worker
+        self.last_writer_pid: int | None = None  # the process that wrote the last export file
 
     async def write_conversations(
         self,
@@ -178,6 +202,37 @@ class Exports:
         if pending_wait_seconds is not None:
             await self.writer.flush(pending_wait_seconds)
         return await write_exchanges(self.store, out, fmt, since)
+
+    async def write_conversations_file(
+        self,
+        path: Path,
+        fmt: str = "csv",
+        since: datetime | None = None,
+        *,
+        pending_wait_seconds: float | None = None,
+    ) -> int:
+        """write_conversations into a file, written by the child process: formatting 100,000
+        rows is seconds of Python work that would stall the event loop even in a thread."""
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+        if pending_wait_seconds is not None:
+            await self.writer.flush(pending_wait_seconds)
+        url = self.store.engine.url.render_as_string(hide_password=False)
+        count, self.last_writer_pid = await self.worker.run(
+            write_exchanges_file, url, path, fmt, since
+        )
+        return count
+
+    async def write_pairs_file(self, path: Path) -> int:
+        """write_pairs into a new file."""
+        training_set = await self.store.training_pairs()
+
+        def write() -> None:
+            with path.open("w", encoding="utf-8", newline="") as out:
+                write_pairs_csv(training_set, out)
+
+        await asyncio.to_thread(write)
+        return len(training_set)
 
     async def write_pairs(self, out: TextIO) -> int:
         """Write the training set in the import format (CSV question,answer)."""
@@ -198,18 +253,18 @@ class Exports:
 
     @asynccontextmanager
     async def file_to_send(
-        self, name: str, write: Callable[[TextIO], Awaitable[int]]
+        self, name: str, write: Callable[[Path], Awaitable[int]]
     ) -> AsyncIterator[ExportFile]:
-        """An export written by `write` into a private temporary folder under QABOT_HOME,
-        compressed when large; deleted after the block (a crash's leftovers: remove_stale)."""
+        """An export written by `write` (given the file's path) into a private temporary folder
+        under QABOT_HOME, compressed when large; deleted after the block (a crash's leftovers:
+        remove_stale)."""
         self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         stem, _, suffix = name.rpartition(".")
         stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
         try:
             with tempfile.TemporaryDirectory(dir=self.folder) as tmp:
                 path = Path(tmp) / f"{stem}-{stamp}.{suffix}"
-                with path.open("w", encoding="utf-8", newline="") as out:
-                    count = await write(out)
+                count = await write(path)
                 size_mb = path.stat().st_size / 1e6
                 sendable = await asyncio.to_thread(fit_for_upload, path)
                 yield ExportFile(sendable, count, size_mb)

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import os
+import pickle
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, TypeVarTuple
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVarTuple, cast, overload
 
 import numpy as np
 from sqlalchemy import Date, Row, Select, func, or_, select
@@ -22,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.app.known_answers import KnownAnswers
 from bot.app.similarity import Featurizer, SimilarWordings
 from bot.app.text import clean_question
+from bot.app.workers import ChildWorker
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
 from bot.storage.tables import AnswerChoice, Exchange, Feedback, ReviewDecision
 from model.datasets import QAPair
+from model.predictor import FEATURES_FILE
 from model.text import match_key
 
 if TYPE_CHECKING:
@@ -101,9 +106,10 @@ class LearningRecords:
     """The learning loop's records in the store: feedback, "did you mean" choices, the review
     queue built from the log, review decisions and usage figures."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, worker: ChildWorker) -> None:
         self.store = store
-        self.similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
+        self.worker = worker
+        self._queue: tuple[tuple[Any, ...], ReviewQueue] | None = None  # (signature, queue)
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -221,108 +227,37 @@ class LearningRecords:
     async def review_queue(
         self,
         known_keys: set[str] | frozenset[str] = frozenset(),
-        featurizer: Featurizer | None = None,
-    ) -> list[ReviewItem]:
+        features_path: Path | None = None,
+    ) -> ReviewQueue:
         """Questions answered with the fallback, with low confidence, rated 👎, or answered by a
-        "did you mean" press, grouped by wording (and, given the model's featurizer, with
-        similar wordings), most frequent first; groups already decided or in the training set
-        are left out. The rows are read in parts and grouped in a worker thread: with a full
-        window that is about a second of CPU, which must not hold up the event loop."""
-        async with self.store.session() as session:
-            thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
-            chosen = select(AnswerChoice.exchange_id).scalar_subquery()
-            window = (
-                select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
-                .where(Exchange.kind == "text")
-                .where(
-                    or_(
-                        Exchange.fallback.is_(True),
-                        Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
-                        Exchange.id.in_(thumbs_down),
-                        Exchange.id.in_(chosen),
-                    )
-                )
-                .order_by(Exchange.id.desc())
-                .limit(REVIEW_WINDOW)
-            )
-            in_window = select(window.subquery().c.id)
-            rows = await _all_rows(session, window)
-            feedback = await _all_rows(
-                session,
-                select(
-                    Feedback.id, Feedback.exchange_id, Feedback.rating, Feedback.suggestion
-                ).where(Feedback.exchange_id.in_(in_window)),
-            )
-            choices = await _all_rows(
-                session,
-                select(AnswerChoice.id, AnswerChoice.exchange_id, AnswerChoice.answer).where(
-                    AnswerChoice.exchange_id.in_(in_window)
-                ),
-            )
-            person_answers = await _all_rows(
-                session,
-                select(Exchange.id, Exchange.answer).where(
-                    Exchange.answered_by_person.is_(True), Exchange.id.in_(in_window)
-                ),
-            )
-            decided = set(row.question_key for row in await _all_rows(
-                session, select(ReviewDecision.question_key)
-            ))  # fmt: skip
-        return await asyncio.to_thread(
-            self._grouped_queue, rows, feedback, choices, decided, known_keys, featurizer,
-            dict(row._tuple() for row in person_answers),
-        )  # fmt: skip
+        "did you mean" press, grouped by wording (and, given the file of the model's
+        featurizer, with similar wordings), most frequent first; groups already decided or in
+        the training set are left out.
 
-    def _grouped_queue(
-        self,
-        rows: Sequence[Row[*tuple[Any, ...]]],
-        feedback: Sequence[Row[*tuple[Any, ...]]],
-        choices: Sequence[Row[*tuple[Any, ...]]],
-        decided: set[str],
-        known_keys: set[str] | frozenset[str],
-        featurizer: Featurizer | None,
-        person_answers: dict[int, str] | None = None,
-    ) -> list[ReviewItem]:
-        person_answers = person_answers or {}
-        feedback_by_exchange = defaultdict(list)
-        for row in feedback:
-            feedback_by_exchange[row.exchange_id].append(row)
-        choice_by_exchange = {row.exchange_id: row for row in choices}
-        items: dict[str, ReviewItem] = {}
-        for row in rows:  # newest first: the first row of a group is its latest wording
-            key = review_key(row.question)
-            if not key or key in decided or key in known_keys:
-                continue
-            item = items.setdefault(key, ReviewItem(key, row.question, row.id))
-            item.wordings.setdefault(key, row.question)
-            item.exchange_ids.add(row.id)
-            if row.id in person_answers:  # the answer to a question counted already
-                item.reasons["answered by a person"] += 1
-                item.person_answers.append((row.id, person_answers[row.id]))
-                continue
-            item.count += 1
-            choice = choice_by_exchange.get(row.id)
-            if choice is not None and choice.answer:
-                item.reasons["chosen by the asker"] += 1
-                item.add_choice(choice.id, choice.answer)
-            elif choice is not None:
-                item.reasons["none of these"] += 1
-            elif row.fallback:
-                item.reasons["fallback"] += 1
-            elif row.confidence < REVIEW_BELOW_CONFIDENCE:
-                item.reasons["low confidence"] += 1
-            for rated in feedback_by_exchange[row.id]:
-                if rated.rating < 0:
-                    item.reasons["👎"] += 1
-                if rated.suggestion:
-                    item.suggestions.append((rated.id, rated.suggestion))
-        queue = sorted(items.values(), key=lambda item: -item.count)
-        if featurizer is None or len(queue) < 2:
-            return queue
-        similar = self.similar_wordings.pairs(
-            [item.key for item in queue], [item.question for item in queue], featurizer
-        )
-        return merge_similar(queue, similar)
+        Built by the child process, which reads the rows itself: with a full window that is a
+        second or more of Python work, which in this process (even in a thread, holding the
+        GIL) would stall the event loop. The queue is remembered while the log, the decisions,
+        the feedback, the training set and the model stay the same."""
+        async with self.store.session() as session:
+            # What changes when the queue does (ratings and suggestions change in place).
+            changes = (await session.execute(select(
+                select(func.max(Exchange.id)).scalar_subquery(),
+                select(func.count(Exchange.id)).scalar_subquery(),
+                select(func.count(Exchange.id)).where(Exchange.answered_by_person.is_(True))
+                .scalar_subquery(),
+                select(func.count()).select_from(ReviewDecision).scalar_subquery(),
+                select(func.count(AnswerChoice.id)).scalar_subquery(),
+                select(func.count(Feedback.id)).scalar_subquery(),
+                select(func.sum(Feedback.rating)).scalar_subquery(),
+                select(func.sum(func.length(Feedback.suggestion))).scalar_subquery(),
+            ))).one()  # fmt: skip
+        signature = (*changes, hash(known_keys), str(features_path))
+        if self._queue is not None and self._queue[0] == signature:
+            return self._queue[1]
+        url = self.store.engine.url.render_as_string(hide_password=False)
+        queue = await self.worker.run(build_review_queue, url, known_keys, features_path)
+        self._queue = (signature, queue)
+        return queue
 
     async def exchange_question(self, exchange_id: int) -> str | None:
         async with self.store.session() as session:
@@ -451,6 +386,179 @@ class LearningRecords:
         }
 
 
+class ReviewQueue(Sequence[ReviewItem]):
+    """The review items, most frequent first, as the child process built them: each item is
+    unpickled when asked for, so a 20,000-item queue costs this process (and its event loop)
+    little more than the one item shown."""
+
+    def __init__(self, items: Sequence[ReviewItem], similar_computed: int = 0) -> None:
+        self._items = [pickle.dumps(item, pickle.HIGHEST_PROTOCOL) for item in items]
+        ids = sorted((i, n) for n, item in enumerate(items) for i in item.exchange_ids)
+        self._exchange_ids = np.array([i for i, _ in ids], dtype=np.int64)
+        self._positions = np.array([n for _, n in ids], dtype=np.int64)
+        self.built_by_pid = os.getpid()
+        # How many times the child computed the similar pairs (rather than remembered them).
+        self.similar_computed = similar_computed
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    @overload
+    def __getitem__(self, index: int) -> ReviewItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ReviewItem]: ...
+    def __getitem__(self, index: int | slice) -> ReviewItem | list[ReviewItem]:
+        if isinstance(index, slice):
+            return [pickle.loads(item) for item in self._items[index]]
+        return cast(ReviewItem, pickle.loads(self._items[index]))
+
+    def group_of(self, exchange_id: int) -> ReviewItem | None:
+        """The item holding this exchange, if queued."""
+        at = int(np.searchsorted(self._exchange_ids, exchange_id))
+        if at < len(self._exchange_ids) and self._exchange_ids[at] == exchange_id:
+            return self[int(self._positions[at])]
+        return None
+
+
+# The child process's memory: the featurizers read, and the similar pairs last computed.
+_featurizers: dict[Path, Featurizer] = {}
+_similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
+
+
+def build_review_queue(
+    database_url: str, known_keys: set[str] | frozenset[str], features_path: Path | None
+) -> ReviewQueue:
+    """The review queue (see LearningRecords.review_queue), read from a store of its own: what
+    the child process runs."""
+
+    async def read() -> QueueRows:
+        store = Store(database_url)
+        try:
+            return await read_queue_rows(store)
+        finally:
+            await store.close()
+            await store.engine.dispose()
+
+    rows = asyncio.run(read())
+    featurizer = None
+    if features_path is not None:
+        if features_path not in _featurizers:
+            from model.text import Featurizer as TextFeaturizer
+
+            _featurizers.clear()  # one model at a time
+            _featurizers[features_path] = TextFeaturizer.load(features_path)
+        featurizer = _featurizers[features_path]
+    items = grouped_queue(rows, known_keys, featurizer, _similar_wordings)
+    return ReviewQueue(items, _similar_wordings.computed)
+
+
+@dataclass
+class QueueRows:
+    """What the review queue is built from."""
+
+    exchanges: list[Row[*tuple[Any, ...]]]  # id, question, fallback, confidence; newest first
+    feedback: list[Row[*tuple[Any, ...]]]  # id, exchange_id, rating, suggestion
+    choices: list[Row[*tuple[Any, ...]]]  # id, exchange_id, answer
+    person_answers: dict[int, str]  # exchange id -> the answer a person gave
+    decided: set[str]  # review keys with a decision
+
+
+async def read_queue_rows(store: Store) -> QueueRows:
+    """The rows of the review window and what refers to them."""
+    async with store.session() as session:
+        thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
+        chosen = select(AnswerChoice.exchange_id).scalar_subquery()
+        window = (
+            select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
+            .where(Exchange.kind == "text")
+            .where(
+                or_(
+                    Exchange.fallback.is_(True),
+                    Exchange.confidence < REVIEW_BELOW_CONFIDENCE,
+                    Exchange.id.in_(thumbs_down),
+                    Exchange.id.in_(chosen),
+                )
+            )
+            .order_by(Exchange.id.desc())
+            .limit(REVIEW_WINDOW)
+        )
+        in_window = select(window.subquery().c.id)
+        rows = await _all_rows(session, window)
+        feedback = await _all_rows(
+            session,
+            select(Feedback.id, Feedback.exchange_id, Feedback.rating, Feedback.suggestion).where(
+                Feedback.exchange_id.in_(in_window)
+            ),
+        )
+        choices = await _all_rows(
+            session,
+            select(AnswerChoice.id, AnswerChoice.exchange_id, AnswerChoice.answer).where(
+                AnswerChoice.exchange_id.in_(in_window)
+            ),
+        )
+        person_answers = await _all_rows(
+            session,
+            select(Exchange.id, Exchange.answer).where(
+                Exchange.answered_by_person.is_(True), Exchange.id.in_(in_window)
+            ),
+        )
+        decided = set(row.question_key for row in await _all_rows(
+            session, select(ReviewDecision.question_key)
+        ))  # fmt: skip
+    person = dict(row._tuple() for row in person_answers)
+    return QueueRows(rows, feedback, choices, person, decided)
+
+
+def grouped_queue(
+    rows: QueueRows,
+    known_keys: set[str] | frozenset[str],
+    featurizer: Featurizer | None,
+    similar_wordings: SimilarWordings,
+) -> list[ReviewItem]:
+    """The review items of these rows, most frequent first; given a featurizer, similar
+    wordings are grouped (their pairs remembered by similar_wordings)."""
+    person_answers = rows.person_answers
+    feedback_by_exchange = defaultdict(list)
+    for rated in rows.feedback:
+        feedback_by_exchange[rated.exchange_id].append(rated)
+    choice_by_exchange = {choice.exchange_id: choice for choice in rows.choices}
+    items: dict[str, ReviewItem] = {}
+    for row in rows.exchanges:  # newest first: the first row of a group is its latest wording
+        key = review_key(row.question)
+        if not key or key in rows.decided or key in known_keys:
+            continue
+        item = items.setdefault(key, ReviewItem(key, row.question, row.id))
+        item.wordings.setdefault(key, row.question)
+        item.exchange_ids.add(row.id)
+        if row.id in person_answers:  # the answer to a question counted already
+            item.reasons["answered by a person"] += 1
+            item.person_answers.append((row.id, person_answers[row.id]))
+            continue
+        item.count += 1
+        choice = choice_by_exchange.get(row.id)
+        if choice is not None and choice.answer:
+            item.reasons["chosen by the asker"] += 1
+            item.add_choice(choice.id, choice.answer)
+        elif choice is not None:
+            item.reasons["none of these"] += 1
+        elif row.fallback:
+            item.reasons["fallback"] += 1
+        elif row.confidence < REVIEW_BELOW_CONFIDENCE:
+            item.reasons["low confidence"] += 1
+        for rated in feedback_by_exchange[row.id]:
+            if rated.rating < 0:
+                item.reasons["👎"] += 1
+            if rated.suggestion:
+                item.suggestions.append((rated.id, rated.suggestion))
+    queue = sorted(items.values(), key=lambda item: -item.count)
+    if featurizer is None or len(queue) < 2:
+        return queue
+    similar = similar_wordings.pairs(
+        [item.key for item in queue], [item.question for item in queue], featurizer
+    )
+    return merge_similar(queue, similar)
+
+
 def review_key(question: str) -> str:
     """The key that groups wordings in the review queue and names a decision on them."""
     return match_key(question)[:255]
@@ -524,21 +632,18 @@ class LearningLoop:
         """A user's suggested answer after their 👎: it waits in the review queue."""
         return await self.records.add_suggestion(exchange_id, user_id, text)
 
-    async def review_queue(self) -> list[ReviewItem]:
+    async def review_queue(self) -> ReviewQueue:
         """The review queue, similar wordings grouped in the live model's feature space."""
         model = self.models.current
-        featurizer = None
-        if model is not None:
-            # Read on first use (a model process holds the rest of the model), off the loop.
-            featurizer = await asyncio.to_thread(lambda: model.featurizer)
-        return await self.records.review_queue(self.known.keys(), featurizer)
+        features_path = model.path / FEATURES_FILE if model is not None else None
+        return await self.records.review_queue(self.known.keys(), features_path)
 
     async def review_group(self, exchange_id: int) -> list[str]:
         """The wordings of the review group holding this exchange (just its own question when
         it is no longer queued); empty when the exchange is unknown."""
-        for item in await self.review_queue():
-            if exchange_id in item.exchange_ids:
-                return list(item.wordings.values())
+        item = (await self.review_queue()).group_of(exchange_id)
+        if item is not None:
+            return list(item.wordings.values())
         question = await self.records.exchange_question(exchange_id)
         return [question] if question is not None else []
 

@@ -6,7 +6,8 @@ import logging
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TextIO
+from pathlib import Path
+from typing import Any
 
 from telegram import Message, Update
 from telegram.constants import ChatAction
@@ -208,9 +209,9 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     exports = app_of(context).exports
 
-    async def write(out: TextIO) -> int:
-        return await exports.write_conversations(
-            out, fmt, since, pending_wait_seconds=PENDING_WAIT_SECONDS
+    async def write(path: Path) -> int:
+        return await exports.write_conversations_file(
+            path, fmt, since, pending_wait_seconds=PENDING_WAIT_SECONDS
         )
 
     try:
@@ -224,14 +225,16 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 async def pairs(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/pairs: send the training set as CSV (the import format)."""
     exports = app_of(context).exports
-    await _send_file(update, exports, "qabot-pairs.csv", exports.write_pairs, "export_what_pairs")
+    await _send_file(
+        update, exports, "qabot-pairs.csv", exports.write_pairs_file, "export_what_pairs"
+    )
 
 
 async def _send_file(
     update: Update,
     exports: Exports,
     name: str,
-    write: Callable[[TextIO], Awaitable[int]],
+    write: Callable[[Path], Awaitable[int]],
     what_key: str,
 ) -> None:
     """Write an export (compressed when large) and send it as a document; `what_key` is the
