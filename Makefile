@@ -35,6 +35,7 @@ test: setup
 
 lint: setup typecheck
 	@$(BIN)/ruff check bot model tests bench migrations
+	@$(BIN)/ruff format --check bot model tests bench migrations
 
 # mypy's settings and the folders it checks are in pyproject.toml ([tool.mypy]).
 typecheck: setup

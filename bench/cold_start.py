@@ -130,8 +130,16 @@ def this_model(
     print(f"{label}: qabot eval ...", file=sys.stderr)
     figures = json.loads(
         run_qabot(
-            ["eval", "--data", str(in_scope), "--oos", str(oos), "--model-dir", str(models),
-             "--json"],
+            [
+                "eval",
+                "--data",
+                str(in_scope),
+                "--oos",
+                str(oos),
+                "--model-dir",
+                str(models),
+                "--json",
+            ],
             work,
         )  # fmt: skip
     )
@@ -219,8 +227,15 @@ def bench_data_set(
         if data.oos_val:
             files += ["--oos-val", str(data.oos_val)]
         results.append(
-            compare(data.name, "full data, validation given", train + oos_train, val + oos_val,
-                    work / f"{data.name}-full", out, files)  # fmt: skip
+            compare(
+                data.name,
+                "full data, validation given",
+                train + oos_train,
+                val + oos_val,
+                work / f"{data.name}-full",
+                out,
+                files,
+            )  # fmt: skip
         )
     return results
 

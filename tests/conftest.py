@@ -207,9 +207,7 @@ async def seeded_store(store: Store) -> Store:
 
 
 @pytest.fixture
-async def app(
-    settings: Settings, seeded_store: Store, models_dir: Path
-) -> AsyncIterator[App]:
+async def app(settings: Settings, seeded_store: Store, models_dir: Path) -> AsyncIterator[App]:
     app = App(settings, seeded_store)
     await app.start()
     yield app

@@ -105,9 +105,7 @@ def test_qabot_train_refuses_a_one_answer_file(
     assert not models.exists() or not any(models.iterdir())
 
 
-async def test_retrain_refuses_a_one_answer_training_set(
-    settings, store, models_dir: Path
-) -> None:
+async def test_retrain_refuses_a_one_answer_training_set(settings, store, models_dir: Path) -> None:
     from bot.app.app import App
     from bot.serving.retraining import TrainingRefusedError
 

@@ -80,9 +80,7 @@ async def until(process: ModelProcess, condition: Callable[[], bool]) -> None:
         await process.wait_until(condition)
 
 
-async def test_answers_come_from_the_model_process(
-    app: App, questions: list[str]
-) -> None:
+async def test_answers_come_from_the_model_process(app: App, questions: list[str]) -> None:
     process = app.models.process
     assert process is not None and app.models.current is not None
     assert process.serves(app.models.current.path)

@@ -58,9 +58,7 @@ class HandoffDesk:
         self, exchange_id: int, *, chat_id: int, user: UserInfo
     ) -> tuple[HandoffOutcome, Handoff | None]:
         """The user asked for a person on their question `exchange_id`."""
-        return await handoffs.open_handoff(
-            self.store, exchange_id, chat_id=chat_id, user=user
-        )
+        return await handoffs.open_handoff(self.store, exchange_id, chat_id=chat_id, user=user)
 
     async def forwarded(self, handoff: Handoff, support_message_id: int) -> None:
         """The question reached the support chat as this message."""

@@ -30,8 +30,10 @@ def upgrade() -> None:
         sa.Column("model_version", sa.String(64), nullable=True),
         sa.Column("suggestion", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["exchange_id"], ["exchanges.id"],
-            name=op.f("fk_feedback_exchange_id_exchanges"), ondelete="CASCADE",
+            ["exchange_id"],
+            ["exchanges.id"],
+            name=op.f("fk_feedback_exchange_id_exchanges"),
+            ondelete="CASCADE",
         ),  # fmt: skip
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback")),
         sa.UniqueConstraint("exchange_id", "user_id", name="uq_feedback_exchange_id"),

@@ -1,4 +1,4 @@
-""""Did you mean" presses: the answer a user chose among the bot's suggestions.
+""" "Did you mean" presses: the answer a user chose among the bot's suggestions.
 
 Revision ID: 0003
 Revises: 0002
@@ -28,8 +28,10 @@ def upgrade() -> None:
         sa.Column("answer_id", sa.String(32), nullable=True),
         sa.Column("answer", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["exchange_id"], ["exchanges.id"],
-            name=op.f("fk_answer_choices_exchange_id_exchanges"), ondelete="CASCADE",
+            ["exchange_id"],
+            ["exchanges.id"],
+            name=op.f("fk_answer_choices_exchange_id_exchanges"),
+            ondelete="CASCADE",
         ),  # fmt: skip
         sa.PrimaryKeyConstraint("id", name=op.f("pk_answer_choices")),
         sa.UniqueConstraint("exchange_id", name=op.f("uq_answer_choices_exchange_id")),

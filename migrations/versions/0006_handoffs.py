@@ -24,9 +24,7 @@ def upgrade() -> None:
     # keys referring to it.
     op.add_column(
         "exchanges",
-        sa.Column(
-            "answered_by_person", sa.Boolean(), nullable=False, server_default=sa.false()
-        ),
+        sa.Column("answered_by_person", sa.Boolean(), nullable=False, server_default=sa.false()),
     )
     op.create_table(
         "handoffs",
@@ -41,8 +39,10 @@ def upgrade() -> None:
         sa.Column("answered_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("reminded_at", sa.DateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
-            ["exchange_id"], ["exchanges.id"],
-            name=op.f("fk_handoffs_exchange_id_exchanges"), ondelete="CASCADE",
+            ["exchange_id"],
+            ["exchanges.id"],
+            name=op.f("fk_handoffs_exchange_id_exchanges"),
+            ondelete="CASCADE",
         ),  # fmt: skip
         sa.PrimaryKeyConstraint("id", name=op.f("pk_handoffs")),
         sa.UniqueConstraint("exchange_id", name=op.f("uq_handoffs_exchange_id")),
