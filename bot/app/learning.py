@@ -106,9 +106,11 @@ class LearningRecords:
     """The learning loop's records in the store: feedback, "did you mean" choices, the review
     queue built from the log, review decisions and usage figures."""
 
-    def __init__(self, store: Store, worker: ChildWorker) -> None:
+    def __init__(self, store: Store, worker: ChildWorker | None = None) -> None:
+        """`worker`: the child process for heavy work (the App's; a new one started on first
+        use when none is given)."""
         self.store = store
-        self.worker = worker
+        self.worker = worker if worker is not None else ChildWorker()
         self._queue: tuple[tuple[Any, ...], ReviewQueue] | None = None  # (signature, queue)
 
     # -- feedback ---------------------------------------------------------------------------
