@@ -58,6 +58,10 @@ class TrainingRefusedError(TrainingFailedError):
         self.report = report
 
 
+# The longest line of events read from the training worker.
+WORKER_LINE_LIMIT = 64 * 2**20
+
+
 @dataclass
 class TrainedVersion:
     version: str
@@ -116,6 +120,9 @@ class TrainingRunner:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
+            # The worker's events are JSON lines; its data report and final figures can be far
+            # longer than asyncio's default 64 KiB line limit.
+            limit=WORKER_LINE_LIMIT,
         )
         stderr_task = asyncio.create_task(_tail(process.stderr))
         done: dict[str, Any] | None = None
