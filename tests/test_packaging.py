@@ -150,7 +150,9 @@ def install_offline_when_possible(
     pip: list[str | Path] = [venv / "bin" / "python", "-m", "pip", "--quiet"]
     install = [*pip, "install", "--no-index", "--find-links", wheelhouse, "-c", constraints, wheel]
     if subprocess.run(install, capture_output=True).returncode != 0:
-        subprocess.run([*pip, "download", "-d", wheelhouse, "-c", constraints, wheel], check=True)
+        # Wheels, not downloads: a dependency published only as source (jieba) is built here,
+        # where the index is reachable, so the offline install needs no build tools.
+        subprocess.run([*pip, "wheel", "-w", wheelhouse, "-c", constraints, wheel], check=True)
         for own_wheel in wheelhouse.glob("qabot-*.whl"):  # only its dependencies are kept
             own_wheel.unlink()
         subprocess.run(install, check=True)
