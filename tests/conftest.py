@@ -33,7 +33,7 @@ ADMIN_ID = 4242
 def make_settings(home: Path, **overrides: Any) -> Settings:
     """Settings for a test. The bot answers in its own process unless the test asks for the
     model process (QABOT_MODEL_PROCESS="1"): starting one costs a test about a second, and
-    tests/test_model_process.py and the `qabot run` process tests cover it."""
+    tests/serving/test_model_process.py and the `qabot run` process tests cover it."""
     values: dict[str, Any] = {
         "QABOT_HOME": home,
         "QABOT_ADMIN_IDS": str(ADMIN_ID),

@@ -65,7 +65,7 @@ def live_bot(tmp_path_factory: pytest.TempPathFactory, seed_model_dir: Path) -> 
     async def serve() -> None:
         async with FakeTelegram(token=TOKEN) as tg:
             # Without the outgoing limiter: Telegram's 20 messages a minute per group would
-            # make this test wait (tests/test_rate_limit.py covers the limiter).
+            # make this test wait (tests/telegram/test_rate_limit.py covers the limiter).
             bot_settings = make_settings(
                 home, TELEGRAM_API_BASE_URL=f"{tg.url}/bot", QABOT_SEND_RATE="0"
             )

@@ -13,7 +13,7 @@ from model.predictor import AnswerModel
 from model.text import match_key
 from model.train import TrainConfig, negatives_for, train
 
-UNRELATED = read_pairs(Path(__file__).parent / "data" / "unrelated_questions.csv")
+UNRELATED = read_pairs(Path(__file__).parents[1] / "data" / "unrelated_questions.csv")
 NAME = "I'm the Acme help bot: ask me about your orders."
 FAQ_EN = {
     "To reset your password, use the link on the sign-in page.": [

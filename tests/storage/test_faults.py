@@ -24,7 +24,7 @@ from tests.fake_telegram import FakeTelegram, FakeUser
 from tests.postgres import PORT, fresh_database
 from tests.processes import kill_hard, qabot_process
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # -- the database unreachable ------------------------------------------------------------------

@@ -16,7 +16,7 @@ from bot.cli import main
 from tests.conftest import TOKEN
 from tests.fake_telegram import FakeTelegram
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SETUP_ERROR = 2
 # What `qabot --help` must not wait for (each takes a tenth of a second to seconds to import).
 HEAVY_MODULES = ("telegram", "sqlalchemy", "numpy", "scipy", "tensorflow", "model.predictor")
