@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -74,8 +74,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("models", help="list the model versions and which one is live")
     commands.add_parser("rollback", help="serve the previously promoted model version again")
-    review = commands.add_parser("review", help="list the review queue, most frequent first")
+    review = commands.add_parser(
+        "review", help="list the review queue, most instructive first (as /review orders it)"
+    )
     review.add_argument("--limit", type=int, default=20)
+    review.add_argument(
+        "--approve",
+        type=parse_item_id,
+        action="append",
+        default=[],
+        metavar="#ID",
+        help="approve the listed group of questions users confirmed (👍) with the answer they "
+        "confirmed (they join the training set); repeatable",
+    )
     review.add_argument(
         "--out-of-scope",
         type=parse_item_id,
@@ -147,7 +158,7 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "rollback":
         return asyncio.run(rollback(settings))
     assert args.command == "review", args.command
-    return asyncio.run(review(settings, args.limit, args.out_of_scope))
+    return asyncio.run(review(settings, args.limit, args.out_of_scope, args.approve))
 
 
 def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
@@ -275,9 +286,13 @@ async def rollback(settings: Settings) -> int:
     return 0
 
 
-async def review(settings: Settings, limit: int, out_of_scope: list[int]) -> int:
+async def review(
+    settings: Settings, limit: int, out_of_scope: list[int], approve: Sequence[int] = ()
+) -> int:
     """List the review queue, grouped and ordered as /review shows it, after marking the
-    groups of the given items out of scope (the same use cases as /review)."""
+    groups of the given items out of scope and approving the 👍-confirmed groups given (the
+    same use cases as /review)."""
+    from bot.app.learning import ReviewKind
     from bot.console import terminal_safe
 
     async with opened_app(settings) as app:
@@ -290,13 +305,28 @@ async def review(settings: Settings, limit: int, out_of_scope: list[int]) -> int
             marked = await app.learning.mark_out_of_scope(questions, admin_id=None)
             shown = "; ".join(terminal_safe(q) for q in questions)
             print(f"{'out of scope' if marked else 'already decided'}: {shown}", file=sys.stderr)
+        for exchange_id in approve:
+            approval = await app.learning.approve_confirmed(exchange_id, admin_id=None)
+            if approval is None:
+                print(f"#{exchange_id} is not a group of confirmed questions", file=sys.stderr)
+                return 1
+            approved = "; ".join(terminal_safe(q) for q in approval.questions)
+            outcome = "approved" if approval.approved else "already decided"
+            print(f"{outcome}: {approved} -> {terminal_safe(approval.answer)}", file=sys.stderr)
         queue = await app.learning.review_queue()
     for item in queue[:limit]:
         reasons = ", ".join(f"{reason} x{n}" for reason, n in item.reasons.most_common())
-        print(f"#{item.exchange_id}  {item.count:5d}  {terminal_safe(item.question)}  ({reasons})")
+        head = f"#{item.exchange_id}  {item.priority:6.2f}  {item.count:5d}"
+        if item.kind == ReviewKind.CONFIRMED:
+            confirmed = "; ".join(terminal_safe(q) for q in item.wordings.values())
+            print(f"{head}  confirmed -> {terminal_safe(item.answer or '')}: {confirmed}")
+        else:
+            print(f"{head}  {terminal_safe(item.question)}  ({reasons})")
     print(
-        f"{len(queue)} items to review; decide them with /review in Telegram, or mark one as "
-        "questions the bot should not answer with `qabot review --out-of-scope #ID`",
+        f"{len(queue)} items to review (columns: id, priority, times asked); decide them with "
+        "/review in Telegram, mark one as questions the bot should not answer with "
+        "`qabot review --out-of-scope #ID`, or approve a confirmed group with "
+        "`qabot review --approve #ID`",
         file=sys.stderr,
     )
     return 0

@@ -354,6 +354,25 @@ TEXTS: dict[str, dict[str, str]] = {
         "answer it), or ignore it:",
         "zh": "请把它对应到一个答案、写一个新答案、标记为超出范围（机器人不应回答），或者忽略：",
     },
+    "review_confirmed_title": {
+        "en": "Review (1 of {count}): users confirmed this answer 👍 for {n} questions:\n{answer}",
+        "zh": "审核（共 {count} 个，第 1 个）：用户用 👍 确认了这个答案，共 {n} 个问题：\n{answer}",
+    },
+    "review_confirmed_questions": {
+        "en": "Questions (asked {count}×): {questions}",
+        "zh": "问题（被问了 {count} 次）：{questions}",
+    },
+    "review_confirmed_decide": {
+        "en": "Approve them all with this answer (they join the training set), or ignore them:",
+        "zh": "全部批准为这个答案（加入训练集），或者忽略：",
+    },
+    "review_approve_all_button": {"en": "✅ Approve all {n}", "zh": "✅ 全部批准（{n} 个）"},
+    "review_confirmed_gone": {
+        "en": "These questions are no longer waiting for approval (decided already, or someone "
+        "rated them 👎 since). /review for the next one.",
+        "zh": "这些问题已经不在等待批准了（已经处理过，或之后有人点了 👎）。"
+        "发送 /review 查看下一个。",
+    },
     "review_chosen_button": {"en": "👆 {answer} (chosen ×{n})", "zh": "👆 {answer}（被选 {n} 次）"},
     "review_write_button": {"en": "✍️ Write an answer", "zh": "✍️ 写一个答案"},
     "review_out_of_scope_button": {"en": "🙅 Out of scope", "zh": "🙅 超出范围"},

@@ -28,8 +28,8 @@ from bot.app.text import clean_question
 from bot.app.workers import ChildWorker
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
-from bot.storage.tables import AnswerChoice, Exchange, Feedback, ReviewDecision
-from model.datasets import QAPair
+from bot.storage.tables import AnswerChoice, Exchange, Feedback, QAPairRow, ReviewDecision
+from model.datasets import QAPair, answer_key
 from model.predictor import FEATURES_FILE
 from model.text import match_key
 
@@ -44,6 +44,8 @@ REVIEW_WINDOW = 20_000
 
 # Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
 SIMILAR_QUESTIONS = 0.7
+# The coverage weight of a review item whose likely answer is not known (see review_priority).
+UNKNOWN_ANSWER_COVERAGE = 1.5
 
 # /stats: how many of the most asked unanswered texts are read to find the busiest questions.
 BUSIEST_WORDINGS_READ = 200
@@ -53,15 +55,39 @@ ROWS_PER_PART = 2_000
 _Columns = TypeVarTuple("_Columns")
 
 
+class ReviewKind(enum.StrEnum):
+    """What a review item asks of the admin."""
+
+    # Questions that need an answer: map, write one, mark out of scope, or ignore.
+    QUESTION = "question"
+    # Questions whose answer users confirmed (👍, and no 👎 on them): approve them all with
+    # `answer` in one press (LearningLoop.approve_confirmed), or ignore them.
+    CONFIRMED = "confirmed"
+
+
 @dataclass
 class ReviewItem:
-    """A group of similar logged questions: the same up to case, spaces and punctuation, and,
-    when a model is there to compare them, wordings close in its feature space."""
+    """A group of logged questions decided at once. QUESTION: similar questions, the same up to
+    case, spaces and punctuation and, when a model is there to compare them, wordings close in
+    its feature space. CONFIRMED: the questions users confirmed one answer for.
+
+    `wordings` holds every question of the group (one per match key): a decision covers them
+    all. The queue is ordered by `priority` (see review_priority)."""
 
     key: str
     question: str  # the most recent wording
     exchange_id: int  # its exchange: the item's handle in buttons
-    count: int = 0
+    count: int = 0  # how often its questions were asked (answers by a person not counted)
+    kind: ReviewKind = ReviewKind.QUESTION
+    # CONFIRMED: the answer users confirmed, as it was sent (Telegram HTML), and its id.
+    answer: str | None = None
+    answer_id: str | None = None
+    # How many of its asks were likely answered wrong: 1 for a 👎 or "none of these", else
+    # 1 - the confidence stored with the reply (the model's own estimate at the time).
+    expected_wrong: float = 0.0
+    # The answers the model gave or the askers chose (not 👎'd): answer id -> how often.
+    likely_answers: Counter[str] = field(default_factory=Counter)
+    priority: float = 0.0
     reasons: Counter[str] = field(default_factory=Counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
     # Answers people gave in the support chat (hand-off): (exchange id, answer).
@@ -73,6 +99,8 @@ class ReviewItem:
 
     def absorb(self, other: ReviewItem) -> None:
         self.count += other.count
+        self.expected_wrong += other.expected_wrong
+        self.likely_answers.update(other.likely_answers)
         self.reasons.update(other.reasons)
         self.suggestions += other.suggestions
         self.person_answers += other.person_answers
@@ -233,7 +261,8 @@ class LearningRecords:
     ) -> ReviewQueue:
         """Questions answered with the fallback, with low confidence, rated 👎, or answered by a
         "did you mean" press, grouped by wording (and, given the file of the model's
-        featurizer, with similar wordings), most frequent first; groups already decided or in
+        featurizer, with similar wordings); and questions rated 👍, grouped by the answer they
+        confirmed. Most instructive first (see review_priority); groups already decided or in
         the training set are left out.
 
         Built by the child process, which reads the rows itself: with a full window that is a
@@ -252,6 +281,7 @@ class LearningRecords:
                 select(func.count(Feedback.id)).scalar_subquery(),
                 select(func.sum(Feedback.rating)).scalar_subquery(),
                 select(func.sum(func.length(Feedback.suggestion))).scalar_subquery(),
+                select(func.count(QAPairRow.id)).scalar_subquery(),
             ))).one()  # fmt: skip
         signature = (*changes, hash(known_keys), str(features_path))
         if self._queue is not None and self._queue[0] == signature:
@@ -389,7 +419,7 @@ class LearningRecords:
 
 
 class ReviewQueue(Sequence[ReviewItem]):
-    """The review items, most frequent first, as the child process built them: each item is
+    """The review items, most instructive first, as the child process built them: each item is
     unpickled when asked for, so a 20,000-item queue costs this process (and its event loop)
     little more than the one item shown."""
 
@@ -458,20 +488,30 @@ def build_review_queue(
 class QueueRows:
     """What the review queue is built from."""
 
-    exchanges: list[Row[*tuple[Any, ...]]]  # id, question, fallback, confidence; newest first
+    # id, question, fallback, confidence, answer_id; newest first
+    exchanges: list[Row[*tuple[Any, ...]]]
     feedback: list[Row[*tuple[Any, ...]]]  # id, exchange_id, rating, suggestion
     choices: list[Row[*tuple[Any, ...]]]  # id, exchange_id, answer
     person_answers: dict[int, str]  # exchange id -> the answer a person gave
     decided: set[str]  # review keys with a decision
+    # Answers rated 👍 by someone and 👎 by nobody: id, question, confidence, answer_id,
+    # answer; newest first.
+    confirmed: list[Row[*tuple[Any, ...]]] = field(default_factory=list)
+    # How many wordings each answer has in the training set: answer id -> count.
+    wordings_per_answer: dict[str, int] = field(default_factory=dict)
 
 
 async def read_queue_rows(store: Store) -> QueueRows:
     """The rows of the review window and what refers to them."""
     async with store.session() as session:
         thumbs_down = select(Feedback.exchange_id).where(Feedback.rating < 0).scalar_subquery()
+        thumbs_up = select(Feedback.exchange_id).where(Feedback.rating > 0).scalar_subquery()
         chosen = select(AnswerChoice.exchange_id).scalar_subquery()
         window = (
-            select(Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence)
+            select(
+                Exchange.id, Exchange.question, Exchange.fallback, Exchange.confidence,
+                Exchange.answer_id,
+            )
             .where(Exchange.kind == "text")
             .where(
                 or_(
@@ -483,7 +523,7 @@ async def read_queue_rows(store: Store) -> QueueRows:
             )
             .order_by(Exchange.id.desc())
             .limit(REVIEW_WINDOW)
-        )
+        )  # fmt: skip
         in_window = select(window.subquery().c.id)
         rows = await _all_rows(session, window)
         feedback = await _all_rows(
@@ -504,11 +544,37 @@ async def read_queue_rows(store: Store) -> QueueRows:
                 Exchange.answered_by_person.is_(True), Exchange.id.in_(in_window)
             ),
         )
+        confirmed = await _all_rows(
+            session,
+            select(
+                Exchange.id, Exchange.question, Exchange.confidence, Exchange.answer_id,
+                Exchange.answer,
+            )
+            .where(
+                Exchange.kind == "text",
+                Exchange.fallback.is_(False),
+                Exchange.answered_by_person.is_(False),
+                Exchange.answer_id.is_not(None),
+                Exchange.id.in_(thumbs_up),
+                Exchange.id.not_in(thumbs_down),
+            )
+            .order_by(Exchange.id.desc())
+            .limit(REVIEW_WINDOW),
+        )  # fmt: skip
+        per_answer = await _all_rows(
+            session,
+            select(QAPairRow.answer, func.count(QAPairRow.id))
+            .where(QAPairRow.answer != "")
+            .group_by(QAPairRow.answer),
+        )
         decided = set(row.question_key for row in await _all_rows(
             session, select(ReviewDecision.question_key)
         ))  # fmt: skip
     person = dict(row._tuple() for row in person_answers)
-    return QueueRows(rows, feedback, choices, person, decided)
+    wordings_per_answer: Counter[str] = Counter()
+    for answer, n in per_answer:  # answers the same up to NFC and spaces share an id
+        wordings_per_answer[answer_key(answer)] += n
+    return QueueRows(rows, feedback, choices, person, decided, confirmed, dict(wordings_per_answer))
 
 
 def grouped_queue(
@@ -517,17 +583,27 @@ def grouped_queue(
     featurizer: Featurizer | None,
     similar_wordings: SimilarWordings,
 ) -> list[ReviewItem]:
-    """The review items of these rows, most frequent first; given a featurizer, similar
-    wordings are grouped (their pairs remembered by similar_wordings)."""
+    """The review items of these rows, most instructive first (see review_priority); given a
+    featurizer, similar wordings are grouped (their pairs remembered by similar_wordings).
+    Questions users confirmed an answer for (👍, and no 👎 on any of their asks) are grouped
+    by that answer instead."""
     person_answers = rows.person_answers
     feedback_by_exchange = defaultdict(list)
     for rated in rows.feedback:
         feedback_by_exchange[rated.exchange_id].append(rated)
     choice_by_exchange = {choice.exchange_id: choice for choice in rows.choices}
+    confirmed = _confirmed_groups(rows, known_keys, feedback_by_exchange)
+    confirmed_item = {key: item for item in confirmed for key in item.wordings}
     items: dict[str, ReviewItem] = {}
     for row in rows.exchanges:  # newest first: the first row of a group is its latest wording
         key = review_key(row.question)
         if not key or key in rows.decided or key in known_keys:
+            continue
+        if key in confirmed_item:  # another ask of a confirmed question: counted there
+            if row.id not in person_answers:
+                confirmed_item[key].count += 1
+                confirmed_item[key].expected_wrong += 1 - _clamped(row.confidence)
+            confirmed_item[key].exchange_ids.add(row.id)
             continue
         item = items.setdefault(key, ReviewItem(key, row.question, row.id))
         item.wordings.setdefault(key, row.question)
@@ -537,28 +613,106 @@ def grouped_queue(
             item.person_answers.append((row.id, person_answers[row.id]))
             continue
         item.count += 1
+        thumbs_down = False
+        for rated in feedback_by_exchange[row.id]:
+            if rated.rating < 0:
+                item.reasons["👎"] += 1
+                thumbs_down = True
+            if rated.suggestion:
+                item.suggestions.append((rated.id, rated.suggestion))
         choice = choice_by_exchange.get(row.id)
         if choice is not None and choice.answer:
             item.reasons["chosen by the asker"] += 1
             item.add_choice(choice.id, choice.answer)
+            item.likely_answers[answer_key(choice.answer)] += 1
         elif choice is not None:
             item.reasons["none of these"] += 1
         elif row.fallback:
             item.reasons["fallback"] += 1
         elif row.confidence < REVIEW_BELOW_CONFIDENCE:
             item.reasons["low confidence"] += 1
-        for rated in feedback_by_exchange[row.id]:
-            if rated.rating < 0:
-                item.reasons["👎"] += 1
-            if rated.suggestion:
-                item.suggestions.append((rated.id, rated.suggestion))
+        surely_wrong = thumbs_down or (choice is not None and not choice.answer)
+        item.expected_wrong += 1.0 if surely_wrong else 1 - _clamped(row.confidence)
+        if row.answer_id is not None and not thumbs_down and choice is None:
+            item.likely_answers[row.answer_id] += 1
     queue = sorted(items.values(), key=lambda item: -item.count)
-    if featurizer is None or len(queue) < 2:
-        return queue
-    similar = similar_wordings.pairs(
-        [item.key for item in queue], [item.question for item in queue], featurizer
-    )
-    return merge_similar(queue, similar)
+    if featurizer is not None and len(queue) >= 2:
+        similar = similar_wordings.pairs(
+            [item.key for item in queue], [item.question for item in queue], featurizer
+        )
+        queue = merge_similar(queue, similar)
+    return prioritized(queue + confirmed, rows.wordings_per_answer)
+
+
+def _confirmed_groups(
+    rows: QueueRows,
+    known_keys: set[str] | frozenset[str],
+    feedback_by_exchange: dict[int, list[Row[*tuple[Any, ...]]]],
+) -> list[ReviewItem]:
+    """One CONFIRMED item per answer: the undecided questions rated 👍 with it, unless one of
+    their asks in the window was rated 👎 or they were confirmed with different answers."""
+    disputed = {
+        review_key(row.question)
+        for row in rows.exchanges
+        if any(rated.rating < 0 for rated in feedback_by_exchange[row.id])
+    }
+    answer_of: dict[str, str] = {}
+    for row in rows.confirmed:
+        key = review_key(row.question)
+        if answer_of.setdefault(key, row.answer_id) != row.answer_id:
+            disputed.add(key)
+    groups: dict[str, ReviewItem] = {}
+    for row in rows.confirmed:  # newest first
+        key = review_key(row.question)
+        if not key or key in rows.decided or key in known_keys or key in disputed:
+            continue
+        item = groups.get(row.answer_id)
+        if item is None:
+            item = groups[row.answer_id] = ReviewItem(
+                f"confirmed:{row.answer_id}", row.question, row.id,
+                kind=ReviewKind.CONFIRMED, answer=row.answer, answer_id=row.answer_id,
+            )  # fmt: skip
+        item.wordings.setdefault(key, row.question)
+        item.exchange_ids.add(row.id)
+        item.count += 1
+        item.reasons["👍"] += 1
+        item.expected_wrong += 1 - _clamped(row.confidence)
+        item.likely_answers[row.answer_id] += 1
+    return list(groups.values())
+
+
+def prioritized(queue: list[ReviewItem], wordings_per_answer: dict[str, int]) -> list[ReviewItem]:
+    """The items with their priority set, highest first (ties: the most asked, then the most
+    recent)."""
+    typical = float(np.median(list(wordings_per_answer.values()))) if wordings_per_answer else 1
+    for item in queue:
+        item.priority = review_priority(item, wordings_per_answer, max(typical, 1.0))
+    return sorted(queue, key=lambda item: (-item.priority, -item.count, -item.exchange_id))
+
+
+def review_priority(
+    item: ReviewItem, wordings_per_answer: dict[str, int], typical_wordings: float
+) -> float:
+    """What deciding the item is expected to teach: the replies it would have put right (its
+    expected wrong answers: frequency, the model's uncertainty and users' 👎 in one sum), times
+    a coverage weight that favours answers with few wordings in the training set, where a new
+    wording helps the model most: 1 + t / (t + k), for k wordings of the item's likely answer
+    and t wordings for a typical answer (2 for a new answer, 1.5 for a typical one, towards 1
+    for a well-covered one; 1.5 when no answer is likely, as for a fallback).
+
+    Cheap by design: it uses what the log stored with each reply (the confidence and the answer
+    given at the time) rather than predicting every queued question again."""
+    if item.likely_answers:
+        [(answer_id, _)] = item.likely_answers.most_common(1)
+        wordings = wordings_per_answer.get(answer_id, 0)
+        coverage = 1 + typical_wordings / (typical_wordings + wordings)
+    else:
+        coverage = UNKNOWN_ANSWER_COVERAGE
+    return item.expected_wrong * coverage
+
+
+def _clamped(confidence: float | None) -> float:
+    return min(max(confidence or 0.0, 0.0), 1.0)
 
 
 def review_key(question: str) -> str:
@@ -591,6 +745,15 @@ async def _all_rows(session: AsyncSession, query: Select[*_Columns]) -> list[Row
     async for part in result.partitions():
         rows += part
     return rows
+
+
+@dataclass(frozen=True)
+class ConfirmedApproval:
+    """A CONFIRMED group approved: its questions, the answer, and whether any was undecided."""
+
+    questions: list[str]
+    answer: str
+    approved: bool
 
 
 class LearningLoop:
@@ -681,6 +844,19 @@ class LearningLoop:
         if approved:
             self.known.remember(questions, answer)
         return approved
+
+    async def approve_confirmed(
+        self, exchange_id: int, admin_id: int | None
+    ) -> ConfirmedApproval | None:
+        """Approve the CONFIRMED group holding this exchange with the answer users confirmed:
+        all its questions join the training set in one decision. None when no such group holds
+        it (decided already, or a 👎 came since)."""
+        item = (await self.review_queue()).group_of(exchange_id)
+        if item is None or item.kind != ReviewKind.CONFIRMED or not item.answer:
+            return None
+        questions = list(item.wordings.values())
+        approved = await self.approve(questions, item.answer, admin_id)
+        return ConfirmedApproval(questions, item.answer, approved)
 
     async def mark_out_of_scope(self, questions: list[str], admin_id: int | None) -> bool:
         """A review group the bot should not answer: its wordings join the training set as

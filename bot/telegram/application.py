@@ -71,7 +71,7 @@ def build_application(app: App) -> Application:
             CommandHandler("stats", learning.stats),
             CommandHandler("open", handoff.open_questions),
             CallbackQueryHandler(learning.rate_answer, pattern=r"^fb:[+-]:\d+$"),
-            CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msniocp]:\d+(:\w+)?$"),
+            CallbackQueryHandler(learning.decide_review, pattern=r"^rv:[msniocpa]:\d+(:\w+)?$"),
             CallbackQueryHandler(chat.choose_suggestion, pattern=chat.CHOICE_PATTERN),
             CallbackQueryHandler(handoff.ask_a_person, pattern=handoff.HANDOFF_PATTERN),
             CallbackQueryHandler(chat.expired_button),

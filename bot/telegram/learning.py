@@ -19,7 +19,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.app.charts import draw_stats_chart
-from bot.app.learning import LearningLoop, ReviewItem
+from bot.app.learning import LearningLoop, ReviewItem, ReviewKind
 from bot.app.text import clean_question
 from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.telegram.common import (
@@ -163,9 +163,46 @@ async def review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await message_of(update).reply_text(messages.text("review_empty", lang))
         return
     item = queue[0]
-    await message_of(update).reply_text(
-        _describe(item, len(queue), lang), reply_markup=await _review_keyboard(learning, item, lang)
-    )
+    if item.kind == ReviewKind.CONFIRMED:
+        text = _describe_confirmed(item, len(queue), lang)
+        keyboard = _confirmed_keyboard(item, lang)
+    else:
+        text = _describe(item, len(queue), lang)
+        keyboard = await _review_keyboard(learning, item, lang)
+    await message_of(update).reply_text(text, reply_markup=keyboard)
+
+
+def _describe_confirmed(item: ReviewItem, queue_length: int, lang: str) -> str:
+    questions = list(item.wordings.values())
+    lines = [
+        messages.text(
+            "review_confirmed_title",
+            lang,
+            count=queue_length,
+            n=len(questions),
+            answer=quoted(plain_text(item.answer or "")),
+        ),
+        messages.text(
+            "review_confirmed_questions",
+            lang,
+            count=item.count,
+            questions=quoted_list(questions, 10, lang=lang),
+        ),
+        messages.text("review_confirmed_decide", lang),
+    ]
+    return fit_message("\n".join(lines))
+
+
+def _confirmed_keyboard(item: ReviewItem, lang: str) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(
+            messages.text("review_approve_all_button", lang, n=len(item.wordings)),
+            callback_data=f"rv:a:{item.exchange_id}",
+        ),
+        InlineKeyboardButton(
+            messages.text("review_ignore_button", lang), callback_data=f"rv:i:{item.exchange_id}"
+        ),
+    ]])  # fmt: skip
 
 
 def _describe(item: ReviewItem, queue_length: int, lang: str) -> str:
@@ -242,7 +279,7 @@ async def _review_keyboard(
 @admin_only
 async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """A /review button: map to an answer, take a user's suggestion or choice, write one, mark
-    the group out of scope, or ignore it."""
+    the group out of scope, approve a 👍-confirmed group with its answer, or ignore it."""
     query = query_of(update)
     action, exchange_id, *rest = query_data(query).split(":")[1:]
     learning, lang = app_of(context).learning, user_lang(update)
@@ -255,6 +292,19 @@ async def decide_review(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
             reply_markup=ForceReply(
                 selective=True, input_field_placeholder=messages.text("answer_placeholder", lang)
             ),
+        )
+        return
+    if action == "a":
+        approval = await learning.approve_confirmed(int(exchange_id), admin_id)
+        if approval is None:
+            await pressed_message(query).reply_text(messages.text("review_confirmed_gone", lang))
+            return
+        shown = quoted_list(approval.questions, lang=lang)
+        confirmed = quoted(plain_text(approval.answer))
+        await pressed_message(query).reply_text(
+            messages.text("review_approved", lang, questions=shown, answer=confirmed)
+            if approval.approved
+            else messages.text("review_already_decided", lang, questions=shown)
         )
         return
     if action in ("i", "o"):
