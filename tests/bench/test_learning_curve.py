@@ -10,7 +10,7 @@ import pytest
 from bench.learning_loop import make_plan, run_deployment
 from model.datasets import read_pair_files
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 @pytest.mark.slow
