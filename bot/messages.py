@@ -355,8 +355,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "请把它对应到一个答案、写一个新答案、标记为超出范围（机器人不应回答），或者忽略：",
     },
     "review_confirmed_title": {
-        "en": "Review (1 of {count}): users confirmed this answer 👍 for {n} questions:\n{answer}",
-        "zh": "审核（共 {count} 个，第 1 个）：用户用 👍 确认了这个答案，共 {n} 个问题：\n{answer}",
+        "en": "Review (1 of {count}): users confirmed this answer with 👍 (wordings: {n}):\n"
+        "{answer}",
+        "zh": "审核（共 {count} 个，第 1 个）：用户用 👍 确认了这个答案（{n} 种问法）：\n{answer}",
     },
     "review_confirmed_questions": {
         "en": "Questions (asked {count}×): {questions}",

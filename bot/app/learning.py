@@ -88,6 +88,9 @@ class ReviewItem:
     # The answers the model gave or the askers chose (not 👎'd): answer id -> how often.
     likely_answers: Counter[str] = field(default_factory=Counter)
     priority: float = 0.0
+    # CONFIRMED: match key -> the exchange of its first 👍, so that a press approves only the
+    # questions confirmed when the item was shown (exchange_id is its newest then).
+    first_confirmed: dict[str, int] = field(default_factory=dict)
     reasons: Counter[str] = field(default_factory=Counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
     # Answers people gave in the support chat (hand-off): (exchange id, answer).
@@ -673,6 +676,7 @@ def _confirmed_groups(
                 kind=ReviewKind.CONFIRMED, answer=row.answer, answer_id=row.answer_id,
             )  # fmt: skip
         item.wordings.setdefault(key, row.question)
+        item.first_confirmed[key] = row.id  # newest first: the last one is the first
         item.exchange_ids.add(row.id)
         item.count += 1
         item.reasons["👍"] += 1
@@ -848,13 +852,18 @@ class LearningLoop:
     async def approve_confirmed(
         self, exchange_id: int, admin_id: int | None
     ) -> ConfirmedApproval | None:
-        """Approve the CONFIRMED group holding this exchange with the answer users confirmed:
-        all its questions join the training set in one decision. None when no such group holds
-        it (decided already, or a 👎 came since)."""
+        """Approve the CONFIRMED group holding this exchange (its item's exchange_id, as shown)
+        with the answer users confirmed: all its questions confirmed by then join the training
+        set in one decision (those confirmed since wait for the next). None when no such group
+        holds it (decided already, or a 👎 came since)."""
         item = (await self.review_queue()).group_of(exchange_id)
         if item is None or item.kind != ReviewKind.CONFIRMED or not item.answer:
             return None
-        questions = list(item.wordings.values())
+        questions = [
+            wording
+            for key, wording in item.wordings.items()
+            if item.first_confirmed[key] <= exchange_id
+        ]
         approved = await self.approve(questions, item.answer, admin_id)
         return ConfirmedApproval(questions, item.answer, approved)
 
