@@ -63,13 +63,8 @@ class Answering:
     ) -> Reply:
         """Answer a question and log the exchange."""
         started = time.perf_counter()
-        question = clean_question(text)
-        lang = messages.language_of(question, user.language_code if user else None)
-        fields = await self._answer(question, lang)
-        return await self._log(
-            chat, user, text, kind="text", started=started, message_id=message_id, lang=lang,
-            **fields,
-        )  # fmt: skip
+        fields = await self._answer(text, user)
+        return await self._log(chat, user, text, started=started, message_id=message_id, **fields)
 
     async def reply_if_confident(
         self, chat: ChatInfo, user: UserInfo | None, text: str, *, message_id: int | None = None
@@ -77,18 +72,15 @@ class Answering:
         """The answer when the model is confident (logged, as `reply` logs it); None, with
         nothing logged, when it would fall back or hesitate (a group's unaddressed message)."""
         started = time.perf_counter()
-        question = clean_question(text)
-        lang = messages.language_of(question, user.language_code if user else None)
-        fields = await self._answer(question, lang)
+        fields = await self._answer(text, user)
         if fields["fallback"]:
             return None
-        return await self._log(
-            chat, user, text, kind="text", started=started, message_id=message_id, lang=lang,
-            **fields,
-        )  # fmt: skip
+        return await self._log(chat, user, text, started=started, message_id=message_id, **fields)
 
-    async def _answer(self, question: str, lang: str) -> dict[str, Any]:
-        """The reply to a cleaned question, as the fields `_log` takes."""
+    async def _answer(self, text: str, user: UserInfo | None) -> dict[str, Any]:
+        """The reply to a user's text, as the fields `_log` takes."""
+        question = clean_question(text)
+        lang = messages.language_of(question, user.language_code if user else None)
         model = self.models.current
         answer_id: str | None = None
         confidence = 0.0
@@ -110,7 +102,7 @@ class Answering:
             else:
                 answer, answer_id = prediction.answer, prediction.answer_id
         return {
-            "answer": answer, "suggestions": suggestions, "answer_id": answer_id,
+            "kind": "text", "lang": lang, "answer": answer, "suggestions": suggestions, "answer_id": answer_id,
             "confidence": confidence, "fallback": fallback,
             "model_version": model.version if model else None,
         }  # fmt: skip
