@@ -102,8 +102,8 @@ class Answering:
             else:
                 answer, answer_id = prediction.answer, prediction.answer_id
         return {
-            "kind": "text", "lang": lang, "answer": answer, "suggestions": suggestions, "answer_id": answer_id,
-            "confidence": confidence, "fallback": fallback,
+            "kind": "text", "lang": lang, "answer": answer, "suggestions": suggestions,
+            "answer_id": answer_id, "confidence": confidence, "fallback": fallback,
             "model_version": model.version if model else None,
         }  # fmt: skip
 
