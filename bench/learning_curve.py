@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.learning_loop import (  # noqa: E402
+    SLOW_REPLY_MS,
     Day,
     Plan,
     Reviewer,
@@ -100,49 +101,122 @@ def print_table(queue: Run, random: Run | None, full: Day | None) -> None:
         )
 
 
-def summary(queue: Run, random: Run | None, full: Day | None) -> dict[str, Any]:
-    random_days = {d.day: d for d in random.days} if random else {}
-    days = []
-    for day in queue.days:
-        other = random_days.get(day.day)
-        random_live = other.live if other else None
-        live = day.live
-        assert live is not None
-        days.append({
-            "day": day.day,
-            "in_scope_accuracy": live.in_scope_accuracy,
-            "oos_recall": live.oos_recall,
-            "test_accuracy": live.accuracy,
-            "labels": day.labels,
-            "wordings_labeled": day.wordings_labeled,
-            "training_pairs": day.training_pairs,
-            "decisions": dict(day.decisions),
-            "asked": day.asked,
-            "answered_right": day.answered_right,
-            "ratings": day.ratings,
-            "choices": day.choices,
-            "gate_promoted": day.promoted,
-            "gate_right": day.gate_right,
-            "gate": day.gate,
-            "candidate": asdict(day.candidate) if day.candidate else None,
-            "previous": asdict(day.previous) if day.previous else None,
-            "ask_seconds": day.ask_seconds,
-            "review_seconds": day.review_seconds,
-            "train_seconds": day.train_seconds,
-            "test_seconds": day.test_seconds,
-            "replies_during_training": day.replies_during_training,
-            "slow_replies_during_training": day.slow_replies_during_training,
-            "max_reply_ms_during_training": day.max_reply_ms_during_training,
-            "random_in_scope_accuracy": random_live.in_scope_accuracy if random_live else None,
-            "random_oos_recall": random_live.oos_recall if random_live else None,
-            "random_labels": other.labels if other else None,
-        })  # fmt: skip
-    full_live = full.live if full is not None else None
+def day_figures(day: Day, other: Day | None) -> dict[str, Any]:
+    """One day's figures; other: the random-review bot's same day."""
+    live, random_live = day.live, other.live if other else None
+    assert live is not None
     return {
+        "day": day.day,
+        "in_scope_accuracy": live.in_scope_accuracy,
+        "oos_recall": live.oos_recall,
+        "test_accuracy": live.accuracy,
+        "labels": day.labels,
+        "wordings_labeled": day.wordings_labeled,
+        "training_pairs": day.training_pairs,
+        "decisions": dict(day.decisions),
+        "asked": day.asked,
+        "answered_right": day.answered_right,
+        "ratings": day.ratings,
+        "choices": day.choices,
+        "gate_promoted": day.promoted,
+        "gate_right": day.gate_right,
+        "gate": day.gate,
+        "candidate": asdict(day.candidate) if day.candidate else None,
+        "previous": asdict(day.previous) if day.previous else None,
+        "ask_seconds": day.ask_seconds,
+        "review_seconds": day.review_seconds,
+        "train_seconds": day.train_seconds,
+        "test_seconds": day.test_seconds,
+        "replies_during_training": day.replies_during_training,
+        "slow_replies_during_training": day.slow_replies_during_training,
+        "max_reply_ms_during_training": day.max_reply_ms_during_training,
+        "random_in_scope_accuracy": random_live.in_scope_accuracy if random_live else None,
+        "random_oos_recall": random_live.oos_recall if random_live else None,
+        "random_labels": other.labels if other else None,
+    }
+
+
+def summary(queue: Run, random: Run | None, full: Day | None) -> dict[str, Any]:
+    """start: day 0 (the imported set trained); days: one object per simulated day."""
+    random_days = {d.day: d for d in random.days} if random else {}
+    start, *days = [day_figures(day, random_days.get(day.day)) for day in queue.days]
+    full_live = full.live if full is not None else None
+    result = {
+        "start": start,
         "days": days,
         "full_data_in_scope_accuracy": full_live.in_scope_accuracy if full_live else None,
         "full_data_oos_recall": full_live.oos_recall if full_live else None,
+        "full_data_training_pairs": full.training_pairs if full is not None else None,
     }
+    return {**result, "targets": targets(result)}
+
+
+def targets(result: dict[str, Any]) -> dict[str, Any]:
+    """The issue's targets: the last day within 5 points of the full-data model and 3 points
+    above the random-review bot (in-scope accuracy); out-of-scope recall of 60 % from day 1 on;
+    the gate wrong at most once in 10 decisions and never promoting a model more than a point
+    worse; no reply waiting over 100 ms while a model trained."""
+    days = result["days"]
+    if not days:
+        return {}
+    last = days[-1]
+    accuracy = last["in_scope_accuracy"]
+    full, other = result["full_data_in_scope_accuracy"], last["random_in_scope_accuracy"]
+    recalls = [d["oos_recall"] for d in days if d["oos_recall"] is not None]
+    decided = [d for d in days if d["gate_right"] is not None]
+    wrong = sum(not d["gate_right"] for d in decided)
+    promoted = [
+        d["candidate"]["accuracy"] - d["previous"]["accuracy"]
+        for d in decided
+        if d["gate_promoted"]
+    ]
+    slow = sum(d["slow_replies_during_training"] for d in days)
+    during = sum(d["replies_during_training"] for d in days)
+    return {
+        "points_below_full_data": None if full is None else 100 * (full - accuracy),
+        "points_above_random": None if other is None else 100 * (accuracy - other),
+        "lowest_oos_recall": min(recalls) if recalls else None,
+        "gate_wrong": wrong,
+        "gate_decisions": len(decided),
+        "worst_promoted_points": 100 * min(promoted) if promoted else None,
+        "slow_replies_during_training": slow,
+        "replies_during_training": during,
+    }
+
+
+def print_targets(found: dict[str, Any]) -> None:
+    def check(ok: bool | None) -> str:
+        return "n/a" if ok is None else "met" if ok else "NOT met"
+
+    def points(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:+.1f} points"
+
+    below, above = found["points_below_full_data"], found["points_above_random"]
+    recall, worst = found["lowest_oos_recall"], found["worst_promoted_points"]
+    print("\ntargets:")
+    print(
+        f"  last day within 5 points of the full-data model: {points(below and -below)} "
+        f"({check(None if below is None else below <= 5)})"
+    )
+    print(
+        f"  3 points above the random-review bot: {points(above)} "
+        f"({check(None if above is None else above >= 3)})"
+    )
+    print(
+        f"  out-of-scope recall >= 60 % from day 1: lowest {percent(recall).strip()} "
+        f"({check(None if recall is None else recall >= 0.6)})"
+    )
+    wrong, decisions = found["gate_wrong"], found["gate_decisions"]
+    print(
+        f"  gate wrong at most 1 in 10: {wrong} of {decisions} "
+        f"({check(wrong * 10 <= max(decisions, 10))}); worst promoted candidate "
+        f"{points(worst)} ({check(None if worst is None else worst >= -1)})"
+    )
+    slow, during = found["slow_replies_during_training"], found["replies_during_training"]
+    print(
+        f"  replies over {SLOW_REPLY_MS:.0f} ms while a model trained: {slow} of {during} "
+        f"({check(slow == 0)})"
+    )
 
 
 def plot(result: dict[str, Any], out: Path) -> None:
@@ -151,7 +225,7 @@ def plot(result: dict[str, Any], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    days = result["days"]
+    days = [result["start"], *result["days"]]
     labels = [d["labels"] for d in days]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     ax.plot(labels, [100 * d["in_scope_accuracy"] for d in days], "o-", label="review queue")
@@ -245,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         "retraining ran.\n"
     )
     print_table(queue, random, full)
+    print_targets(result["targets"])
     plot(result, args.png)
     print(
         f"\ncurves: {args.png}; seed {args.seed}; {elapsed:.0f} s; "

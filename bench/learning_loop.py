@@ -25,7 +25,7 @@ from typing import Literal
 import numpy as np
 
 from bot.app.app import App
-from bot.app.learning import review_key
+from bot.app.learning import ReviewKind, review_key
 from bot.app.models import RetrainOutcome
 from bot.settings import Settings
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
@@ -37,8 +37,6 @@ ADMIN_ID = 1
 SLOW_REPLY_MS = 100.0
 # Questions in flight at once (users asking at the same time).
 CONCURRENT_USERS = 8
-# How often a user asking during a retraining asks again.
-ASK_INTERVAL_DURING_TRAINING = 0.05
 
 Reviewer = Literal["queue", "random"]
 
@@ -74,7 +72,7 @@ def make_plan(
     seed: int,
     rate_share: float,
     users: int = 500,
-    during_training: int = 100,
+    during_training: int = 200,
 ) -> Plan:
     """k wordings of each answer to start from (none out of scope); the rest of `train` (its
     out-of-scope rows included) is the pool the users' questions are drawn from, with
@@ -268,17 +266,20 @@ class Deployment:
 
     # -- users ------------------------------------------------------------------------------
 
-    async def ask(self, questions: Sequence[Question], day: Day, *, paced: bool = False) -> None:
-        """Users ask these questions, CONCURRENT_USERS at a time; paced: one every
-        ASK_INTERVAL_DURING_TRAINING seconds a user while a retraining runs."""
+    async def ask(
+        self, questions: Sequence[Question], day: Day, *, paced_over: float | None = None
+    ) -> None:
+        """Users ask these questions, CONCURRENT_USERS at a time; paced_over: spread over this
+        many seconds while a retraining runs (the rest at once when it ends earlier)."""
         started = time.perf_counter()
         queue = list(reversed(questions))
+        pause = (paced_over or 0.0) * CONCURRENT_USERS / max(len(questions), 1)
 
         async def user() -> None:
             while queue:
                 await self.ask_one(queue.pop(), day)
-                if paced and self._app().models.training:
-                    await asyncio.sleep(ASK_INTERVAL_DURING_TRAINING)
+                if paced_over is not None and self._app().models.training:
+                    await asyncio.sleep(pause)
 
         await asyncio.gather(*(user() for _ in range(CONCURRENT_USERS)))
         day.ask_seconds += time.perf_counter() - started
@@ -332,14 +333,26 @@ class Deployment:
         day.review_seconds = time.perf_counter() - started
 
     async def review_next(self) -> str | None:
-        """/review, then the button an admin who knows the answers presses: the live model's
-        guess when it is right (→), else ✍️ write the answer, or 🚫 out of scope. None when
-        the queue is empty."""
+        """/review, then the button an admin who knows the answers presses: for questions, the
+        live model's guess when it is right (→), else ✍️ write the answer, or 🚫 out of scope;
+        for a group whose answer users confirmed, ✅ approve all when most of its questions
+        have that answer, else ignore it. None when the queue is empty."""
         learning = self._app().learning
         queue = await learning.review_queue()
         if not queue:
             return None
         item = queue[0]
+        if item.kind == ReviewKind.CONFIRMED:
+            questions = list(item.wordings.values())
+            truth = self._true_answer(questions, item.question)
+            if item.answer and truth and answer_key(truth) == answer_key(item.answer):
+                approval = await learning.approve_confirmed(item.exchange_id, ADMIN_ID)
+                if approval is not None and approval.approved:
+                    self._count(approval.questions, approval.answer)
+                    return "approve confirmed"
+            await learning.ignore(questions, ADMIN_ID)
+            self.labels += 1
+            return "ignore confirmed"
         questions = await learning.review_group(item.exchange_id)
         answer = self._true_answer(questions, item.question)
         if not answer:
@@ -465,7 +478,10 @@ async def run_deployment(
             if pending is not None:
                 # The bot keeps answering while yesterday's retraining runs.
                 await deployment.training_started.wait()
-                await deployment.ask(questions[: plan.during_training], day, paced=True)
+                # Spread over about as long as the last training took.
+                await deployment.ask(
+                    questions[: plan.during_training], day, paced_over=days[-1].train_seconds
+                )
                 yesterday, task = pending
                 await deployment.judge(yesterday, await task)
                 days.append(yesterday)
