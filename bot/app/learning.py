@@ -30,7 +30,7 @@ from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store
 from bot.storage.tables import AnswerChoice, Exchange, Feedback, QAPairRow, ReviewDecision
 from model.datasets import QAPair, answer_key
-from model.predictor import FEATURES_FILE
+from model.predictor import FEATURES_FILE, AnswerModel
 from model.text import match_key
 
 if TYPE_CHECKING:
@@ -46,6 +46,9 @@ REVIEW_WINDOW = 20_000
 SIMILAR_QUESTIONS = 0.7
 # The coverage weight of a review item whose likely answer is not known (see review_priority).
 UNKNOWN_ANSWER_COVERAGE = 1.5
+# How many items at the head of the review queue the live model scores again (rescored_head):
+# more than an admin decides between two retrainings.
+RESCORED_HEAD = 200
 
 # /stats: how many of the most asked unanswered texts are read to find the busiest questions.
 BUSIEST_WORDINGS_READ = 200
@@ -87,6 +90,8 @@ class ReviewItem:
     expected_wrong: float = 0.0
     # The answers the model gave or the askers chose (not 👎'd): answer id -> how often.
     likely_answers: Counter[str] = field(default_factory=Counter)
+    # The answers users rated 👎: answer id -> on how many asks.
+    rejected_answers: Counter[str] = field(default_factory=Counter)
     priority: float = 0.0
     # CONFIRMED: match key -> the exchange of its first 👍, so that a press approves only the
     # questions confirmed when the item was shown (exchange_id is its newest then).
@@ -104,6 +109,7 @@ class ReviewItem:
         self.count += other.count
         self.expected_wrong += other.expected_wrong
         self.likely_answers.update(other.likely_answers)
+        self.rejected_answers.update(other.rejected_answers)
         self.reasons.update(other.reasons)
         self.suggestions += other.suggestions
         self.person_answers += other.person_answers
@@ -261,12 +267,14 @@ class LearningRecords:
         self,
         known_keys: set[str] | frozenset[str] = frozenset(),
         features_path: Path | None = None,
+        model_path: Path | None = None,
     ) -> ReviewQueue:
         """Questions answered with the fallback, with low confidence, rated 👎, or answered by a
         "did you mean" press, grouped by wording (and, given the file of the model's
         featurizer, with similar wordings); and questions rated 👍, grouped by the answer they
-        confirmed. Most instructive first (see review_priority); groups already decided or in
-        the training set are left out.
+        confirmed. Most instructive first (see review_priority; given the live model's
+        directory, the head of the queue is scored with its predictions, see rescored_head);
+        groups already decided or in the training set are left out.
 
         Built by the child process, which reads the rows itself: with a full window that is a
         second or more of Python work, which in this process (even in a thread, holding the
@@ -286,11 +294,13 @@ class LearningRecords:
                 select(func.sum(func.length(Feedback.suggestion))).scalar_subquery(),
                 select(func.count(QAPairRow.id)).scalar_subquery(),
             ))).one()  # fmt: skip
-        signature = (*changes, hash(known_keys), str(features_path))
+        signature = (*changes, hash(known_keys), str(features_path), str(model_path))
         if self._queue is not None and self._queue[0] == signature:
             return self._queue[1]
         url = self.store.engine.url.render_as_string(hide_password=False)
-        queue = await self.worker.run(build_review_queue, url, known_keys, features_path)
+        queue = await self.worker.run(
+            build_review_queue, url, known_keys, features_path, model_path
+        )
         self._queue = (signature, queue)
         return queue
 
@@ -455,13 +465,18 @@ class ReviewQueue(Sequence[ReviewItem]):
         return None
 
 
-# The child process's memory: the featurizers read, and the similar pairs last computed.
+# The child process's memory: the featurizers and the live model read, and the similar pairs
+# last computed.
 _featurizers: dict[Path, Featurizer] = {}
+_live_models: dict[Path, AnswerModel] = {}
 _similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
 
 
 def build_review_queue(
-    database_url: str, known_keys: set[str] | frozenset[str], features_path: Path | None
+    database_url: str,
+    known_keys: set[str] | frozenset[str],
+    features_path: Path | None,
+    model_path: Path | None = None,
 ) -> ReviewQueue:
     """The review queue (see LearningRecords.review_queue), read from a store of its own: what
     the child process runs."""
@@ -475,15 +490,24 @@ def build_review_queue(
             await store.engine.dispose()
 
     rows = asyncio.run(read())
-    featurizer = None
-    if features_path is not None:
+    model = None
+    featurizer: Featurizer | None = None
+    if model_path is not None:
+        if model_path not in _live_models:
+            _live_models.clear()  # one model at a time
+            _live_models[model_path] = AnswerModel.load(model_path)
+        model = _live_models[model_path]
+        featurizer = model.featurizer
+    elif features_path is not None:
         if features_path not in _featurizers:
             from model.text import Featurizer as TextFeaturizer
 
-            _featurizers.clear()  # one model at a time
+            _featurizers.clear()
             _featurizers[features_path] = TextFeaturizer.load(features_path)
         featurizer = _featurizers[features_path]
     items = grouped_queue(rows, known_keys, featurizer, _similar_wordings)
+    if model is not None:
+        items = rescored_head(items, model, rows.wordings_per_answer)
     return ReviewQueue(items, _similar_wordings.computed)
 
 
@@ -636,7 +660,9 @@ def grouped_queue(
             item.reasons["low confidence"] += 1
         surely_wrong = thumbs_down or (choice is not None and not choice.answer)
         item.expected_wrong += 1.0 if surely_wrong else 1 - _clamped(row.confidence)
-        if row.answer_id is not None and not thumbs_down and choice is None:
+        if row.answer_id is not None and thumbs_down:
+            item.rejected_answers[row.answer_id] += 1
+        elif row.answer_id is not None and choice is None:
             item.likely_answers[row.answer_id] += 1
     queue = sorted(items.values(), key=lambda item: -item.count)
     if featurizer is not None and len(queue) >= 2:
@@ -688,10 +714,68 @@ def _confirmed_groups(
 def prioritized(queue: list[ReviewItem], wordings_per_answer: dict[str, int]) -> list[ReviewItem]:
     """The items with their priority set, highest first (ties: the most asked, then the most
     recent)."""
-    typical = float(np.median(list(wordings_per_answer.values()))) if wordings_per_answer else 1
+    typical = _typical_wordings(wordings_per_answer)
     for item in queue:
-        item.priority = review_priority(item, wordings_per_answer, max(typical, 1.0))
-    return sorted(queue, key=lambda item: (-item.priority, -item.count, -item.exchange_id))
+        item.priority = review_priority(item, wordings_per_answer, typical)
+    return sorted(queue, key=_priority_order)
+
+
+def rescored_head(
+    queue: list[ReviewItem],
+    model: AnswerModel,
+    wordings_per_answer: dict[str, int],
+    head: int = RESCORED_HEAD,
+) -> list[ReviewItem]:
+    """The queue with its first `head` QUESTION items scored again with the live model's
+    predictions of their wordings, and reordered among themselves (still ahead of the rest).
+
+    The log's confidences are those of the model that replied: after a retraining, many of the
+    questions a weaker model was unsure of are answered well, and reviewing them teaches little.
+    An ask counts as likely wrong by the live model's uncertainty, 1 - (p1 - p2) for the
+    probabilities of its two likeliest answers, or 1 when its likeliest answer is one users
+    rated 👎 for the group. The out-of-scope class is left out, as in the confidence the log
+    stores: a question the model leaves unanswered stays one that people ask and the bot does
+    not answer, for the admin to answer or confirm as out of scope.
+
+    Only the head is predicted: the admin sees no further before the queue is built again, and
+    predicting a full queue would cost seconds at each build."""
+    rescored = [item for item in queue[:head] if item.kind == ReviewKind.QUESTION]
+    if not rescored:
+        return queue
+    probabilities = model.probabilities([item.question for item in rescored])
+    answer_ids = list(model.classes)
+    if model.oos_class is not None:
+        probabilities = np.delete(probabilities, model.oos_class, axis=1)
+        del answer_ids[model.oos_class]
+    ranked = np.sort(probabilities, axis=1)
+    second = ranked[:, -2] if probabilities.shape[1] > 1 else 0.0
+    uncertainties = 1.0 - (ranked[:, -1] - second)
+    best_classes = probabilities.argmax(axis=1)
+    typical = _typical_wordings(wordings_per_answer)
+    for item, uncertainty, best in zip(
+        rescored, uncertainties.tolist(), best_classes.tolist(), strict=True
+    ):
+        answer_id = answer_ids[best]
+        rejected = item.rejected_answers[answer_id] if answer_id is not None else 0
+        item.expected_wrong = rejected + (item.count - rejected) * uncertainty
+        item.likely_answers = Counter({answer_id: 1} if answer_id and not rejected else {})
+        item.priority = review_priority(item, wordings_per_answer, typical)
+    ahead = sorted(queue[:head], key=_priority_order)
+    return ahead + queue[head:]
+
+
+def _typical_wordings(wordings_per_answer: dict[str, int]) -> float:
+    """How many wordings a typical answer has in the training set (the median; at least 1)."""
+    return (
+        max(float(np.median(list(wordings_per_answer.values()))), 1.0)
+        if wordings_per_answer
+        else 1.0
+    )
+
+
+def _priority_order(item: ReviewItem) -> tuple[float, int, int]:
+    """Highest priority first; ties: the most asked, then the most recent."""
+    return (-item.priority, -item.count, -item.exchange_id)
 
 
 def review_priority(
@@ -804,8 +888,11 @@ class LearningLoop:
     async def review_queue(self) -> ReviewQueue:
         """The review queue, similar wordings grouped in the live model's feature space."""
         model = self.models.current
-        features_path = model.path / FEATURES_FILE if model is not None else None
-        return await self.records.review_queue(self.known.keys(), features_path)
+        if model is None:
+            return await self.records.review_queue(self.known.keys())
+        return await self.records.review_queue(
+            self.known.keys(), model.path / FEATURES_FILE, model.path
+        )
 
     async def review_group(self, exchange_id: int) -> list[str]:
         """The wordings of the review group holding this exchange (just its own question when

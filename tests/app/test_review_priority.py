@@ -9,6 +9,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from sqlalchemy import select
 
@@ -21,53 +22,85 @@ from model.datasets import QAPair, answer_key, read_pairs
 from tests.conftest import TelegramBot
 from tests.factories import record
 
-# Three times, answered with confidence 0.49 (the model was nearly sure), by its best-known
-# answer: it would lead a queue ordered by frequency alone.
-CONFIDENT = "what time does the swimming pool open"
-# Twice, answered with confidence 0.9, and both answers rated 👎.
-REJECTED = "can I bring my dog to the office"
-# Twice, the fallback with confidence 0.02: the model had no idea.
-UNCERTAIN = "how do I renew my parking permit"
-# Once, answered with confidence 0.45.
-RARE = "is there a discount for students"
+
+def by_margin(app: App) -> list[str]:
+    """New wordings (bundled questions with a word added), the live model's surest last."""
+    known = app.known_answers.keys()
+    variants = [f"hey, {p.question}" for p in read_pairs(BUNDLED_PAIRS)]
+    new = [q for q in variants if review_key(q) not in known]
+    return sorted(new, key=lambda q: margin(app, q))
 
 
-async def log_queue(app: App) -> None:
-    """The four groups above, in the log; the 👎 pressed through the learning loop."""
+async def log_queue(app: App) -> dict[str, str]:
+    """Four groups in the log, by role (the 👎 pressed through the learning loop):
+    - confident: asked three times, answered with confidence 0.49 (the model was nearly sure)
+      by its best-known answer; one the live model is sure of. It leads a queue ordered by
+      frequency alone.
+    - rejected: asked twice, answered with confidence 0.9 (the live model's answer), and both
+      answers rated 👎.
+    - uncertain: asked twice, the fallback with confidence 0.02; the live model is unsure too.
+    - rare: asked once, answered with confidence 0.45; one the live model is sure of."""
+    assert app.models.current is not None
+    model = app.models.current
+    ordered = by_margin(app)
+    # The surest three, of three different answers (or /review would group them).
+    surest = {model.predict(q).answer_id: q for q in ordered}  # the surest of each answer last
+    confident, rejected, rare = sorted(surest.values(), key=lambda q: -margin(app, q))[:3]
+    groups = {"confident": confident, "rejected": rejected, "rare": rare, "uncertain": ordered[0]}
+    assert margin(app, groups["uncertain"]) < 0.3 and margin(app, groups["rare"]) > 0.9
     pairs = await app.store.training_pairs()
     [(best_known, _)] = Counter(answer_key(p.answer) for p in pairs if p.answer).most_common(1)
+    [(live_answer, *_), *_] = model.predict(groups["rejected"]).candidates
     records = [
-        *(record(question=CONFIDENT, confidence=0.49, answer_id=best_known) for _ in range(3)),
-        *(record(question=REJECTED, confidence=0.9) for _ in range(2)),
         *(
-            record(question=UNCERTAIN, fallback=True, confidence=0.02, answer_id=None)
+            record(question=groups["confident"], confidence=0.49, answer_id=best_known)
+            for _ in range(3)
+        ),
+        *(
+            record(question=groups["rejected"], confidence=0.9, answer_id=live_answer)
             for _ in range(2)
         ),
-        record(question=RARE, confidence=0.45, answer_id=best_known),
+        *(
+            record(question=groups["uncertain"], fallback=True, confidence=0.02, answer_id=None)
+            for _ in range(2)
+        ),
+        record(question=groups["rare"], confidence=0.45, answer_id=best_known),
     ]
     ids = await app.store.log_exchanges(records)
     for exchange_id, logged in zip(ids, records, strict=True):
-        if logged.question == REJECTED:
+        if logged.question == groups["rejected"]:
             assert await app.learning.rate(exchange_id, 1, -1, chat_id=1)
+    return groups
 
 
 async def test_uncertain_and_rejected_groups_come_before_a_more_asked_confident_one(
     telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
-    await log_queue(bot.app)
+    groups = await log_queue(bot.app)
+    # By what the log stored with each reply (no model to ask)...
+    stored = await bot.app.learning.records.review_queue(bot.app.known_answers.keys())
+    assert [item.question for item in stored] == [
+        groups["rejected"],
+        groups["uncertain"],
+        groups["confident"],
+        groups["rare"],
+    ]
+    assert [item.count for item in stored] == [2, 2, 3, 1]
+    assert stored[0].priority > stored[1].priority > stored[2].priority > stored[3].priority
+    # ... and as /review orders it, with the live model's predictions.
     queue = await bot.app.learning.review_queue()
-    assert [item.question for item in queue] == [REJECTED, UNCERTAIN, CONFIDENT, RARE]
-    assert [item.count for item in queue] == [2, 2, 3, 1]
-    assert queue[0].priority > queue[1].priority > queue[2].priority > queue[3].priority > 0
+    first, second = {groups["rejected"], groups["uncertain"]}, {groups["confident"], groups["rare"]}
+    assert {item.question for item in queue[:2]} == first
+    assert {item.question for item in queue[2:]} == second
     # /review shows the first; deciding it brings the next.
     await bot.tg.send_command(bot.admin, "/review")
     item = await bot.tg.next_reply(bot.admin)
-    assert REJECTED in item.text and "Asked 2×" in item.text and "👎 ×2" in item.text
+    assert queue[0].question in item.text and "Asked 2×" in item.text
     await bot.tg.press_button(bot.admin, item, text="🙅 Out of scope")
     assert "Out of scope" in (await bot.tg.next_reply(bot.admin)).text
     await bot.tg.send_command(bot.admin, "/review")
-    assert UNCERTAIN in (await bot.tg.next_reply(bot.admin)).text
+    assert queue[1].question in (await bot.tg.next_reply(bot.admin)).text
 
 
 def confirmed_questions(app: App, count: int = 2) -> tuple[list[str], str]:
@@ -172,3 +205,37 @@ async def test_qabot_review_approves_a_confirmed_group_as_telegram_does(
     assert "approved: " in capsys.readouterr().err
     assert await reviewed_state(app) == expected_state(questions, answer)
     assert len(await app.learning.review_queue()) == 0
+
+
+def margin(app: App, question: str) -> float:
+    """The live model's margin between its two likeliest answers for the question."""
+    model = app.models.current
+    assert model is not None
+    [probabilities] = model.probabilities([question])
+    if model.oos_class is not None:
+        probabilities = np.delete(probabilities, model.oos_class)
+    ranked = np.sort(probabilities)
+    return float(ranked[-1] - ranked[-2])
+
+
+async def test_the_live_model_scores_the_head_of_the_queue_again(app: App) -> None:
+    """A question an older model fell back on twice, which the live model now knows, comes after
+    one asked once that the live model is unsure of."""
+    ordered = by_margin(app)
+    unsure, known_now = ordered[0], ordered[-1]
+    assert margin(app, known_now) > 0.7 and margin(app, unsure) < 0.3
+    await app.store.log_exchanges(
+        [
+            *(
+                record(question=known_now, fallback=True, confidence=0.0, answer_id=None)
+                for _ in range(2)
+            ),
+            record(question=unsure, fallback=True, confidence=0.3, answer_id=None),
+        ]
+    )
+    # By the log alone, the question asked twice with no confidence at all comes first.
+    stored = await app.learning.records.review_queue(app.known_answers.keys())
+    assert [item.question for item in stored] == [known_now, unsure]
+    live = await app.learning.review_queue()
+    assert [item.question for item in live] == [unsure, known_now]
+    assert live[0].priority > live[1].priority
