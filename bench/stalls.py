@@ -45,7 +45,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app.app import BUNDLED_PAIRS, App  # noqa: E402
-from bot.app.gate import split_holdout  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo, upgrade_database  # noqa: E402
 from bot.telegram.application import build_application  # noqa: E402
@@ -138,7 +137,7 @@ def build_model(models_dir: Path, pairs_file: Path) -> None:
     from tests.conftest import linear_network
 
     train._fit_network = linear_network  # type: ignore[assignment]
-    train.train(split_holdout(read_pairs(pairs_file))[0], models_dir, seed=0)
+    train.train(read_pairs(pairs_file), models_dir, seed=0)
 
 
 def queue_questions(count: int, files: list[Path]) -> list[str]:

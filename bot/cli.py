@@ -222,11 +222,13 @@ async def train_from_store(settings: Settings) -> int:
         except TrainingFailedError as error:
             print(f"training failed: {error}", file=sys.stderr)
             return 1
+    from bot.app.gate import describe as describe_gate
     from model.figures import format_figures
 
     trained = outcome.trained
     print(f"model {trained.version} written to {trained.path} and promoted")
     print(f"  {format_figures(trained.metrics)}")
+    print(f"  {describe_gate(outcome.gate_figures)}")
     return 0
 
 
@@ -260,13 +262,16 @@ async def import_pairs(settings: Settings, path: Path) -> int:
 
 
 async def list_models(settings: Settings) -> int:
+    from bot.app.gate import describe as describe_gate
     from model.figures import format_figures
 
     async with opened_app(settings) as app:
         versions = await app.models.versions()
     for version in versions:
         marker = "*" if version.live else " "
-        print(f"{marker} {version.name}  {format_figures(version.metrics)}")
+        gate = version.metrics.get("gate")
+        gate_text = "" if gate is None else f"; {describe_gate(gate, short=True)}"
+        print(f"{marker} {version.name}  {format_figures(version.metrics)}{gate_text}")
     if not versions:
         print("no model versions yet", file=sys.stderr)
     return 0

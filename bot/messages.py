@@ -265,10 +265,31 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "训练失败，当前模型继续服务。原因：{error}",
     },
     "training_finished": {"en": "Training finished.", "zh": "训练完成。"},
-    "retrain_candidate": {"en": "candidate {score}", "zh": "候选模型 {score}"},
-    "retrain_comparison": {
-        "en": "candidate {score} vs live {live} on {n} held-out/rated questions",
-        "zh": "候选模型 {score}，当前模型 {live}（{n} 个保留或已评价的问题）",
+    "gate_compared": {
+        "en": "gate: candidate {candidate} vs live {live} right on the same {n} questions neither "
+        "was trained on ({held_out} held out in cross-validation, {rated} rated by users); right "
+        "only by the candidate {better}, only by the live model {worse}: {verdict} "
+        "(sign test, p = {p_worse} that it is worse)",
+        "zh": "把关：在两个模型都没训练过的同一批 {n} 个问题上（{held_out} 个为交叉验证保留的问题，"
+        "{rated} 个为用户评价过的问题），候选模型答对 {candidate}，当前模型答对 {live}；"
+        "只有候选模型答对 {better} 个，只有当前模型答对 {worse} 个：{verdict}"
+        "（符号检验，候选模型更差的 p = {p_worse}）",
+    },
+    "gate_better": {"en": "significantly better", "zh": "明显更好"},
+    "gate_same": {"en": "no significant difference", "zh": "没有明显差别"},
+    "gate_worse": {"en": "significantly worse", "zh": "明显更差"},
+    "gate_no_live_model": {
+        "en": "gate: no live model to compare with",
+        "zh": "把关：没有可比较的当前模型",
+    },
+    "gate_no_live_record": {
+        "en": "gate: not compared (the live version kept no held-out answers: it was trained "
+        "before the gate compared versions this way)",
+        "zh": "把关：没有比较（当前版本没有保留的交叉验证答案：它是在这种比较方式之前训练的）",
+    },
+    "gate_short": {
+        "en": "gate: candidate {candidate} vs live {live} on {n} questions, {verdict}",
+        "zh": "把关：候选 {candidate}，当前 {live}（{n} 个问题），{verdict}",
     },
     "retrain_promoted": {"en": "New model {version} is live.", "zh": "新模型 {version} 已上线。"},
     "retrain_promoted_forced": {
@@ -276,9 +297,9 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "新模型 {version} 已上线（强制）。",
     },
     "retrain_not_promoted": {
-        "en": "Model {version} was NOT promoted: it scores worse than the live model. "
+        "en": "Model {version} was NOT promoted: it is significantly worse than the live model. "
         "The live model keeps serving; /retrain force promotes anyway.",
-        "zh": "模型 {version} 没有上线：它的得分比当前模型差。当前模型继续服务；"
+        "zh": "模型 {version} 没有上线：它明显比当前模型差。当前模型继续服务；"
         "/retrain force 可以强制上线。",
     },
     "report_cut": {

@@ -37,6 +37,7 @@ from model.commands import train_parser
 from model.data_checks import DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.figures import CROSS_VALIDATION, GIVEN, NO_VALIDATION, figure_phrases
+from model.held_out import HeldOutRecord, held_out_record
 from model.negatives import bundled_negatives, far_from
 from model.predictor import (
     ANSWERS_FILE,
@@ -181,7 +182,7 @@ def train(
     started = time.perf_counter()
     validated = any(p.out_of_scope for p in val_pairs or ())
     negatives = negatives_for(pairs, config, validated)
-    pairs = [*pairs, *negatives]
+    admin_pairs, pairs = pairs, [*pairs, *negatives]
     answers = {answer_key(p.answer): p.answer for p in pairs if not p.out_of_scope}
     if not answers:
         raise ValueError("training data has no answered questions (every answer is empty)")
@@ -192,6 +193,7 @@ def train(
     oos_class = class_index.get(None)
 
     held_out: list[HeldOut] = []
+    held_pairs: list[list[QAPair]] = []  # the questions of each held_out
     if val_pairs:
         validation_kind = GIVEN
         with_linear = config.linear_share > 0.0
@@ -200,6 +202,7 @@ def train(
             pairs, val_set, class_index, config, seed, _tagged(report, "final"), with_linear
         )
         held_out.append(_held_out(featurizer, network, linear, val_set))
+        held_pairs.append(val_pairs)
     else:
         folds = cross_validation_folds(pairs, seed, _fold_count(len(pairs)))
         validation_kind = CROSS_VALIDATION if folds else NO_VALIDATION
@@ -214,16 +217,24 @@ def train(
                 with_linear,
             )  # fmt: skip
             held_out.append(_held_out(*fitted, fold_set))
+            held_pairs.append(fold.held_out)
         # The served model learns from every pair; the folds only chose its fallback rule.
         featurizer, network, linear = _fit(
             pairs, None, class_index, config, seed, _tagged(report, "final"), with_linear
         )
 
     suggestion_rule = SuggestionRule()
+    record = HeldOutRecord(trained=frozenset(match_key(p.question) for p in admin_pairs))
     if held_out:
         rule, temperature, linear_temperature, figures, suggestion_rule = _choose_fallback(
             held_out, oos_class, config
         )
+        # What the promotion gate compares versions on (model/held_out.py).
+        share = config.linear_share if with_linear else 0.0
+        record = held_out_record(
+            admin_pairs, held_out, held_pairs, classes, rule, temperature, linear_temperature,
+            share, frozenset(negatives),
+        )  # fmt: skip
     else:
         rule, temperature, linear_temperature = FallbackRule(DEFAULT_THRESHOLD, 0.0), 1.0, 1.0
         figures = {"in_scope_accuracy": None, "oos_recall": None}
@@ -247,6 +258,7 @@ def train(
     wordings = typical_wordings(pairs, featurizer)
     registry = ModelRegistry(registry_root)
     with registry.new_version() as (version, staging):
+        record.save(staging)
         _write_version(
             staging,
             version,

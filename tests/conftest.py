@@ -48,19 +48,18 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
 
 @pytest.fixture(scope="session")
 def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model registry holding one version built once per session from the bundled set, on
-    the same part of it that `qabot run` trains its first model on.
+    """A model registry holding one version built once per session from the bundled set, as
+    `qabot run` trains its first model.
 
     Its network is fitted without Keras (see linear_network): the model directory, features,
     calibration and fallback rule are those of a real training run, in seconds instead of the
     half minute TensorFlow takes to import and train. Tests of training itself are `slow`."""
-    from bot.app.gate import split_holdout
     from model import train
 
     root = tmp_path_factory.mktemp("seed-models")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train, "_fit_network", linear_network)
-        train.train(split_holdout(read_pairs(BUNDLED_PAIRS))[0], root, seed=0)
+        train.train(read_pairs(BUNDLED_PAIRS), root, seed=0)
     return root
 
 

@@ -1,70 +1,170 @@
 """The promotion gate: a retrained candidate is compared with the live model on the same
-questions (a stable held-out part of the training set, and the exchanges users rated) and
-promoted only if it is not worse."""
+questions, none of which either was trained on, with a paired test; it is promoted unless it is
+significantly worse (decision 0005).
+
+The questions: the pairs both versions held out in their cross-validation (each version keeps
+the out-of-fold answers of its training run, model/held_out.py), and the exchanges users rated
+whose question neither version was trained on (answered by the two served models)."""
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
+from bot import messages
 from bot.app.learning import RatedExchange
-from model.datasets import QAPair, answer_key
+from model.held_out import HeldOutRecord
 from model.predictor import Prediction
 from model.text import match_key
 
-# Share of the training set held out to compare a retrained candidate with the live model.
-HOLDOUT_PERCENT = 10
+# A candidate is blocked when the one-sided exact sign test on the questions only one of the two
+# models answers right says it is worse at this level.
+SIGNIFICANCE = 0.05
+
+# Verdicts of a comparison.
+BETTER, SAME, WORSE = "better", "same", "worse"
 
 
-def split_holdout(pairs: Sequence[QAPair]) -> tuple[list[QAPair], list[QAPair]]:
-    """A stable part of the training set (by a hash of the question, so the same questions are
-    held out every time) to compare models on; answers with a single example stay in training."""
-    examples = Counter(p.answer for p in pairs)
-    train: list[QAPair] = []
-    holdout: list[QAPair] = []
-    for pair in pairs:
-        digest = hashlib.sha1(match_key(pair.question).encode("utf-8")).digest()
-        held = digest[0] * 100 // 256 < HOLDOUT_PERCENT and examples[pair.answer] > 1
-        (holdout if held else train).append(pair)
-    return train, holdout
+def sign_test(wins: int, losses: int) -> float:
+    """P(at least `losses` losses in wins + losses fair coin tosses): the one-sided p-value of
+    the exact sign test (McNemar's exact test on the discordant pairs) that the side with the
+    losses is worse."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, k) for k in range(losses, n + 1))
+    return min(1.0, tail / 2**n)
 
 
-def is_not_worse(candidate: dict[str, Any], live: dict[str, Any]) -> bool:
-    """The candidate is not significantly worse: its score is at least the live model's less
-    two standard errors of that score (about 95 % confidence). A young bot's held-out set is
-    small, so a few questions either way are noise (measured: ±7 points between two trainings
-    on the bundled set with one pair added), while a real regression, such as a poisoned
-    training set, costs far more."""
-    p, n = live["score"], max(live["n"], 1)
-    return candidate["score"] >= p - 2 * math.sqrt(p * (1 - p) / n)
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two models judged on the same questions."""
+
+    n: int  # questions both were judged on
+    n_held_out: int  # of which held out in both versions' cross-validation
+    candidate_right: int
+    live_right: int
+    candidate_only: int  # right by the candidate alone
+    live_only: int  # right by the live model alone
+
+    @property
+    def p_worse(self) -> float:
+        """One-sided p-value that the candidate is worse."""
+        return sign_test(self.candidate_only, self.live_only)
+
+    @property
+    def p_better(self) -> float:
+        return sign_test(self.live_only, self.candidate_only)
+
+    @property
+    def verdict(self) -> str:
+        if self.p_worse < SIGNIFICANCE:
+            return WORSE
+        return BETTER if self.p_better < SIGNIFICANCE else SAME
+
+    def figures(self) -> dict[str, Any]:
+        """The figures kept with the model version and shown to the admin."""
+        return {
+            "n": self.n,
+            "n_held_out": self.n_held_out,
+            "candidate_only": self.candidate_only,
+            "live_only": self.live_only,
+            "p_worse": round(self.p_worse, 4),
+            "p_better": round(self.p_better, 4),
+            "verdict": self.verdict,
+        }
+
+    def score(self, right: int) -> dict[str, Any]:
+        """One side's figures (RetrainOutcome.candidate and .live)."""
+        return {"score": right / self.n if self.n else 0.0, "right": right, "n": self.n}
 
 
-def scoring_questions(holdout: Sequence[QAPair], rated: Sequence[RatedExchange]) -> list[str]:
-    """The questions score_model needs the predictions of, in its order."""
-    return [p.question for p in holdout] + [r.question for r in rated]
+def paired_outcomes(candidate: HeldOutRecord, live: HeldOutRecord) -> list[tuple[bool, bool]]:
+    """(candidate right, live right) on every question both versions answered while holding it
+    out, under the right answer each version was given for it."""
+    return [
+        (given == label, live.answers[key, label] == label)
+        for (key, label), given in candidate.answers.items()
+        if (key, label) in live.answers
+    ]
 
 
-def score_model(
-    predictions: Sequence[Prediction], holdout: Sequence[QAPair], rated: Sequence[RatedExchange]
-) -> dict[str, Any]:
-    """Share of right replies on the held-out pairs (the fallback is right for out-of-scope ones)
-    and on rated exchanges (a 👍 answer should be given again, a 👎 one should not), from a
-    model's predictions of scoring_questions(holdout, rated)."""
-    right_holdout = sum(
-        (p.answer_id is None) if pair.out_of_scope else (p.answer_id == answer_key(pair.answer))
-        for pair, p in zip(holdout, predictions, strict=False)
+def unseen_rated(
+    rated: Sequence[RatedExchange], candidate: HeldOutRecord, live: HeldOutRecord
+) -> list[RatedExchange]:
+    """The rated exchanges whose question neither version was trained on."""
+    seen = candidate.trained | live.trained
+    return [r for r in rated if match_key(r.question) not in seen]
+
+
+def rated_right(prediction: Prediction, rated: RatedExchange) -> bool:
+    """A 👍 answer should be given again, a 👎 one should not."""
+    if rated.rating > 0:
+        return prediction.answer_id == rated.answer_id
+    return prediction.answer_id != rated.answer_id
+
+
+def compare(
+    held_out: Sequence[tuple[bool, bool]],
+    rated: Sequence[RatedExchange],
+    candidate_predictions: Sequence[Prediction],
+    live_predictions: Sequence[Prediction],
+) -> PairedComparison:
+    """The paired comparison on held_out (from paired_outcomes) and on rated exchanges, each
+    answered by both served models (predictions in rated's order)."""
+    outcomes = [
+        *held_out,
+        *(
+            (rated_right(c, r), rated_right(live, r))
+            for r, c, live in zip(rated, candidate_predictions, live_predictions, strict=True)
+        ),
+    ]
+    return PairedComparison(
+        n=len(outcomes),
+        n_held_out=len(held_out),
+        candidate_right=sum(c for c, _ in outcomes),
+        live_right=sum(live for _, live in outcomes),
+        candidate_only=sum(c and not live for c, live in outcomes),
+        live_only=sum(live and not c for c, live in outcomes),
     )
-    right_rated = sum(
-        (p.answer_id == r.answer_id) if r.rating > 0 else (p.answer_id != r.answer_id)
-        for r, p in zip(rated, predictions[len(holdout) :], strict=True)
+
+
+# Why a candidate went through without a comparison (RetrainOutcome.unpaired), and its words.
+NO_LIVE_MODEL = "no live model"
+NO_LIVE_RECORD = "no live record"
+_UNPAIRED_TEXT = {NO_LIVE_MODEL: "gate_no_live_model", NO_LIVE_RECORD: "gate_no_live_record"}
+
+
+def describe(figures: dict[str, Any], lang: str = "en", *, short: bool = False) -> str:
+    """The gate's decision in words, from the figures kept with a model version (RetrainOutcome.
+    gate_figures): /retrain, `qabot train`, /models and `qabot models` say the same."""
+    live = figures.get("live")
+    if live is None or "verdict" not in figures:
+        key = _UNPAIRED_TEXT.get(figures.get("unpaired") or NO_LIVE_RECORD, "gate_no_live_record")
+        return messages.text(key, lang)
+    verdict = messages.text(f"gate_{figures['verdict']}", lang)
+    candidate, n = figures["candidate"], figures["n"]
+    if short:
+        return messages.text(
+            "gate_short",
+            lang,
+            candidate=f"{candidate['score']:.1%}",
+            live=f"{live['score']:.1%}",
+            n=f"{n:,}",
+            verdict=verdict,
+        )
+    return messages.text(
+        "gate_compared",
+        lang,
+        candidate=f"{candidate['score']:.1%}",
+        live=f"{live['score']:.1%}",
+        n=f"{n:,}",
+        held_out=f"{figures['n_held_out']:,}",
+        rated=f"{n - figures['n_held_out']:,}",
+        better=figures["candidate_only"],
+        worse=figures["live_only"],
+        verdict=verdict,
+        p_worse=f"{figures['p_worse']:.3g}",
     )
-    total = len(holdout) + len(rated)
-    return {
-        "score": (right_holdout + right_rated) / total if total else 0.0,
-        "holdout_accuracy": right_holdout / len(holdout) if holdout else None,
-        "rated_accuracy": right_rated / len(rated) if rated else None,
-        "n": total,
-    }

@@ -8,17 +8,26 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bot.app.gate import is_not_worse, score_model, scoring_questions, split_holdout
+from bot.app.gate import (
+    NO_LIVE_MODEL,
+    NO_LIVE_RECORD,
+    WORSE,
+    PairedComparison,
+    compare,
+    paired_outcomes,
+    unseen_rated,
+)
 from bot.app.learning import LearningRecords
 from bot.serving.batching import PredictionBatcher
 from bot.serving.model_process import ModelCallError, ModelProcess, ModelProcessError
 from bot.serving.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
 from bot.storage.store import Store
+from model.held_out import HeldOutRecord
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry, VersionInfo
 
@@ -32,8 +41,23 @@ MODEL_WATCH_SECONDS = 2.0
 class RetrainOutcome:
     trained: TrainedVersion
     promoted: bool
-    candidate: dict[str, Any]  # score_model figures of the new version
-    live: dict[str, Any] | None  # the same figures of the model it was compared with
+    # Share of right answers (score), right answers and questions (n) of the new version and of
+    # the live one on the questions they were compared on; live is None when not compared.
+    candidate: dict[str, Any]
+    live: dict[str, Any] | None
+    # The paired comparison (bot/app/gate.py); None when there was nothing to compare with ...
+    comparison: PairedComparison | None = None
+    # ... and then why (NO_LIVE_MODEL, NO_LIVE_RECORD).
+    unpaired: str | None = None
+    forced: bool = False
+
+    @property
+    def gate_figures(self) -> dict[str, Any]:
+        """What the gate decided and on what figures (kept with the model version)."""
+        figures = {"candidate": self.candidate, "live": self.live, "promoted": self.promoted}
+        if self.comparison is not None:
+            figures.update(self.comparison.figures())
+        return {**figures, "forced": self.forced, "unpaired": self.unpaired}
 
 
 class ModelLifecycle:
@@ -145,27 +169,53 @@ class ModelLifecycle:
     async def retrain(
         self, on_progress: ProgressCallback | None = None, *, force: bool = False
     ) -> RetrainOutcome:
-        """Train a candidate in a worker process on the training set less a stable held-out
-        part; score it and the live model on that part plus the rated exchanges; promote it
-        (and serve it, no restart) only if it is not worse, or when forced."""
+        """Train a candidate on the whole training set in a worker process; compare it with the
+        live model on questions neither was trained on (gate.py); promote it (and serve it, no
+        restart) unless it is significantly worse, or when forced."""
         pairs = await self.store.training_pairs()
-        train_pairs, holdout = split_holdout(pairs)
-        trained = await self.trainer.train(train_pairs, on_progress)
-        candidate_model = await self.load(trained.path)
-        rated = await self.records.rated_exchanges()
-        questions = scoring_questions(holdout, rated)
-        candidate = score_model(
-            await self.predict_batch(candidate_model, questions), holdout, rated
-        )
-        live = None
-        if self.current is not None:
-            live = score_model(await self.predict_batch(self.current, questions), holdout, rated)
-        promoted = force or live is None or is_not_worse(candidate, live)
-        metrics = {**trained.metrics, "gate": {"candidate": candidate, "live": live}}
+        trained = await self.trainer.train(pairs, on_progress)
+        candidate_model = await self.load(
+            trained.path
+        )  # a version that cannot load goes no further
+        outcome = await self._judge(trained, candidate_model, force)
+        metrics = {**trained.metrics, "gate": outcome.gate_figures}
         await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)
-        if promoted:
+        if outcome.promoted:
             await self.promote(trained.version)
-        return RetrainOutcome(trained, promoted, candidate, live)
+        return outcome
+
+    async def _judge(
+        self, trained: TrainedVersion, candidate_model: AnswerModel, force: bool
+    ) -> RetrainOutcome:
+        live_model = self.current
+        candidate_record, live_record = await asyncio.to_thread(
+            lambda: (
+                HeldOutRecord.load(trained.path),
+                None if live_model is None else HeldOutRecord.load(live_model.path),
+            )
+        )
+        if live_model is None or candidate_record is None or live_record is None:
+            unpaired = NO_LIVE_MODEL if live_model is None else NO_LIVE_RECORD
+            alone = {"score": None, "right": None, "n": 0}
+            return RetrainOutcome(trained, True, alone, None, None, unpaired, force)
+        rated = unseen_rated(await self.records.rated_exchanges(), candidate_record, live_record)
+        questions = [r.question for r in rated]
+        comparison = compare(
+            paired_outcomes(candidate_record, live_record),
+            rated,
+            await self.predict_batch(candidate_model, questions) if questions else [],
+            await self.predict_batch(live_model, questions) if questions else [],
+        )
+        promoted = force or comparison.verdict != WORSE
+        return RetrainOutcome(
+            trained,
+            promoted,
+            comparison.score(comparison.candidate_right),
+            comparison.score(comparison.live_right),
+            comparison,
+            None,
+            force,
+        )
 
     async def promote(self, version: str) -> None:
         await asyncio.to_thread(self.registry.promote, version)
@@ -187,5 +237,12 @@ class ModelLifecycle:
             await self.reload()
 
     async def versions(self) -> list[VersionInfo]:
-        """The model versions with their figures, newest first; which one is live."""
-        return await asyncio.to_thread(self.registry.versions)
+        """The model versions with their figures, newest first; which one is live. A retrained
+        version's figures include the gate's decision (metrics["gate"], RetrainOutcome.
+        gate_figures)."""
+        versions = await asyncio.to_thread(self.registry.versions)
+        gate = await self.store.gate_figures()
+        return [
+            replace(v, metrics={**v.metrics, "gate": gate[v.name]}) if v.name in gate else v
+            for v in versions
+        ]

@@ -400,6 +400,12 @@ class Store:
             )
             await session.execute(stmt.on_conflict_do_nothing(index_elements=["version"]))
 
+    async def gate_figures(self) -> dict[str, dict[str, Any]]:
+        """What the promotion gate decided about each retrained version, by version."""
+        async with self.session() as session:
+            rows = await session.execute(select(ModelVersionRow.version, ModelVersionRow.metrics))
+            return {version: metrics["gate"] for version, metrics in rows if "gate" in metrics}
+
     async def mark_promoted(self, version: str) -> None:
         async with self.session.begin() as session:
             await session.execute(

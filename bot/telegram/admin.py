@@ -17,6 +17,7 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.app.app import App
 from bot.app.exports import FORMATS, UPLOAD_LIMIT_BYTES, Exports
+from bot.app.gate import describe as describe_gate
 from bot.serving.retraining import (
     TrainingBusyError,
     TrainingFailedError,
@@ -130,16 +131,7 @@ async def _run_retraining(
         await request.reply_text(fit_message(messages.text("training_failed", lang, error=error)))
         return
     await _edit(status, report_text + messages.text("training_finished", lang))
-    if outcome.live is None:
-        comparison = messages.text("retrain_candidate", lang, score=_score(outcome.candidate))
-    else:
-        comparison = messages.text(
-            "retrain_comparison",
-            lang,
-            score=_score(outcome.candidate),
-            live=_score(outcome.live),
-            n=outcome.candidate["n"],
-        )
+    comparison = describe_gate(outcome.gate_figures, lang)
     version = outcome.trained.version
     if outcome.promoted:
         verdict_key = "retrain_promoted_forced" if force else "retrain_promoted"
@@ -155,10 +147,6 @@ def data_report_text(report: DataReport, lang: str = "en") -> str:
     if len(text) <= MAX_REPORT_CHARS:
         return text
     return text[: MAX_REPORT_CHARS - 1] + messages.text("report_cut", lang)
-
-
-def _score(figures: dict[str, Any]) -> str:
-    return f"{figures['score']:.1%}"
 
 
 async def _edit(message: Message, text: str) -> None:
@@ -177,10 +165,15 @@ async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         return
     lines = [
         f"{'▶' if v.live else '•'} {v.name}{messages.text('model_live', lang) if v.live else ''}: "
-        f"{format_figures(v.metrics)}"
+        f"{format_figures(v.metrics)}{_gate_suffix(v.metrics, lang)}"
         for v in versions[:15]
     ]
     await message_of(update).reply_text("\n".join(lines))
+
+
+def _gate_suffix(metrics: dict[str, Any], lang: str) -> str:
+    gate = metrics.get("gate")
+    return "" if gate is None else "; " + describe_gate(gate, lang, short=True)
 
 
 @admin_only
