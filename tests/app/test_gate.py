@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bot.app.gate import (
@@ -134,6 +135,51 @@ def test_the_decision_reads_the_same_in_every_front_end() -> None:
     assert "significantly worse" in describe(figures, short=True)
     unpaired = {"candidate": {"score": None}, "live": None, "unpaired": NO_LIVE_MODEL}
     assert describe(unpaired) == "gate: no live model to compare with"
+
+
+def test_a_growing_training_set_keeps_holding_out_the_same_questions() -> None:
+    """The single fold of a large set is dealt by a hash of each question: a version with more
+    pairs holds out mostly the same questions, so the gate can pair them."""
+    from model.train import cross_validation_folds
+
+    def held(pairs: list[QAPair]) -> set[QAPair]:
+        (fold,) = cross_validation_folds(pairs, seed=0, n_folds=1)
+        return {p for p, u in zip(fold.held_out, fold.untaught, strict=True) if not u}
+
+    pairs = [QAPair(f"question {i} {j}", f"answer {i}") for i in range(40) for j in range(30)]
+    grown = [*pairs, *(QAPair(f"new {i} {j}", f"answer {i}") for i in range(40) for j in range(3))]
+    before, after = held(pairs), held(grown)
+    assert len(before) >= 40 * 3 * 0.7  # a tenth of each answer, less the untaught answers
+    assert len(before & after) >= 0.8 * len(before)  # drawn at random: about a tenth
+
+
+def test_the_record_keeps_the_answers_of_taught_held_out_questions() -> None:
+    from model.calibration import UNTAUGHT, FallbackRule
+    from model.held_out import held_out_record
+    from model.train import HeldOut
+
+    classes = ["a", "b", None]
+    held = [QAPair("q a", "A"), QAPair("q b", "B"), QAPair("q untaught", "B"), QAPair("junk", "")]
+    logits = np.array([[5.0, 0, 0], [5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0]])
+    labels = np.array([0, 1, UNTAUGHT, -1])
+    negative = QAPair("bundled junk", "")
+    kept = held_out_record(
+        [QAPair("q a", "A"), negative],
+        [HeldOut(logits, None, labels), HeldOut(np.array([[0, 0, 5.0]]), None, np.array([-1]))],
+        [held, [negative]],
+        [answer_key("A") if c == "a" else answer_key("B") if c == "b" else None for c in classes],
+        FallbackRule(0.5, 0.0),
+        1.0,
+        1.0,
+        0.0,
+        {negative},
+    )
+    assert kept.answers == {
+        (match_key("q a"), answer_key("A")): answer_key("A"),
+        (match_key("q b"), answer_key("B")): answer_key("A"),  # answered wrong
+        (match_key("junk"), FALLBACK): FALLBACK,  # the out-of-scope class wins: the fallback
+    }
+    assert kept.trained == {match_key("q a")}
 
 
 # A small FAQ for retraining through the App: six answers, five wordings each, and one answer
