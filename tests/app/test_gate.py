@@ -222,7 +222,6 @@ def in_former_holdout(question: str) -> bool:
     return hashlib.sha1(match_key(question).encode("utf-8")).digest()[0] * 100 // 256 < 10
 
 
-@pytest.mark.slow
 async def test_retraining_serves_a_model_of_every_pair_and_blocks_a_poisoned_one(
     settings, store
 ) -> None:
@@ -232,6 +231,8 @@ async def test_retraining_serves_a_model_of_every_pair_and_blocks_a_poisoned_one
     assert in_former_holdout(FORMERLY_HELD_OUT)
     await store.add_pairs(pairs, source="imported")
     app = App(settings, store)
+    # The real training run with a linear network in place of Keras (seconds, not minutes).
+    app.models.trainer.worker_module = "tests.linear_trainer"
     await app.start()
     try:
         first = await app.models.retrain()
