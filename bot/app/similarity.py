@@ -1,18 +1,22 @@
 """Which texts of a large set are similar (cosine of their feature vectors at least a
-threshold), in time and memory that grow with the set and its similar pairs, not its square.
+threshold), in time and memory linear in the set: each text is compared with a bounded number
+of others, those that share its heaviest features, never with all of them.
 
-Comparing every pair of a 20,000-question review queue took a 3 GB matrix. Instead, an exact
-prefix filter (as in all-pairs similarity search): each vector's features are ordered rarest
-first, and a pair can only reach the threshold if the two share a feature among the first
-ones of each, those that carry enough of its weight. Those pairs are the candidates; the
-product of the prefixes is a lower bound of their similarity (features are never negative),
-the weight left outside the prefixes an upper bound, and only candidates between the two are
-computed in full."""
+Comparing every pair of a 20,000-question review queue took a 3 GB matrix; an exact prefix
+filter (all-pairs similarity search) still compared millions of pairs when the questions share
+common words. Instead, each vector's signature is its few heaviest key features (word n-grams,
+when the caller names them: a word weighs more than its character n-grams, and they come
+together); two vectors are candidates when they share two features of their signatures, or one
+heavy enough in both to reach the threshold alone (with all the rest of each vector's weight).
+Candidates are compared exactly. A pair of similar texts is missed only when neither holds:
+they share at most one of their heaviest words, and that one is not heavy enough, so their
+similarity comes from many light features; tests/test_review_grouping.py checks that no pair is
+missed on realistic sets."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -20,74 +24,140 @@ import numpy as np
 if TYPE_CHECKING:
     from scipy import sparse
 
-# A vector's prefix holds its features until the weight left after them has at most this
-# norm. It must not exceed the threshold (the filter is exact then); lower values make longer
-# prefixes (more candidates) but tighter bounds (fewer computed in full). On 20,000 questions
-# with 80 features each, 0.5 was the fastest.
-PREFIX_REST_NORM = 0.5
-# Rows compared at a time: bounds the memory of the candidate pairs (500 rows against a
-# 20,000-question queue: about 100 MB at most).
-BLOCK_ROWS = 500
+# How many of a vector's heaviest features make its signature: pairs of them are its keys
+# (28 for 8). More finds more pairs of long texts, with more candidates to compare.
+SIGNATURE_FEATURES = 8
+# A vector is compared with at most this many earlier vectors per key (those sharing the key
+# are usually few; many share a key only when the set holds large families of near twins, and
+# an item is grouped with the first, most frequent one it is similar to).
+EARLIER_PER_KEY = 32
+# Candidate pairs compared at a time: bounds the memory of the comparison (their rows are
+# copied: 20,000 pairs of 120-feature rows, about 40 MB).
+PAIRS_PER_PART = 20_000
 
 
 class Featurizer(Protocol):
     def transform(self, texts: Sequence[str]) -> Any: ...
 
+    @property
+    def words(self) -> Sequence[str]:
+        """The word n-grams: the first columns of the feature rows."""
+        ...
 
-def similar_pairs(vectors: sparse.spmatrix, threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """(earlier, later): the row numbers of every pair of rows, earlier < later, whose cosine
-    similarity is at least threshold (0 < threshold <= 1; empty rows are similar to none)."""
+
+def similar_pairs(
+    vectors: sparse.spmatrix, threshold: float, key_columns: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """(earlier, later): the row numbers of the pairs of rows, earlier < later, whose cosine
+    similarity is at least threshold (0 < threshold <= 1; empty rows are similar to none), as
+    far as their signatures find them (see above). The first key_columns columns are the key
+    features (0: all are)."""
     from scipy import sparse
 
-    rest_norm = min(PREFIX_REST_NORM, threshold)
+    x = _unit_rows(vectors)
+    n = x.shape[0]
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(x.indptr))
+    columns, weights = x.indices.astype(np.int64), x.data.astype(np.float64)
+    is_key = columns < key_columns
+    has_keys = np.bincount(rows[is_key], minlength=n) > 0
+    # A row's signature comes from its key features, or from all when it has none; the weight
+    # outside can add at most its norm to a product.
+    in_block = is_key | ~has_keys[rows]
+    outside = np.sqrt(np.bincount(rows[~in_block], weights[~in_block] ** 2, minlength=n))
+    rows, columns, weights = rows[in_block], columns[in_block], weights[in_block]
+    block = sparse.csr_matrix((weights, (rows, columns)), shape=x.shape)
+    order = np.lexsort((columns, -weights, rows))  # each row's heaviest first
+    rows, columns, weights = rows[order], columns[order], weights[order]
+    place = np.arange(len(rows)) - np.searchsorted(rows, rows)
+    heaviest = place < SIGNATURE_FEATURES
+    rows, columns, weights, place = (
+        rows[heaviest],
+        columns[heaviest],
+        weights[heaviest],
+        place[heaviest],
+    )
+
+    # Two shared features: one key per pair of features of a signature.
+    signature = np.full((n, SIGNATURE_FEATURES), -1, dtype=np.int64)
+    signature[rows, place] = columns
+    f, g = (signature[:, k] for k in np.triu_indices(SIGNATURE_FEATURES, 1))
+    both = (f >= 0) & (g >= 0)
+    keys = (np.minimum(f, g) * x.shape[1] + np.maximum(f, g))[both]
+    members = np.broadcast_to(np.arange(n)[:, None], f.shape)[both]
+    a, b = _sharing(keys, members)
+    earlier, later = [members[a]], [members[b]]
+
+    # One shared feature, heavy enough in both: w_i w_j + outside_i outside_j >= threshold.
+    slack = threshold - 1e-6  # float rounding: the candidates are compared exactly anyway
+    able = weights * weights.max(initial=0) + outside[rows] * outside.max(initial=0) >= slack
+    rows, columns, weights = rows[able], columns[able], weights[able]
+
+    def enough(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return weights[a] * weights[b] + outside[rows[a]] * outside[rows[b]] >= slack
+
+    a, b = _sharing(columns, -weights, enough)  # the heaviest first in each feature
+    earlier.append(rows[a])
+    later.append(rows[b])
+
+    i, j = np.concatenate(earlier), np.concatenate(later)
+    pair = np.sort(np.minimum(i, j) * n + np.maximum(i, j))  # sorting beats np.unique's hash
+    pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
+    i, j = pair // n, pair % n
+    # Compared on the signature blocks first (a few features a row, against a hundred), then
+    # in full: the rest of a pair adds at most the product of their norms outside the blocks.
+    keep = np.zeros(len(i), dtype=bool)
+    for s in range(0, len(i), PAIRS_PER_PART):
+        part = np.arange(s, min(s + PAIRS_PER_PART, len(i)))
+        bound = _cosines(block, i[part], j[part]) + outside[i[part]] * outside[j[part]]
+        part = part[bound >= slack]
+        keep[part] = _cosines(x, i[part], j[part]) >= threshold
+    return i[keep], j[keep]
+
+
+def _unit_rows(vectors: sparse.spmatrix) -> sparse.csr_matrix:
+    """The rows scaled to norm 1 (empty rows stay empty), float32 CSR, columns sorted."""
+    from scipy import sparse
+
     x = sparse.csr_matrix(vectors, dtype=np.float32)
     x.sum_duplicates()
-    squares = np.bincount(
-        np.repeat(np.arange(x.shape[0]), np.diff(x.indptr)), x.data.astype(np.float64) ** 2,
-        minlength=x.shape[0],
-    )  # fmt: skip
-    x = sparse.diags((1 / np.sqrt(np.maximum(squares, 1e-24))).astype(np.float32)) @ x
-    x = x.tocsr()
-    x.sort_indices()
     rows = np.repeat(np.arange(x.shape[0]), np.diff(x.indptr))
-    # Each row's features rarest first (ties by column), then the weight from each on.
-    rarity = np.bincount(x.indices, minlength=x.shape[1])
-    rank = np.empty(x.shape[1], dtype=np.int64)
-    rank[np.lexsort((np.arange(x.shape[1]), rarity))] = np.arange(x.shape[1])
-    order = np.lexsort((rank[x.indices], rows))
-    columns, values = x.indices[order], x.data[order].astype(np.float64)
-    from_here = np.cumsum((values * values)[::-1])[::-1]
-    row_end = np.append(from_here, 0.0)[x.indptr[1:]]
-    rest_from_here = from_here - np.repeat(row_end, np.diff(x.indptr))
-    in_prefix = rest_from_here > rest_norm * rest_norm
-    prefix = sparse.csr_matrix(
-        (values[in_prefix], (rows[in_prefix], columns[in_prefix])), shape=x.shape
-    )
-    # Per row: the norm left outside its prefix, and the rank where that part starts.
-    outside = ~in_prefix
-    rest = np.sqrt(np.bincount(rows[outside], values[outside] ** 2, minlength=x.shape[0]))
-    rest_starts = np.full(x.shape[0], x.shape[1], dtype=np.int64)
-    np.minimum.at(rest_starts, rows[outside], rank[columns[outside]])
-    prefix_columns = prefix.T.tocsr()
-    earlier, later = [], []
-    for start in range(0, x.shape[0], BLOCK_ROWS):
-        block = (prefix[start : start + BLOCK_ROWS] @ prefix_columns).tocoo()
-        keep = block.col < block.row + start
-        j, i, lower = block.row[keep] + start, block.col[keep], block.data[keep]
-        # Shared features not in both prefixes all lie in the rest of the row whose rest starts
-        # first (rarer features are in both prefixes): their product is at most its norm.
-        first = np.where(rest_starts[i] <= rest_starts[j], i, j)
-        sure = lower >= threshold
-        unsure = ~sure & (lower + rest[first] >= threshold)
-        if unsure.any():
-            ui, uj = i[unsure], j[unsure]
-            exact = np.asarray(x[ui].multiply(x[uj]).sum(axis=1)).ravel()
-            sure[np.flatnonzero(unsure)[exact >= threshold]] = True
-        earlier.append(i[sure])
-        later.append(j[sure])
-    if not earlier:
+    squares = np.bincount(rows, x.data.astype(np.float64) ** 2, minlength=x.shape[0])
+    x.data = (x.data / np.sqrt(np.maximum(squares, 1e-24))[rows]).astype(np.float32)
+    x.sort_indices()
+    return x
+
+
+def _sharing(
+    keys: np.ndarray,
+    rank: np.ndarray,
+    keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(a, b): index pairs of entries with the same key, a ranked before b and among the first
+    EARLIER_PER_KEY entries of its key (by rank, then index); only those `keep` says, if given
+    (applied as they are found, so that the others never take memory)."""
+    if len(keys) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return np.concatenate(earlier).astype(np.int64), np.concatenate(later).astype(np.int64)
+    order = np.lexsort((np.arange(len(keys)), rank, keys))
+    sorted_keys = keys[order]
+    starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+    start = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))
+    position = np.arange(len(keys)) - start
+    a, b = [], []
+    at = np.flatnonzero(position > 0)
+    for k in range(EARLIER_PER_KEY):
+        at = at[position[at] > k]
+        first, second = order[start[at] + k], order[at]
+        if keep is not None:
+            kept = keep(first, second)
+            first, second = first[kept], second[kept]
+        a.append(first)
+        b.append(second)
+    return np.concatenate(a), np.concatenate(b)
+
+
+def _cosines(x: sparse.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """The dot product of each pair of rows (i[k], j[k])."""
+    return np.asarray(x[i].multiply(x[j]).sum(axis=1), dtype=np.float64).ravel()
 
 
 class SimilarWordings:
@@ -110,7 +180,9 @@ class SimilarWordings:
         the same key, the same wording)."""
         with self._lock:
             if featurizer is not self._featurizer or any(k not in self._index for k in keys):
-                self._pairs = similar_pairs(featurizer.transform(wordings), self.threshold)
+                self._pairs = similar_pairs(
+                    featurizer.transform(wordings), self.threshold, len(featurizer.words)
+                )
                 self._featurizer, self._index = featurizer, {k: n for n, k in enumerate(keys)}
                 self.computed += 1
             index, (a, b) = self._index, self._pairs

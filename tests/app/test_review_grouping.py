@@ -1,5 +1,5 @@
-"""/review's grouping of similar wordings: the same groups as comparing every pair, with memory
-linear in the queue, computed in a child process and remembered between presses."""
+"""/review's grouping of similar wordings: the same groups as comparing every pair, with work
+and memory linear in the queue, computed in a child process and remembered between presses."""
 
 from __future__ import annotations
 
@@ -9,14 +9,32 @@ import re
 import shutil
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pytest
+from scipy import sparse
 
-from bot.app.app import BUNDLED_PAIRS, App
-from bot.app.learning import SIMILAR_QUESTIONS, grouped_queue, read_queue_rows, rescored_head
-from bot.app.similarity import SimilarWordings, similar_pairs
+import bot.app.similarity
+from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
+from bot.app.learning import (
+    SIMILAR_QUESTIONS,
+    ReviewItem,
+    grouped_queue,
+    merge_similar,
+    read_queue_rows,
+    rescored_head,
+)
+from bot.app.similarity import EARLIER_PER_KEY, SimilarWordings, similar_pairs
 from model.datasets import read_pairs
+from model.text import Featurizer
 from tests.factories import record
+
+
+@pytest.fixture(scope="module")
+def featurizer() -> Featurizer:
+    """Features of the bundled questions, as the bundled model's."""
+    return Featurizer.fit([p.question for p in read_pairs(BUNDLED_PAIRS)])
 
 
 def made_up_questions(count: int, seed: int = 0) -> list[str]:
@@ -42,23 +60,93 @@ async def queue_questions(app: App, questions: list[str]) -> None:
     await app.store.log_exchanges(records)
 
 
-def test_similar_pairs_are_those_of_comparing_every_pair(app: App) -> None:
-    assert app.models.current is not None
-    features = app.models.current.featurizer.transform(made_up_questions(1_500))
-    earlier, later = similar_pairs(features, SIMILAR_QUESTIONS)
+Pairs = set[tuple[int, int]]
 
-    dense = features.toarray().astype(np.float64)
-    dense /= np.maximum(np.linalg.norm(dense, axis=1, keepdims=True), 1e-12)
-    similarity = np.triu(dense @ dense.T, k=1)
-    # Pairs within float rounding of the threshold may fall either way.
-    clear = np.abs(similarity - SIMILAR_QUESTIONS) > 1e-5
-    expected = {
-        (int(i), int(j))
-        for i, j in zip(*np.nonzero((similarity >= SIMILAR_QUESTIONS) & clear), strict=True)
-    }
-    found = {(int(i), int(j)) for i, j in zip(earlier, later, strict=True)}
-    assert len(expected) > 50  # the near twins
-    assert expected == {pair for pair in found if clear[pair]}
+
+def every_similar_pair(featurizer: Featurizer, texts: list[str]) -> tuple[Pairs, Pairs]:
+    """(similar, unclear): the pairs (i, j), i < j, of texts whose features' cosine is at least
+    SIMILAR_QUESTIONS, by comparing every pair; unclear: those within float rounding of it,
+    which may fall either way."""
+    features = sparse.csr_matrix(featurizer.transform(texts), dtype=np.float64)
+    norms = np.sqrt(np.asarray(features.multiply(features).sum(axis=1)).ravel())
+    features = sparse.csr_matrix(sparse.diags(1 / np.maximum(norms, 1e-12)) @ features)
+    similar: Pairs = set()
+    unclear: Pairs = set()
+    for start in range(0, len(texts), 500):
+        cosines = np.triu((features[start : start + 500] @ features.T).toarray(), k=start + 1)
+        for found, mask in (
+            (similar, cosines >= SIMILAR_QUESTIONS),
+            (unclear, np.abs(cosines - SIMILAR_QUESTIONS) <= 1e-5),
+        ):
+            found |= {(int(i) + start, int(j)) for i, j in zip(*np.nonzero(mask), strict=True)}
+    return similar, unclear
+
+
+def realistic_questions() -> list[str]:
+    """The bundled questions and their paraphrases, unrelated questions, short ones sharing one
+    word ("yes" / "i vote yes"), families of questions sharing all words but one (as many as
+    compared per key), and near twins."""
+    files = (
+        BUNDLED_PAIRS,
+        BUNDLED_PARAPHRASES,
+        Path(__file__).parent.parent / "data/unrelated_questions.csv",
+    )
+    questions = [p.question for f in files for p in read_pairs(f)]
+    questions += ["yes", "i vote yes", "thanks", "thanks a lot", "ok", "ok then"]
+    vocabulary = sorted({w for q in questions for w in re.findall(r"[a-z]+", q.lower())})
+    family = EARLIER_PER_KEY + 1
+    questions += [f"how do i reset my {word} password" for word in vocabulary[:family]]
+    questions += [f"what does {word} mean" for word in vocabulary[-family:]]
+    return list(dict.fromkeys(questions + made_up_questions(2_000, seed=3)))
+
+
+def grouped(texts: list[str], pairs: Pairs) -> list[list[str]]:
+    """The review groups of texts (in queue order) given their similar pairs."""
+    queue = [
+        ReviewItem(t, t, n, count=len(texts) - n, wordings={t: t}) for n, t in enumerate(texts)
+    ]
+    earlier, later = (np.array(side, dtype=np.int64) for side in zip(*sorted(pairs), strict=True))
+    return [list(item.wordings) for item in merge_similar(queue, (earlier, later))]
+
+
+def test_similar_pairs_group_as_comparing_every_pair(featurizer: Featurizer) -> None:
+    """The signatures find the pairs that make the groups: on near twins, every similar pair;
+    on realistic questions, the same groups (beyond EARLIER_PER_KEY wordings sharing a key,
+    not every pair is compared: larger families may be split)."""
+    for texts in (made_up_questions(1_500), realistic_questions()):
+        expected, unclear = every_similar_pair(featurizer, texts)
+        found = set(zip(*(a.tolist() for a in similar_pairs(
+            featurizer.transform(texts), SIMILAR_QUESTIONS, len(featurizer.words)
+        )), strict=True))  # fmt: skip
+        assert len(expected) > 50  # the near twins (and the families)
+        assert found <= expected | unclear
+        assert grouped(texts, expected - unclear) == grouped(texts, found - unclear)
+        if len(texts) == 1_500:
+            assert found - unclear == expected - unclear
+
+
+def test_similar_pairs_work_is_linear_in_the_queue(
+    featurizer: Featurizer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twice the queue, about twice the pairs compared, even when a family of similar questions
+    grows with the queue (comparing every pair of it: four times)."""
+    compared: list[int] = []
+    cosines = bot.app.similarity._cosines
+
+    def counting(x: Any, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        compared[-1] += len(i)
+        return cosines(x, i, j)
+
+    monkeypatch.setattr(bot.app.similarity, "_cosines", counting)
+    for size in (2_000, 4_000):
+        # Half of them alike but for a number: all similar to each other.
+        texts = made_up_questions(size // 2, seed=5) + [
+            f"how do i reset my password {n}" for n in range(size // 2)
+        ]
+        compared.append(0)
+        similar_pairs(featurizer.transform(texts), SIMILAR_QUESTIONS, len(featurizer.words))
+    assert compared[0] > 1_000
+    assert compared[1] < 2.3 * compared[0], compared
 
 
 async def test_review_grouping_memory_is_linear_in_the_queue(app: App) -> None:
