@@ -5,13 +5,14 @@ of others, those that share its heaviest features, never with all of them.
 Comparing every pair of a 20,000-question review queue took a 3 GB matrix; an exact prefix
 filter (all-pairs similarity search) still compared millions of pairs when the questions share
 common words. Instead, each vector's signature is its few heaviest key features (word n-grams,
-when the caller names them: a word weighs more than its character n-grams, and they come
-together); two vectors are candidates when they share two features of their signatures, or one
-heavy enough in both to reach the threshold alone (with all the rest of each vector's weight).
-Candidates are compared exactly. A pair of similar texts is missed only when neither holds:
-they share at most one of their heaviest words, and that one is not heavy enough, so their
-similarity comes from many light features; tests/test_review_grouping.py checks that no pair is
-missed on realistic sets."""
+when the caller names them: a word weighs more than its character n-grams, which come with
+it); two vectors are candidates when they share two features of their signatures, or one
+heavy enough in both to reach the threshold alone (with all the rest of each vector's weight),
+and each is compared with at most EARLIER_PER_KEY earlier ones per key. Candidates are
+compared exactly, so no pair found is wrong; a similar pair is missed when the two share at
+most one of their heaviest words (their similarity then comes from many light features), or
+sit in a family of more than EARLIER_PER_KEY texts sharing a key. docs/benchmarks.md gives
+how often that changes the groups on real question sets."""
 
 from __future__ import annotations
 
