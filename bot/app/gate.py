@@ -144,27 +144,22 @@ def describe(figures: dict[str, Any], lang: str = "en", *, short: bool = False) 
     if live is None or "verdict" not in figures:
         key = _UNPAIRED_TEXT.get(figures.get("unpaired") or NO_LIVE_RECORD, "gate_no_live_record")
         return messages.text(key, lang)
-    verdict = messages.text(f"gate_{figures['verdict']}", lang)
-    candidate, n = figures["candidate"], figures["n"]
+    n = figures["n"]
+    shown = {
+        "candidate": f"{figures['candidate']['score']:.1%}",
+        "live": f"{live['score']:.1%}",
+        "n": f"{n:,}",
+        "verdict": messages.text(f"gate_{figures['verdict']}", lang),
+    }
     if short:
-        return messages.text(
-            "gate_short",
-            lang,
-            candidate=f"{candidate['score']:.1%}",
-            live=f"{live['score']:.1%}",
-            n=f"{n:,}",
-            verdict=verdict,
-        )
+        return messages.text("gate_short", lang, **shown)
     return messages.text(
         "gate_compared",
         lang,
-        candidate=f"{candidate['score']:.1%}",
-        live=f"{live['score']:.1%}",
-        n=f"{n:,}",
+        **shown,
         held_out=f"{figures['n_held_out']:,}",
         rated=f"{n - figures['n_held_out']:,}",
         better=figures["candidate_only"],
         worse=figures["live_only"],
-        verdict=verdict,
         p_worse=f"{figures['p_worse']:.3g}",
     )

@@ -174,9 +174,8 @@ class ModelLifecycle:
         restart) unless it is significantly worse, or when forced."""
         pairs = await self.store.training_pairs()
         trained = await self.trainer.train(pairs, on_progress)
-        candidate_model = await self.load(
-            trained.path
-        )  # a version that cannot load goes no further
+        # A version that cannot be loaded goes no further.
+        candidate_model = await self.load(trained.path)
         outcome = await self._judge(trained, candidate_model, force)
         metrics = {**trained.metrics, "gate": outcome.gate_figures}
         await self.store.record_model_version(trained.version, len(pairs), metrics, promoted=False)
@@ -197,7 +196,7 @@ class ModelLifecycle:
         if live_model is None or candidate_record is None or live_record is None:
             unpaired = NO_LIVE_MODEL if live_model is None else NO_LIVE_RECORD
             alone = {"score": None, "right": None, "n": 0}
-            return RetrainOutcome(trained, True, alone, None, None, unpaired, force)
+            return RetrainOutcome(trained, True, alone, None, unpaired=unpaired, forced=force)
         rated = unseen_rated(await self.records.rated_exchanges(), candidate_record, live_record)
         questions = [r.question for r in rated]
         comparison = compare(
@@ -210,11 +209,10 @@ class ModelLifecycle:
         return RetrainOutcome(
             trained,
             promoted,
-            comparison.score(comparison.candidate_right),
-            comparison.score(comparison.live_right),
-            comparison,
-            None,
-            force,
+            candidate=comparison.score(comparison.candidate_right),
+            live=comparison.score(comparison.live_right),
+            comparison=comparison,
+            forced=force,
         )
 
     async def promote(self, version: str) -> None:
