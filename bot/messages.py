@@ -269,15 +269,18 @@ TEXTS: dict[str, dict[str, str]] = {
         "en": "gate: candidate {candidate} vs live {live} right on the same {n} questions neither "
         "was trained on ({held_out} held out in cross-validation, {rated} rated by users); right "
         "only by the candidate {better}, only by the live model {worse}: {verdict} "
-        "(sign test, p = {p_worse} that it is worse)",
+        "(exact paired test, p = {p_worse} that it is more than a point worse)",
         "zh": "把关：在两个模型都没训练过的同一批 {n} 个问题上（{held_out} 个为交叉验证保留的问题，"
         "{rated} 个为用户评价过的问题），候选模型答对 {candidate}，当前模型答对 {live}；"
         "只有候选模型答对 {better} 个，只有当前模型答对 {worse} 个：{verdict}"
-        "（符号检验，候选模型更差的 p = {p_worse}）",
+        "（精确配对检验，候选模型差一个百分点以上的 p = {p_worse}）",
     },
     "gate_better": {"en": "significantly better", "zh": "明显更好"},
     "gate_same": {"en": "no significant difference", "zh": "没有明显差别"},
-    "gate_worse": {"en": "significantly worse", "zh": "明显更差"},
+    "gate_worse": {
+        "en": "significantly worse (by more than a point)",
+        "zh": "明显更差（差一个百分点以上）",
+    },
     "gate_no_live_model": {
         "en": "gate: no live model to compare with",
         "zh": "把关：没有可比较的当前模型",
@@ -297,9 +300,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "新模型 {version} 已上线（强制）。",
     },
     "retrain_not_promoted": {
-        "en": "Model {version} was NOT promoted: it is significantly worse than the live model. "
+        "en": "Model {version} was NOT promoted: it is significantly worse than the live model "
+        "(by more than a point). "
         "The live model keeps serving; /retrain force promotes anyway.",
-        "zh": "模型 {version} 没有上线：它明显比当前模型差。当前模型继续服务；"
+        "zh": "模型 {version} 没有上线：它明显比当前模型差（一个百分点以上）。当前模型继续服务；"
         "/retrain force 可以强制上线。",
     },
     "report_cut": {

@@ -6,6 +6,7 @@ held out, and a poisoned candidate is blocked."""
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from bot.app.gate import (
     NO_LIVE_MODEL,
     SAME,
     WORSE,
+    binomial_tail,
     compare,
     describe,
     paired_outcomes,
@@ -60,6 +62,13 @@ def test_the_sign_test_is_exact() -> None:
     assert sign_test(0, 10) == pytest.approx(1 / 1024)
     assert sign_test(2, 8) == pytest.approx(56 / 1024)  # P(X >= 8), X ~ Bin(10, 1/2)
     assert sign_test(5, 5) == pytest.approx(638 / 1024)
+    # With a margin, a discordant question goes against the worse side more often under the
+    # null hypothesis: 1/2 + 0.01 * 100 / (2 * 20) = 0.525 here.
+    exact = sum(math.comb(20, k) * 0.525**k * 0.475 ** (20 - k) for k in range(14, 21))
+    assert sign_test(6, 14, n=100, margin=0.01) == pytest.approx(exact)
+    # Thousands of questions: no overflow, and the tail of a fair coin is one half at the mean.
+    assert sign_test(1500, 1500) == pytest.approx(0.5, abs=0.01)
+    assert binomial_tail(3, 2, 0.5) == 0.0 and binomial_tail(0, 5, 0.3) == 1.0
 
 
 def test_a_clearly_better_candidate_is_better() -> None:
@@ -73,7 +82,7 @@ def test_a_clearly_better_candidate_is_better() -> None:
 def test_a_clearly_worse_candidate_is_worse() -> None:
     candidate, live = judged("a", 200, candidate=set(range(150)), live=set(range(180)))
     comparison = verdict_of(candidate, live)
-    assert comparison.verdict == WORSE and comparison.p_worse < 1e-8
+    assert comparison.verdict == WORSE and comparison.p_worse < 1e-6
 
 
 def test_equal_models_are_the_same() -> None:
@@ -88,7 +97,18 @@ def test_a_difference_within_noise_is_not_significant() -> None:
     candidate, live = judged("a", 100, candidate={*range(60), *range(80, 88)}, live=set(range(72)))
     comparison = verdict_of(candidate, live)
     assert (comparison.candidate_only, comparison.live_only) == (8, 12)
-    assert comparison.verdict == SAME and 0.2 < comparison.p_worse < 0.3
+    assert comparison.verdict == SAME and comparison.p_worse > 0.2
+
+
+def test_a_point_worse_is_within_the_margin_five_points_worse_is_not() -> None:
+    a_point = judged("a", 1000, candidate={*range(700), *range(900, 920)}, live=set(range(730)))
+    comparison = verdict_of(*a_point)
+    assert (comparison.candidate_only, comparison.live_only) == (20, 30)
+    assert comparison.verdict == SAME  # the sign test alone says p = 0.10
+    five = judged("a", 1000, candidate={*range(650), *range(900, 940)}, live=set(range(740)))
+    comparison = verdict_of(*five)
+    assert (comparison.candidate_only, comparison.live_only) == (40, 90)
+    assert comparison.verdict == WORSE
 
 
 def test_only_questions_both_held_out_under_the_same_answer_are_paired() -> None:
