@@ -432,12 +432,15 @@ class LearningRecords:
 
 
 class ReviewQueue(Sequence[ReviewItem]):
-    """The review items, most instructive first, as the child process built them: each item is
-    unpickled when asked for, so a 20,000-item queue costs this process (and its event loop)
-    little more than the one item shown."""
+    """The review items, most instructive first, as the child process built them: pickled one
+    after another in one string, each unpickled when asked for, so a 20,000-item queue reaches
+    this process as three objects, and costs it (and its event loop) little more than the one
+    item shown."""
 
     def __init__(self, items: Sequence[ReviewItem], similar_computed: int = 0) -> None:
-        self._items = [pickle.dumps(item, pickle.HIGHEST_PROTOCOL) for item in items]
+        pickled = [pickle.dumps(item, pickle.HIGHEST_PROTOCOL) for item in items]
+        self._pickled = b"".join(pickled)
+        self._ends = np.cumsum([len(item) for item in pickled], dtype=np.int64)
         ids = sorted((i, n) for n, item in enumerate(items) for i in item.exchange_ids)
         self._exchange_ids = np.array([i for i, _ in ids], dtype=np.int64)
         self._positions = np.array([n for _, n in ids], dtype=np.int64)
@@ -446,7 +449,7 @@ class ReviewQueue(Sequence[ReviewItem]):
         self.similar_computed = similar_computed
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._ends)
 
     @overload
     def __getitem__(self, index: int) -> ReviewItem: ...
@@ -454,8 +457,12 @@ class ReviewQueue(Sequence[ReviewItem]):
     def __getitem__(self, index: slice) -> list[ReviewItem]: ...
     def __getitem__(self, index: int | slice) -> ReviewItem | list[ReviewItem]:
         if isinstance(index, slice):
-            return [pickle.loads(item) for item in self._items[index]]
-        return cast(ReviewItem, pickle.loads(self._items[index]))
+            return [self._item(n) for n in range(len(self))[index]]
+        return self._item(range(len(self))[index])  # IndexError past the end, as a list's
+
+    def _item(self, n: int) -> ReviewItem:
+        start = int(self._ends[n - 1]) if n else 0
+        return cast(ReviewItem, pickle.loads(memoryview(self._pickled)[start : self._ends[n]]))
 
     def group_of(self, exchange_id: int) -> ReviewItem | None:
         """The item holding this exchange, if queued."""
