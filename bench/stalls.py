@@ -52,6 +52,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot.app.app import BUNDLED_PAIRS, App  # noqa: E402
+from bot.run import tune_garbage_collector  # noqa: E402
 from bot.settings import Settings  # noqa: E402
 from bot.storage.store import ChatInfo, ExchangeRecord, Store, UserInfo, upgrade_database  # noqa: E402
 from bot.telegram.application import build_application  # noqa: E402
@@ -316,6 +317,7 @@ async def run_bench(args: argparse.Namespace) -> dict[str, Any]:
         app = App(settings, store)
         await app.start()
         application = build_application(app)
+        tune_garbage_collector()  # as `qabot run` does once started
         ticker = Ticker()
         ticking = asyncio.create_task(ticker.run())
         stop, replies = asyncio.Event(), list[float]()
