@@ -164,13 +164,15 @@ def _cosines(x: sparse.csr_matrix, i: np.ndarray, j: np.ndarray) -> np.ndarray:
 class SimilarWordings:
     """similar_pairs of wordings in a featurizer's space, remembered between calls: while the
     model stays the same and no new wording comes (a review decision only removes some), the
-    pairs of the wordings asked are taken from the last computation."""
+    pairs of the wordings asked are taken from the last computation; when new wordings come,
+    only they are featurized (the rows of the others are kept, for the wordings last asked)."""
 
     def __init__(self, threshold: float) -> None:
         self.threshold = threshold
         self._lock = threading.Lock()
         self._featurizer: Featurizer | None = None
-        self._index: dict[str, int] = {}  # wording key -> its row in the pairs below
+        self._index: dict[str, int] = {}  # wording key -> its row in the features and pairs
+        self._features: Any = None  # the feature rows of the wordings last asked
         self._pairs = (np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64))
         self.computed = 0  # how many times the pairs were computed (rather than remembered)
 
@@ -180,11 +182,12 @@ class SimilarWordings:
         """(earlier, later) positions in keys of the similar wordings (keys name the wordings:
         the same key, the same wording)."""
         with self._lock:
-            if featurizer is not self._featurizer or any(k not in self._index for k in keys):
-                self._pairs = similar_pairs(
-                    featurizer.transform(wordings), self.threshold, len(featurizer.words)
-                )
-                self._featurizer, self._index = featurizer, {k: n for n, k in enumerate(keys)}
+            if featurizer is not self._featurizer:
+                self._featurizer, self._index, self._features = featurizer, {}, None
+            if self._features is None or any(k not in self._index for k in keys):
+                self._features = self._feature_rows(keys, wordings, featurizer)
+                self._pairs = similar_pairs(self._features, self.threshold, len(featurizer.words))
+                self._index = {k: n for n, k in enumerate(keys)}
                 self.computed += 1
             index, (a, b) = self._index, self._pairs
         # Rows of the last computation -> positions now (-1: no longer there).
@@ -194,3 +197,19 @@ class SimilarWordings:
         present = (a >= 0) & (b >= 0)
         a, b = a[present], b[present]
         return np.minimum(a, b), np.maximum(a, b)
+
+    def _feature_rows(
+        self, keys: Sequence[str], wordings: Sequence[str], featurizer: Featurizer
+    ) -> sparse.csr_matrix:
+        """The feature rows of the wordings, in order: those of the last call kept, the new
+        ones featurized."""
+        from scipy import sparse
+
+        new = [n for n, key in enumerate(keys) if key not in self._index]
+        rows = sparse.csr_matrix(featurizer.transform([wordings[n] for n in new]))
+        if len(new) == len(keys):
+            return rows
+        # Row of each wording in [kept rows; new rows].
+        at = np.array([self._index.get(key, -1) for key in keys], dtype=np.int64)
+        at[new] = self._features.shape[0] + np.arange(len(new))
+        return sparse.vstack([self._features, rows], format="csr")[at]

@@ -8,6 +8,7 @@ import random
 import re
 import shutil
 import tracemalloc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +148,35 @@ def test_similar_pairs_work_is_linear_in_the_queue(
         similar_pairs(featurizer.transform(texts), SIMILAR_QUESTIONS, len(featurizer.words))
     assert compared[0] > 1_000
     assert compared[1] < 2.3 * compared[0], compared
+
+
+class CountingFeaturizer:
+    """A featurizer that counts the texts it featurizes."""
+
+    def __init__(self, featurizer: Featurizer) -> None:
+        self.featurizer = featurizer
+        self.words = featurizer.words
+        self.featurized: list[int] = []
+
+    def transform(self, texts: Sequence[str]) -> Any:
+        self.featurized.append(len(texts))
+        return self.featurizer.transform(texts)
+
+
+def test_similar_wordings_featurize_only_new_wordings(featurizer: Featurizer) -> None:
+    counting = CountingFeaturizer(featurizer)
+    similar = SimilarWordings(SIMILAR_QUESTIONS)
+    texts = made_up_questions(300, seed=6)
+    similar.pairs(texts, texts, counting)
+    # A decided wording leaves, a new one comes: one text featurized, the pairs computed again.
+    later = [*texts[1:150], "how do i change my wifi password", *texts[150:]]
+    pairs = similar.pairs(later, later, counting)
+    assert counting.featurized == [300, 1] and similar.computed == 2
+    afresh = SimilarWordings(SIMILAR_QUESTIONS).pairs(later, later, featurizer)
+    assert len(pairs[0]) > 5
+    assert sorted(zip(*(p.tolist() for p in pairs), strict=True)) == sorted(
+        zip(*(p.tolist() for p in afresh), strict=True)
+    )
 
 
 async def test_review_grouping_memory_is_linear_in_the_queue(app: App) -> None:
