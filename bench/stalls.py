@@ -73,6 +73,7 @@ class CommandFigures:
     longest_stall_ms: float
     p99_stall_ms: float
     cpu_seconds: float
+    child_cpu_seconds: float  # the bot's child processes (review queue, exports, model)
     peak_rss_growth_mb: float
     user_replies: int
     # During the longest stall: CPU of the loop's thread, of the whole process; longest GC pause.
@@ -229,12 +230,24 @@ async def chat(tg: TelegramThread, user: FakeUser, questions: list[str], stop: a
         n += 1
 
 
+def children_cpu(process: psutil.Process) -> float:
+    """CPU seconds of the process's children alive now."""
+    total = 0.0
+    for child in process.children(recursive=True):
+        try:
+            times = child.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 async def measure(
     name: str, run: Awaitable[Any], ticker: Ticker, replies: list[float]
 ) -> CommandFigures:
     process = psutil.Process()
     loop = asyncio.get_running_loop()
-    cpu = process.cpu_times()
+    cpu, child_cpu = process.cpu_times(), children_cpu(process)
     rss = process.memory_info().rss
     ticker.peak_rss = rss
     start, wall, answered = loop.time(), time.perf_counter(), len(replies)
@@ -248,6 +261,7 @@ async def measure(
         longest_stall_ms=round(longest.stall * 1000, 1),
         p99_stall_ms=round(ticks[min(len(ticks) - 1, int(len(ticks) * 0.99))].stall * 1000, 1),
         cpu_seconds=round(cpu_end.user + cpu_end.system - cpu.user - cpu.system, 2),
+        child_cpu_seconds=round(children_cpu(process) - child_cpu, 2),
         peak_rss_growth_mb=round(max(0, ticker.peak_rss - rss) / 2**20, 1),
         user_replies=len(replies) - answered,
         stall_loop_cpu_ms=round(longest.loop_cpu * 1000, 1),
@@ -363,7 +377,7 @@ def print_table(result: dict[str, Any]) -> None:
     )
     header = (
         f"{'command':<24} {'wall s':>7} {'longest stall ms':>17} {'p99 stall ms':>13} "
-        f"{'CPU s':>6} {'peak RSS +MB':>13} {'user replies':>13} "
+        f"{'CPU s':>6} {'child CPU s':>12} {'peak RSS +MB':>13} {'user replies':>13} "
         f"{'stall: loop CPU ms':>19} {'process CPU ms':>15} {'longest GC ms':>14}"
     )
     print(header)
@@ -371,7 +385,7 @@ def print_table(result: dict[str, Any]) -> None:
     for f in result["commands"]:
         print(
             f"{f['command']:<24} {f['seconds']:>7.2f} {f['longest_stall_ms']:>17.1f} "
-            f"{f['p99_stall_ms']:>13.1f} {f['cpu_seconds']:>6.2f} "
+            f"{f['p99_stall_ms']:>13.1f} {f['cpu_seconds']:>6.2f} {f['child_cpu_seconds']:>12.2f} "
             f"{f['peak_rss_growth_mb']:>13.1f} {f['user_replies']:>13} "
             f"{f['stall_loop_cpu_ms']:>19.1f} {f['stall_process_cpu_ms']:>15.1f} "
             f"{f['longest_gc_ms']:>14.1f}"
