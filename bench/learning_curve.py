@@ -130,6 +130,7 @@ def day_figures(day: Day, other: Day | None) -> dict[str, Any]:
         "replies_during_training": day.replies_during_training,
         "slow_replies_during_training": day.slow_replies_during_training,
         "max_reply_ms_during_training": day.max_reply_ms_during_training,
+        "slow_replies_otherwise": day.slow_replies_otherwise,
         "random_in_scope_accuracy": random_live.in_scope_accuracy if random_live else None,
         "random_oos_recall": random_live.oos_recall if random_live else None,
         "random_labels": other.labels if other else None,
@@ -171,6 +172,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         if d["gate_promoted"]
     ]
     slow = sum(d["slow_replies_during_training"] for d in days)
+    slow_otherwise = sum(d["slow_replies_otherwise"] for d in days)
+    asked = sum(d["asked"] for d in days)
     during = sum(d["replies_during_training"] for d in days)
     return {
         "points_below_full_data": None if full is None else 100 * (full - accuracy),
@@ -181,6 +184,8 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
         "worst_promoted_points": 100 * min(promoted) if promoted else None,
         "slow_replies_during_training": slow,
         "replies_during_training": during,
+        "slow_replies_otherwise": slow_otherwise,
+        "replies_otherwise": asked - during,
     }
 
 
@@ -215,7 +220,8 @@ def print_targets(found: dict[str, Any]) -> None:
     slow, during = found["slow_replies_during_training"], found["replies_during_training"]
     print(
         f"  replies over {SLOW_REPLY_MS:.0f} ms while a model trained: {slow} of {during} "
-        f"({check(slow == 0)})"
+        f"({check(slow == 0)}); with no training running: {found['slow_replies_otherwise']} "
+        f"of {found['replies_otherwise']}"
     )
 
 

@@ -166,6 +166,8 @@ class Day:
     replies_during_training: int = 0
     slow_replies_during_training: int = 0
     max_reply_ms_during_training: float = 0.0
+    # The same for the other replies: what a loaded machine costs without any training.
+    slow_replies_otherwise: int = 0
 
     @property
     def gate_right(self) -> bool | None:
@@ -302,6 +304,8 @@ class Deployment:
             day.replies_during_training += 1
             day.slow_replies_during_training += waited_ms > SLOW_REPLY_MS
             day.max_reply_ms_during_training = max(day.max_reply_ms_during_training, waited_ms)
+        else:
+            day.slow_replies_otherwise += waited_ms > SLOW_REPLY_MS
         day.asked += 1
         truth = answer_key(question.answer) if question.answer else None
         if not reply.fallback:
