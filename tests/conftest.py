@@ -4,19 +4,24 @@ once per test session on the bundled Q&A set (each test gets its own copy of it)
 from __future__ import annotations
 
 import asyncio
+import functools
+import multiprocessing
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import hypothesis
 import pytest
 from sqlalchemy.engine import make_url
 from telegram.ext import Application
 
 from bot.app.app import BUNDLED_PAIRS, App
+from bot.app.workers import ChildWorker
 from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from bot.telegram.application import build_application
@@ -44,6 +49,62 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
     values.update(overrides)
     # Settings reads the environment too; explicit values win over it.
     return Settings(**values, _env_file=None)
+
+
+# Hypothesis fails an example that takes longer than 200 ms by default: on a busy machine a
+# wall-clock limit fails tests that are right.
+hypothesis.settings.register_profile("qabot", deadline=None)
+hypothesis.settings.load_profile("qabot")
+
+
+class SharedChildProcess:
+    """One child process for every app of the test session (see shared_child_worker)."""
+
+    def __init__(self) -> None:
+        self.pool: ProcessPoolExecutor | None = None
+
+    def executor(self) -> ProcessPoolExecutor:
+        if self.pool is None or self.pool._broken:  # a test killed it: a new one
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        return self.pool
+
+    def shutdown(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+@pytest.fixture(scope="session")
+def shared_child_process() -> Iterator[SharedChildProcess]:
+    shared = SharedChildProcess()
+    yield shared
+    shared.shutdown()
+
+
+@pytest.fixture(autouse=True)
+def shared_child_worker(
+    monkeypatch: pytest.MonkeyPatch, shared_child_process: SharedChildProcess
+) -> None:
+    """Every app's heavy work (review queue, exports) runs in one child process of the test
+    session, still a separate process started with 'spawn' as in the bot: starting one per app
+    (a fresh interpreter importing the store and the learning loop) cost most tests more CPU
+    than the rest of the test. What the child remembers is keyed by the model's files, which
+    each test has its own copy of."""
+    monkeypatch.setattr(ChildWorker, "_executor", lambda worker: shared_child_process.executor())
+    # An app stops: the child stays for the next test's.
+    monkeypatch.setattr(ChildWorker, "close", lambda worker: None)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def one_tls_context() -> Iterator[None]:
+    """Every HTTP client of the session shares one TLS context. httpx builds one per client,
+    reading the whole certificate bundle each time (tens of milliseconds of CPU; a bot and its
+    fake Bot API make a few clients per test), and the tests only speak plain HTTP to
+    127.0.0.1."""
+    from httpx._transports import default
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(default, "create_ssl_context", functools.cache(default.create_ssl_context))
+        yield
 
 
 @pytest.fixture(scope="session")

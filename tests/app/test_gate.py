@@ -242,6 +242,13 @@ def in_former_holdout(question: str) -> bool:
     return hashlib.sha1(match_key(question).encode("utf-8")).digest()[0] * 100 // 256 < 10
 
 
+# Two real training runs in child processes: the PostgreSQL run is `slow`, the SQLite one is
+# the fast tests' retraining through the App.
+@pytest.mark.parametrize(
+    "database_url",
+    ["sqlite", pytest.param("postgresql", marks=[pytest.mark.postgres, pytest.mark.slow])],
+    indirect=True,
+)
 async def test_retraining_serves_a_model_of_every_pair_and_blocks_a_poisoned_one(
     settings, store
 ) -> None:

@@ -179,6 +179,7 @@ def test_similar_wordings_featurize_only_new_wordings(featurizer: Featurizer) ->
     )
 
 
+@pytest.mark.slow  # 4,500 questions queued and grouped: seconds of CPU
 async def test_review_grouping_memory_is_linear_in_the_queue(app: App) -> None:
     """Twice the queue, about twice the memory (comparing every pair took four times). Measured
     on the grouping function itself, here (the bot runs it in its child process)."""

@@ -92,6 +92,7 @@ async def test_answers_come_from_the_model_process(app: App, questions: list[str
     assert TOKEN not in str(psutil.Process(process.pid).environ())
 
 
+@pytest.mark.slow  # starts the model process again and again
 async def test_killed_model_process_is_restarted_and_no_question_goes_unanswered(
     app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -147,6 +148,7 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
     assert len(read_on) == 2 and loop_thread not in read_on
 
 
+@pytest.mark.slow  # starts the model process again and again
 async def test_hung_model_process_is_killed_and_its_questions_answered_here(
     app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -169,6 +171,7 @@ async def test_hung_model_process_is_killed_and_its_questions_answered_here(
     assert await replies(app, questions) == got
 
 
+@pytest.mark.slow  # starts the model process again and again
 async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_process(
     app: App,
     questions: list[str],
@@ -194,6 +197,7 @@ async def test_a_failed_restart_is_tried_again_and_the_model_served_by_the_proce
     assert not process.gave_up
 
 
+@pytest.mark.slow  # starts the model process again and again
 async def test_after_repeated_crashes_the_bot_answers_in_its_own_process(
     app: App, questions: list[str], caplog: pytest.LogCaptureFixture
 ) -> None:
