@@ -276,7 +276,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "（精确配对检验，候选模型差一个百分点以上的 p = {p_worse}）",
     },
     "gate_better": {"en": "significantly better", "zh": "明显更好"},
-    "gate_same": {"en": "no significant difference", "zh": "没有明显差别"},
+    "gate_same": {"en": "not significantly worse", "zh": "没有明显更差"},
     "gate_worse": {
         "en": "significantly worse (by more than a point)",
         "zh": "明显更差（差一个百分点以上）",
