@@ -427,13 +427,14 @@ def cross_validation_folds(
         n_unknown = max(1, round(len(keys) * UNKNOWN_ANSWER_SHARE))
     fold_of: dict[int, int] = {}
     for key, rows in rows_of.items():
-        rows = sorted(rows, key=lambda row: _stable_order(pairs[row], seed))
         if key and len(rows) < 2:
             continue
         if n_folds == 1:
+            rows = sorted(rows, key=lambda row: _stable_order(pairs[row], seed))
             count = int(len(rows) * SINGLE_FOLD_SHARE)
             fold_of.update(dict.fromkeys(rows[:count], 0))
         else:
+            rows = rng.permutation(rows).tolist()
             offset = int(rng.integers(n_folds))
             fold_of.update({row: (j + offset) % n_folds for j, row in enumerate(rows)})
     folds = []
@@ -454,9 +455,10 @@ def cross_validation_folds(
 
 
 def _stable_order(pair: QAPair, seed: int) -> bytes:
-    """A question's place among its answer's questions when they are dealt to folds: by a hash,
-    not drawn at random, so that two versions of a growing training set mostly hold out the same
-    questions (the promotion gate compares versions on those, bot/app/gate.py)."""
+    """A question's place among its answer's questions when they are dealt to the single fold of
+    a large set: by a hash, not drawn at random, so that two versions of a growing training set
+    mostly hold out the same questions (the promotion gate compares versions on those,
+    bot/app/gate.py). With several folds every question is held out once whatever the order."""
     return hashlib.sha1(f"{seed}:{match_key(pair.question)}".encode()).digest()
 
 
