@@ -8,7 +8,6 @@ whose question neither version was trained on (answered by the two served models
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -31,22 +30,15 @@ BETTER, SAME, WORSE = "better", "same", "worse"
 
 
 def binomial_tail(successes: int, trials: int, p: float) -> float:
-    """P(X >= successes) for X ~ Binomial(trials, p), summed in log space (exact to rounding,
-    for thousands of trials)."""
-    if successes <= 0:
-        return 1.0
-    if successes > trials or p <= 0.0:
+    """P(X >= successes) for X ~ Binomial(trials, p); p may pass 1 (a margin on few questions)."""
+    if successes > trials:
         return 0.0
     if p >= 1.0:
         return 1.0
-    log_p, log_q = math.log(p), math.log1p(-p)
-    log_n = math.lgamma(trials + 1)
-    terms = [
-        log_n - math.lgamma(k + 1) - math.lgamma(trials - k + 1) + k * log_p + (trials - k) * log_q
-        for k in range(successes, trials + 1)
-    ]
-    top = max(terms)
-    return min(1.0, math.exp(top) * sum(math.exp(t - top) for t in terms))
+    # Imported here: scipy.stats takes about a second to import, and only /retrain needs it.
+    from scipy.stats import binom
+
+    return float(binom.sf(successes - 1, trials, p))
 
 
 def sign_test(wins: int, losses: int, n: int = 0, margin: float = 0.0) -> float:
