@@ -80,9 +80,7 @@ MIN_STEPS_PER_EPOCH = 20
 MIN_BATCH_SIZE = 16
 MIN_TRAINING_STEPS = 200
 # From this many training questions on, n-grams seen in one question only are dropped
-# (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts. (Dropping also the
-# character n-grams found in over 10 % of the questions saves a third of the features of a
-# question but cost 0.4-0.5 points of accuracy on CLINC150.)
+# (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts.
 MIN_PAIRS_FOR_PRUNING = 2000
 LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 # Score of the classes the linear model never saw in training (far below any other score).
@@ -95,33 +93,7 @@ DATA_REFUSED = 2
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Tuning knobs. Defaults measured on CLINC150 validation (seeds differ by about 0.4 points):
-    more than 4 epochs overfit; dropout 0.5 and no label smoothing did best; 512 hidden units,
-    word trigrams, ensembles (2-3 members of 128 or 256 units averaged), or dropping 20-60 % of
-    each question's n-grams in training (with 4-8 epochs) did not do better; nor did character
-    n-grams of 1-6 or 2-5 characters instead of 1-5; nor did a cosine or linear learning-rate
-    decay, batches of 128 or 512, dropout 0.35 or 0.6, a second hidden layer, digits folded into
-    one symbol, or extra blocks of stemmed words, skip-bigrams or in-word character n-grams;
-    nor (2 seeds each, within ±0.1 point) each answer's text as an extra question, random-swap
-    augmentation (which also doubles training time), out-of-scope questions repeated 5x, min_df
-    1 or 3, learning rates 3e-3 or 6e-3, or a third member in the answer blend (complement or
-    multinomial naive Bayes, an SVM on word-only or character-only features). Nor (2 seeds,
-    within -0.3..+0.2): self-distillation of the network from its own or the blend's
-    probabilities, a nearest-centroid or k-NN member in the blend, weight averaging (epochs 3-4,
-    or SWA over the last epoch), logistic regression instead of or beside the SVM, a ridge
-    classifier (-1.5), blending in log space, mixup of feature rows; a Crammer-Singer SVM gained
-    0.15 points on both seeds, within seed noise, for 3-4x the SVM's training time. Fewer hidden
-    units would speed up serving, but cost accuracy: 192 units -0.3 points, 128 units -0.7.
-    A word CNN (embeddings from scratch, kernels of 1-3 words, 6 epochs: 90.8 % top-1 alone)
-    as a third member of the answer blend (shares 0.2-0.4) gained 0.3 points, within seed
-    noise, for about 40 s more training and a convolution to serve.
-
-    A linear SVM on the same features, blended with the network to choose the answer (the
-    network alone still decides whether to answer), raised in-scope accuracy at the rule from
-    92.5 % to 92.9 % (4 seeds; top-1 92.9 % -> 93.6 %) for about 20 s more of training on one
-    core (it trains beside the network). Blended for the fallback rule too it did no better: its
-    confidence separates out-of-scope questions worse than the network's.
-    """
+    """Tuning knobs. Their defaults, and what was tried against them: decision 0006."""
 
     hidden_units: int = 256
     epochs: int = 4
@@ -136,11 +108,10 @@ class TrainConfig:
     features: FeatureSpec | None = None
     # Weight of the linear model in the answer probabilities (0: network only). It needs
     # validation data for its temperature, so sets trained without any use the network only.
-    # (Shares 0.4-0.6 did equally well; C 0.5 did 0.1-0.3 points worse, C 0.2 worse still.)
     linear_share: float = 0.5
     linear_c: float = 1.0
     # Passes of the SVM's solver (scikit-learn's default: 1000): its answers settle long before
-    # its own tolerance is met (on CLINC150, 50 passes gave the same figures, 10 % less CPU).
+    # its own tolerance is met.
     linear_max_iter: int = 50
     # The bundled out-of-scope questions (model/negatives.py) join data with fewer out-of-scope
     # questions of its own than this (0: never) ...
