@@ -1,15 +1,17 @@
 """/review's grouping of similar wordings on a full queue: CPU, memory, and how far its groups
 are from those of comparing every pair.
 
-    .venv/bin/python bench/review_grouping.py [--queue 20000] [--train F] [--questions F]...
+    .venv/bin/python bench/review_grouping.py [--queue 20000] [--train F]... [--questions F]...
         [--no-check]
 
 The queue: `--queue` distinct questions of the `--questions` files (in order), else made up as
 bench/stalls.py makes them; the features: those of a featurizer fitted on the `--train`
-questions (default: the bundled set), as the model's. It prints the CPU of featurizing and of
-finding the similar pairs (bot/app/similarity.py), the peak memory traced while finding them,
-and the groups; then, unless --no-check, the similar pairs found by comparing every pair (in
-blocks of rows: minutes) and how many wordings land in a different group.
+questions (default: the bundled set), as the model's; jieba's dictionary is read beforehand
+when its vocabulary holds Chinese words, as loading such a model does. It prints the CPU of
+featurizing and of finding the similar pairs (bot/app/similarity.py), the peak memory traced
+while finding them, and the groups; then, unless --no-check, the similar pairs found by
+comparing every pair (in blocks of rows: minutes) and how many wordings land in a different
+group.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from bench.stalls import queue_questions  # noqa: E402
 from bot.app.app import BUNDLED_PAIRS  # noqa: E402
 from bot.app.learning import SIMILAR_QUESTIONS, ReviewItem, merge_similar  # noqa: E402
 from bot.app.similarity import similar_pairs  # noqa: E402
+from model.chinese import segmenter  # noqa: E402
 from model.datasets import read_pairs  # noqa: E402
 from model.text import Featurizer  # noqa: E402
 from model.train import LARGE_SET_FEATURES, MIN_PAIRS_FOR_PRUNING  # noqa: E402
@@ -64,15 +67,17 @@ def groups_of(questions: list[str], pairs: Pairs) -> dict[str, str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--queue", type=int, default=20_000)
-    parser.add_argument("--train", type=Path, default=BUNDLED_PAIRS)
+    parser.add_argument("--train", type=Path, action="append", default=[])
     parser.add_argument("--questions", type=Path, action="append", default=[])
     parser.add_argument("--no-check", action="store_true", help="skip comparing every pair")
     args = parser.parse_args()
-    train = [p.question for p in read_pairs(args.train)]
+    train = [p.question for f in args.train or [BUNDLED_PAIRS] for p in read_pairs(f)]
     spec = LARGE_SET_FEATURES if len(train) >= MIN_PAIRS_FOR_PRUNING else None
     featurizer = Featurizer.fit(train, spec)
     questions = queue_questions(args.queue, args.questions)
     featurizer.transform(questions[:10])  # imports out of the figures
+    if featurizer.cuts_chinese:
+        segmenter()  # jieba's dictionary, read when such a model is loaded
 
     started = time.process_time()
     features = featurizer.transform(questions)

@@ -41,18 +41,18 @@ def segmenter() -> jieba.Tokenizer:
         return _segmenter
 
 
-def segment_chinese(word: str) -> list[str]:
+def segment_chinese(word: str, *, cut_runs: bool = True) -> list[str]:
     """The words of a word (a run of letters and digits, no spaces): its Chinese runs cut into
-    dictionary words (jieba, without its HMM guesser of unknown words), the rest kept whole."""
+    dictionary words (jieba, without its HMM guesser of unknown words), the rest kept whole.
+    Without cut_runs, each Chinese run is one word (jieba is not asked)."""
     parts = _CHINESE_RUN.split(word)
     if len(parts) == 1:
         return [word]
-    cut = segmenter().lcut
     tokens: list[str] = []
     # split() with a group alternates: other text, Chinese run, other text, ...
     for i, part in enumerate(parts):
         if i % 2:
-            tokens += cut(part, HMM=False)
+            tokens += segmenter().lcut(part, HMM=False) if cut_runs else [part]
         elif part:
             tokens.append(part)
     return tokens

@@ -93,11 +93,12 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).casefold())
 
 
-def _word_tokens(words: list[str], spec: FeatureSpec) -> list[str]:
-    """The words of word n-grams: words that hold Chinese characters are segmented."""
+def _word_tokens(words: list[str], spec: FeatureSpec, cut_runs: bool = True) -> list[str]:
+    """The words of word n-grams: words that hold Chinese characters are segmented (their
+    Chinese runs kept whole without cut_runs)."""
     if not spec.chinese_words or not any(map(has_chinese, words)):
         return words
-    return [token for word in words for token in segment_chinese(word)]
+    return [token for word in words for token in segment_chinese(word, cut_runs=cut_runs)]
 
 
 # Joins the words of a batch's texts into one list: no word or known n-gram contains it.
@@ -227,6 +228,10 @@ class Featurizer:
             raise ValueError("character n-gram keys must be sorted and unique")
         self._char_table = KeyTable(self.char_keys)
         self.idf = np.asarray(idf, dtype=np.float32)
+        # Only a vocabulary with Chinese words needs jieba: in any other, every n-gram holding a
+        # Chinese word is unknown however its run is cut (one word or several, each a Chinese
+        # piece), so the runs are kept whole, and no time goes to jieba or its dictionary.
+        self.cuts_chinese = spec.chinese_words and any(map(has_chinese, self.words))
 
     @property
     def size(self) -> int:
@@ -315,7 +320,12 @@ class Featurizer:
         """(row, column) of every occurrence of a known n-gram in texts, as int32 arrays (the
         index type scipy would otherwise convert to)."""
         words_per_text = [_words(text) for text in texts]
-        tokens_per_text = [_word_tokens(words, self.spec) for words in words_per_text]
+        # One search for the batch's words (NFKC can make CJK ideographs) rather than one a word.
+        if has_chinese(_TEXT_BREAK.join(chain.from_iterable(words_per_text))):
+            cut = self.cuts_chinese
+            tokens_per_text = [_word_tokens(words, self.spec, cut) for words in words_per_text]
+        else:
+            tokens_per_text = words_per_text
         word_rows, grams = _word_ngrams(tokens_per_text, self.spec)
         # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
         word_cols = np.fromiter(map(self._word_index.get, grams, repeat(-1)), np.int64, len(grams))
@@ -356,6 +366,6 @@ class Featurizer:
         """The saved featurizer, with jieba's dictionary loaded now if its vocabulary holds
         Chinese words: loading a model, not answering the first Chinese question, pays for it."""
         featurizer = cls.from_json(json.loads(path.read_text(encoding="utf-8")))
-        if featurizer.spec.chinese_words and any(map(has_chinese, featurizer.words)):
+        if featurizer.cuts_chinese:
             segmenter()
         return featurizer

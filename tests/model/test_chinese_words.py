@@ -86,3 +86,26 @@ def test_loading_a_chinese_model_loads_the_dictionary_silently(tmp_path) -> None
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     # The one line printed is the test's own: jieba wrote nothing to stdout.
     assert done.stdout == "True\n"
+
+
+def test_a_vocabulary_without_chinese_words_keeps_runs_whole_with_the_same_features() -> None:
+    featurizer = Featurizer.fit(["reset my password", "reset password", "where is my order"])
+    assert not featurizer.cuts_chinese
+    # A run between two English words is a word of its own: no bigram joins them across it.
+    texts = ["password忘了怎么办", "我的password", "reset 我 password", "my 研究生命 order", "⼀"]
+    whole = featurizer.transform(texts)
+    featurizer.cuts_chinese = True
+    cut = featurizer.transform(texts)
+    assert whole.nnz > 0 and (whole != cut).nnz == 0
+
+
+def test_an_english_model_never_loads_jieba_for_chinese_questions(tmp_path) -> None:
+    path = tmp_path / "features.json"
+    Featurizer.fit(["reset my password", "where is my order"]).save(path)
+    code = (
+        "import sys; from pathlib import Path; from model.text import Featurizer; "
+        f"Featurizer.load(Path({str(path)!r})).transform(['我的password忘了']); "
+        "print('jieba' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout == "False\n"
