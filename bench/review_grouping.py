@@ -9,7 +9,8 @@ bench/stalls.py makes them; the features: those of a featurizer fitted on the `-
 questions (default: the bundled set), as the model's; jieba's dictionary is read beforehand
 when its vocabulary holds Chinese words, as loading such a model does. It prints the CPU of
 featurizing and of finding the similar pairs (bot/app/similarity.py), the peak memory traced
-while finding them, and the groups; then, unless --no-check, the similar pairs found by
+while finding them, and the groups (review items built and merged), with the garbage collector
+paused as the child process pauses it; then, unless --no-check, the similar pairs found by
 comparing every pair (in blocks of rows: minutes) and how many wordings land in a different
 group.
 """
@@ -29,7 +30,12 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stalls import queue_questions  # noqa: E402
 from bot.app.app import BUNDLED_PAIRS  # noqa: E402
-from bot.app.learning import SIMILAR_QUESTIONS, ReviewItem, merge_similar  # noqa: E402
+from bot.app.learning import (  # noqa: E402
+    SIMILAR_QUESTIONS,
+    ReviewItem,
+    collector_paused,
+    merge_similar,
+)
 from bot.app.similarity import similar_pairs  # noqa: E402
 from model.chinese import segmenter  # noqa: E402
 from model.datasets import read_pairs  # noqa: E402
@@ -79,13 +85,14 @@ def main() -> None:
     if featurizer.cuts_chinese:
         segmenter()  # jieba's dictionary, read when such a model is loaded
 
-    started = time.process_time()
-    features = featurizer.transform(questions)
-    featurized = time.process_time()
-    pairs = similar_pairs(features, SIMILAR_QUESTIONS, len(featurizer.words))
-    found = time.process_time()
-    groups = groups_of(questions, pairs)
-    merged = time.process_time()
+    with collector_paused():  # as the child process builds the queue
+        started = time.process_time()
+        features = featurizer.transform(questions)
+        featurized = time.process_time()
+        pairs = similar_pairs(features, SIMILAR_QUESTIONS, len(featurizer.words))
+        found = time.process_time()
+        groups = groups_of(questions, pairs)
+        merged = time.process_time()
     tracemalloc.start()
     similar_pairs(features, SIMILAR_QUESTIONS, len(featurizer.words))
     peak = tracemalloc.get_traced_memory()[1]

@@ -7,11 +7,13 @@ admin teaches it or approves a review item."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
+import gc
 import os
 import pickle
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -68,6 +70,12 @@ class ReviewKind(enum.StrEnum):
     CONFIRMED = "confirmed"
 
 
+def _empty_counter() -> Counter[str]:
+    """An empty Counter without Counter.__init__, which runs Python code (update(None)): a
+    third of the cost of a review item, of which a queue builds thousands."""
+    return Counter.__new__(Counter)
+
+
 @dataclass
 class ReviewItem:
     """A group of logged questions decided at once. QUESTION: similar questions, the same up to
@@ -89,14 +97,14 @@ class ReviewItem:
     # 1 - the confidence stored with the reply (the model's own estimate at the time).
     expected_wrong: float = 0.0
     # The answers the model gave or the askers chose (not 👎'd): answer id -> how often.
-    likely_answers: Counter[str] = field(default_factory=Counter)
+    likely_answers: Counter[str] = field(default_factory=_empty_counter)
     # The answers users rated 👎: answer id -> on how many asks.
-    rejected_answers: Counter[str] = field(default_factory=Counter)
+    rejected_answers: Counter[str] = field(default_factory=_empty_counter)
     priority: float = 0.0
     # CONFIRMED: match key -> the exchange of its first 👍, so that a press approves only the
     # questions confirmed when the item was shown (exchange_id is its newest then).
     first_confirmed: dict[str, int] = field(default_factory=dict)
-    reasons: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=_empty_counter)
     suggestions: list[tuple[int, str]] = field(default_factory=list)  # (feedback id, text)
     # Answers people gave in the support chat (hand-off): (exchange id, answer).
     person_answers: list[tuple[int, str]] = field(default_factory=list)
@@ -479,6 +487,22 @@ _live_models: dict[Path, AnswerModel] = {}
 _similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
 
 
+@contextlib.contextmanager
+def collector_paused() -> Iterator[None]:
+    """No garbage collection meanwhile: building a queue makes a few hundred thousand objects,
+    hardly any of them in a reference cycle (those wait for the next collection), and the
+    collections they would set off, each scanning them again, took a quarter of the child's
+    CPU."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+@collector_paused()
 def build_review_queue(
     database_url: str,
     known_keys: set[str] | frozenset[str],
@@ -518,7 +542,9 @@ def build_review_queue(
     return ReviewQueue(items, _similar_wordings.computed)
 
 
-@dataclass
+# No repr: asyncio.run (Python 3.11) formats its main task, result included, when it restores
+# the SIGINT handler, and a repr of 40,000 rows took 0.1 s.
+@dataclass(repr=False)
 class QueueRows:
     """What the review queue is built from."""
 
