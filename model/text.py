@@ -156,9 +156,9 @@ def _char_ngram_keys(
     for n in range(1, high):
         np.multiply(keys[n - 1], _HASH_BASE, out=keys[n])
         keys[n] += extended[n : n + size]
-    # An n-gram counts if it ends inside its own text.
-    end_of_position = np.repeat(np.cumsum(lengths), lengths)
-    fits = np.arange(size) + np.arange(low, high + 1)[:, None] <= end_of_position
+    # An n-gram counts if it ends inside its own text: n <= the characters left from its start.
+    left = np.repeat(np.cumsum(lengths), lengths) - np.arange(size)
+    fits = left >= np.arange(low, high + 1)[:, None]
     rows = np.broadcast_to(np.repeat(np.arange(len(padded)), lengths), fits.shape)
     return rows[fits], keys[low - 1 :][fits]
 
@@ -191,7 +191,9 @@ class KeyTable:
             positions, slots = positions[waiting], (slots[waiting] + 1) & ((1 << self.bits) - 1)
 
     def _home(self, keys: np.ndarray) -> np.ndarray:
-        return ((keys * self._MIX) >> np.uint64(64 - self.bits)).astype(np.int64)
+        slots = keys * self._MIX
+        np.right_shift(slots, np.uint64(64 - self.bits), out=slots)
+        return slots.view(np.int64)  # below 2**bits: the same numbers, without a copy
 
     def lookup(self, keys: np.ndarray) -> np.ndarray:
         """Position of each key in the table's key list, or -1 when it is not there."""
