@@ -68,6 +68,10 @@ class Settings(BaseSettings):
     seed: int = Field(0, alias="QABOT_SEED")
     # Answer in a model process beside the bot (bot/serving/); off: in the bot's own.
     model_process: bool = Field(True, alias="QABOT_MODEL_PROCESS")
+    # The training worker runs this much nicer than the bot (0 to 19; 0: at the bot's priority)
+    # and with at most this many threads per thread pool (0: one fewer than the cores).
+    training_niceness: int = Field(10, ge=0, le=19, alias="QABOT_TRAINING_NICENESS")
+    training_threads: int = Field(0, ge=0, alias="QABOT_TRAINING_THREADS")
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -74,7 +74,11 @@ class ModelLifecycle:
         self.records = records
         self.registry = ModelRegistry(settings.models_dir)
         self.trainer = TrainingRunner(
-            settings.models_dir, settings.home / "training", settings.seed
+            settings.models_dir,
+            settings.home / "training",
+            settings.seed,
+            niceness=settings.training_niceness,
+            threads=settings.training_threads,
         )
         self.current: AnswerModel | None = None
         self.process = ModelProcess() if serving and settings.model_process else None

@@ -7,6 +7,7 @@ import asyncio
 import importlib.util
 import json
 import logging
+import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
@@ -60,6 +61,19 @@ class TrainingRefusedError(TrainingFailedError):
 
 # The longest line of events read from the training worker.
 WORKER_LINE_LIMIT = 64 * 2**20
+# The variables that bound the thread pools of the worker's numeric libraries: TensorFlow's
+# (within and between operations), OpenMP's (oneDNN) and the BLAS libraries'.
+THREAD_VARIABLES = (
+    "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+)  # fmt: skip
+
+
+def default_training_threads() -> int:
+    """One thread fewer than the cores this process may run on (at least one): a core is left
+    for the bot and its model process."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) - 1)
 
 
 @dataclass
@@ -72,12 +86,25 @@ class TrainedVersion:
 
 
 class TrainingRunner:
-    """Runs `python -m model.train` on a set of pairs, one run at a time."""
+    """Runs `python -m model.train` on a set of pairs, one run at a time, in the background:
+    `niceness` nicer than the bot (bot/serving/background.py; the bot's settings make it 10),
+    so that the bot and its model process get a core at once when a question comes while a
+    model trains, and with its thread pools bounded to `threads` (0: default_training_threads)."""
 
-    def __init__(self, models_dir: Path, work_dir: Path, seed: int = 0) -> None:
+    def __init__(
+        self,
+        models_dir: Path,
+        work_dir: Path,
+        seed: int = 0,
+        *,
+        niceness: int = 0,
+        threads: int = 0,
+    ) -> None:
         self.models_dir = models_dir
         self.work_dir = work_dir
         self.seed = seed
+        self.niceness = niceness
+        self.threads = threads or default_training_threads()
         # The worker's module (`python -m ...`); tests swap in one that crashes.
         self.worker_module = "model.train"
         self._lock = asyncio.Lock()
@@ -107,14 +134,19 @@ class TrainingRunner:
 
     async def _run_worker(self, data: Path, on_progress: ProgressCallback | None) -> TrainedVersion:
         command = [
-            sys.executable, "-m", self.worker_module,
+            sys.executable, "-m", "bot.serving.background", str(self.niceness), self.worker_module,
             "--data", str(data),
             "--model-dir", str(self.models_dir),
             "--seed", str(self.seed),
             "--no-promote",
             "--progress-json",
         ]  # fmt: skip
-        env = {**child_environment(), "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **child_environment(),
+            **dict.fromkeys(THREAD_VARIABLES, str(self.threads)),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,
