@@ -62,14 +62,20 @@ class CharacterFilter(dict):
         return kept
 
 
+# Spaces, punctuation, and the invisible characters normalize() would turn into spaces.
 _NOT_IN_MATCH_KEY = CharacterFilter(
-    lambda ch: ch.isspace() or unicodedata.category(ch).startswith("P")
+    lambda ch: (
+        ch.isspace()
+        or unicodedata.category(ch)[0] == "P"
+        or unicodedata.category(ch) in _INVISIBLE_CATEGORIES
+    )
 )
 
 
 def match_key(text: str) -> str:
-    """Key for exact-match lookups: normalized, without punctuation or spaces."""
-    return normalize(text).translate(_NOT_IN_MATCH_KEY)
+    """Key for exact-match lookups: normalized, without punctuation or spaces (taken from the
+    NFKC form at once: the spaces normalize() would tidy up are all dropped here)."""
+    return unicodedata.normalize("NFKC", text).casefold().translate(_NOT_IN_MATCH_KEY)
 
 
 @dataclass(frozen=True)

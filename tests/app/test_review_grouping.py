@@ -8,7 +8,9 @@ import random
 import re
 import shutil
 import tracemalloc
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,8 @@ from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
 from bot.app.learning import (
     SIMILAR_QUESTIONS,
     ReviewItem,
+    ReviewKind,
+    ReviewQueue,
     grouped_queue,
     merge_similar,
     read_queue_rows,
@@ -236,3 +240,18 @@ async def test_review_queue_is_built_in_a_child_process_and_remembered(
     shutil.copytree(app.models.current.path, new_model)
     app.models.current.path = new_model
     assert (await app.learning.review_queue()).similar_computed == computed + 2
+
+
+def test_review_items_reach_the_bot_whole() -> None:
+    item = ReviewItem(
+        "key", "question", 7, count=3, kind=ReviewKind.CONFIRMED, answer="<b>a</b>",
+        answer_id="a1", expected_wrong=1.5, likely_answers=Counter({"a1": 2}),
+        rejected_answers=Counter({"b1": 1}), priority=2.5, first_confirmed={"key": 5},
+        reasons=Counter({"👍": 2}), suggestions=[(1, "try this")], person_answers=[(2, "p")],
+        choices={"answer": (3, 1)}, wordings={"key": "question"}, exchange_ids={5, 7},
+    )  # fmt: skip
+    unset = ReviewItem("", "", 0)
+    assert [f.name for f in fields(item) if getattr(item, f.name) == getattr(unset, f.name)] == []
+    copy = ReviewQueue([item])[0]  # pickled and unpickled
+    assert copy == item and type(copy.kind) is ReviewKind
+    assert {type(copy.likely_answers), type(copy.rejected_answers), type(copy.reasons)} == {Counter}
