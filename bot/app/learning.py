@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import functools
 import gc
 import os
 import pickle
+import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVarTuple, cast, overload
@@ -182,6 +184,8 @@ class LearningRecords:
         self.store = store
         self.worker = worker if worker is not None else ChildWorker()
         self._queue: tuple[tuple[Any, ...], ReviewQueue] | None = None  # (signature, queue)
+        # Names this reader's rows in the child, which other stores may share.
+        self._reader = uuid.uuid4().hex
 
     # -- feedback ---------------------------------------------------------------------------
 
@@ -331,8 +335,11 @@ class LearningRecords:
         if self._queue is not None and self._queue[0] == signature:
             return self._queue[1]
         url = self.store.engine.url.render_as_string(hide_password=False)
+        # A decision changes only the decisions and the training set: the child then reads
+        # those again, and keeps the log's rows it read for this store last time.
+        log_state = (self._reader, *changes[:3], *changes[4:8])
         queue = await self.worker.run(
-            build_review_queue, url, known_keys, features_path, model_path
+            build_review_queue, url, known_keys, features_path, model_path, log_state
         )
         self._queue = (signature, queue)
         return queue
@@ -505,11 +512,37 @@ class ReviewQueue(Sequence[ReviewItem]):
         return None
 
 
+class RememberedProbabilities:
+    """A model's probabilities of questions, each predicted once: from one decision to the
+    next, the head of the review queue holds the same questions but one or two."""
+
+    def __init__(self) -> None:
+        self._model: AnswerModel | None = None
+        self._rows: dict[str, np.ndarray] = {}  # question -> its probabilities
+
+    def of(self, model: AnswerModel) -> Callable[[list[str]], np.ndarray]:
+        if model is not self._model:
+            self._model, self._rows = model, {}
+        rows = self._rows
+
+        def probabilities(questions: list[str]) -> np.ndarray:
+            new = [q for q in dict.fromkeys(questions) if q not in rows]
+            if new:
+                rows.update(zip(new, model.probabilities(new), strict=True))
+            return np.array([rows[q] for q in questions])
+
+        return probabilities
+
+
 # The child process's memory: the featurizers and the live model read, and the similar pairs
 # last computed.
 _featurizers: dict[Path, Featurizer] = {}
 _live_models: dict[Path, AnswerModel] = {}
 _similar_wordings = SimilarWordings(SIMILAR_QUESTIONS)
+# ... the rows of the log last read (by log_state), and the live model's probabilities of the
+# questions at the head of the queue.
+_log_rows: dict[tuple[Any, ...], QueueRows] = {}
+_head_probabilities = RememberedProbabilities()
 
 
 @contextlib.contextmanager
@@ -533,19 +566,29 @@ def build_review_queue(
     known_keys: set[str] | frozenset[str],
     features_path: Path | None,
     model_path: Path | None = None,
+    log_state: tuple[Any, ...] | None = None,
 ) -> ReviewQueue:
     """The review queue (see LearningRecords.review_queue), read from a store of its own: what
-    the child process runs."""
+    the child process runs. log_state: what the log's rows were read at (the reader, then what
+    changes when they do); when it is the last build's, only the decisions and the training
+    set's counts are read again (after a review decision, as /review shows the next item)."""
 
     async def read() -> QueueRows:
         store = Store(database_url)
         try:
-            return await read_queue_rows(store)
+            remembered = _log_rows.get(log_state) if log_state is not None else None
+            if remembered is None:
+                return await read_queue_rows(store)
+            decided, wordings_per_answer = await read_decision_rows(store)
+            return replace(remembered, decided=decided, wordings_per_answer=wordings_per_answer)
         finally:
             await store.close()
             await store.engine.dispose()
 
     rows = asyncio.run(read())
+    _log_rows.clear()  # one store's rows at a time
+    if log_state is not None:
+        _log_rows[log_state] = rows
     model = None
     featurizer: Featurizer | None = None
     if model_path is not None:
@@ -563,7 +606,9 @@ def build_review_queue(
         featurizer = _featurizers[features_path]
     items = grouped_queue(rows, known_keys, featurizer, _similar_wordings)
     if model is not None:
-        items = rescored_head(items, model, rows.wordings_per_answer)
+        items = rescored_head(
+            items, model, rows.wordings_per_answer, predict=_head_probabilities.of(model)
+        )
     return ReviewQueue(items, _similar_wordings.computed)
 
 
@@ -646,6 +691,15 @@ async def read_queue_rows(store: Store) -> QueueRows:
             .order_by(Exchange.id.desc())
             .limit(REVIEW_WINDOW),
         )  # fmt: skip
+    person = dict(row._tuple() for row in person_answers)
+    decided, wordings_per_answer = await read_decision_rows(store)
+    return QueueRows(rows, feedback, choices, person, decided, confirmed, wordings_per_answer)
+
+
+async def read_decision_rows(store: Store) -> tuple[set[str], dict[str, int]]:
+    """What review decisions change: the review keys decided, and how many wordings each
+    answer has in the training set (answer id -> count)."""
+    async with store.session() as session:
         per_answer = await _all_rows(
             session,
             select(QAPairRow.answer, func.count(QAPairRow.id))
@@ -655,11 +709,10 @@ async def read_queue_rows(store: Store) -> QueueRows:
         decided = set(row.question_key for row in await _all_rows(
             session, select(ReviewDecision.question_key)
         ))  # fmt: skip
-    person = dict(row._tuple() for row in person_answers)
     wordings_per_answer: Counter[str] = Counter()
     for answer, n in per_answer:  # answers the same up to NFC and spaces share an id
         wordings_per_answer[answer_key(answer)] += n
-    return QueueRows(rows, feedback, choices, person, decided, confirmed, dict(wordings_per_answer))
+    return decided, dict(wordings_per_answer)
 
 
 def grouped_queue(
@@ -787,6 +840,8 @@ def rescored_head(
     model: AnswerModel,
     wordings_per_answer: dict[str, int],
     head: int = RESCORED_HEAD,
+    *,
+    predict: Callable[[list[str]], np.ndarray] | None = None,
 ) -> list[ReviewItem]:
     """The queue with its first `head` QUESTION items scored again with the live model's
     predictions of their wordings, and reordered among themselves (still ahead of the rest).
@@ -800,11 +855,12 @@ def rescored_head(
     not answer, for the admin to answer or confirm as out of scope.
 
     Only the head is predicted: the admin sees no further before the queue is built again, and
-    predicting a full queue would cost seconds at each build."""
+    predicting a full queue would cost seconds at each build. predict: the model's probabilities
+    of questions (model.probabilities; the child remembers them, see RememberedProbabilities)."""
     rescored = [item for item in queue[:head] if item.kind == ReviewKind.QUESTION]
     if not rescored:
         return queue
-    probabilities = model.probabilities([item.question for item in rescored])
+    probabilities = (predict or model.probabilities)([item.question for item in rescored])
     answer_ids = list(model.classes)
     if model.oos_class is not None:
         probabilities = np.delete(probabilities, model.oos_class, axis=1)
@@ -865,8 +921,10 @@ def _clamped(confidence: float | None) -> float:
     return min(max(confidence or 0.0, 0.0), 1.0)
 
 
+@functools.lru_cache(maxsize=4 * REVIEW_WINDOW)
 def review_key(question: str) -> str:
-    """The key that groups wordings in the review queue and names a decision on them."""
+    """The key that groups wordings in the review queue and names a decision on them
+    (remembered: each build of the queue asks it for every question of the window)."""
     return match_key(question)[:255]
 
 

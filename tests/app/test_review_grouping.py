@@ -255,3 +255,27 @@ def test_review_items_reach_the_bot_whole() -> None:
     copy = ReviewQueue([item])[0]  # pickled and unpickled
     assert copy == item and type(copy.kind) is ReviewKind
     assert {type(copy.likely_answers), type(copy.rejected_answers), type(copy.reasons)} == {Counter}
+
+
+async def test_after_a_decision_the_queue_is_the_one_built_afresh(app: App) -> None:
+    """The child keeps the log's rows and the head's predictions from one build to the next,
+    and reads the decisions and the training set again: an approval's new wordings change the
+    priorities (coverage) as they would in a queue built from scratch."""
+    await queue_questions(app, made_up_questions(300, seed=3))
+    first = await app.learning.review_queue()
+    assert app.models.current is not None
+    # The answer the model guesses for most items: approving wordings for it lowers theirs.
+    [(answer_id, _)] = Counter(a for item in first for a in item.likely_answers).most_common(1)
+    answer = app.models.current.answers()[answer_id]
+    for item in first[:3]:
+        await app.learning.approve(list(item.wordings.values()), answer, admin_id=None)
+        after = await app.learning.review_queue()
+        rows = await read_queue_rows(app.store)
+        grouped = grouped_queue(
+            rows, app.known_answers.keys(), app.models.current.featurizer,
+            SimilarWordings(SIMILAR_QUESTIONS),
+        )  # fmt: skip
+        afresh = rescored_head(grouped, app.models.current, rows.wordings_per_answer)
+        assert [(i.key, i.wordings, round(i.priority, 6)) for i in after] == [
+            (i.key, i.wordings, round(i.priority, 6)) for i in afresh
+        ]
