@@ -32,6 +32,9 @@ SIGNATURE_FEATURES = 8
 # are usually few; many share a key only when the set holds large families of near twins, and
 # an item is grouped with the first, most frequent one it is similar to).
 EARLIER_PER_KEY = 32
+# The weight of a vector outside its signature block is also summed in this many buckets of
+# columns (256 bytes a vector): see similar_pairs.
+OUTSIDE_BUCKETS = 64
 # Candidate pairs compared at a time: bounds the memory of the comparison (their rows are
 # copied: 20,000 pairs of 120-feature rows, about 40 MB).
 PAIRS_PER_PART = 20_000
@@ -64,7 +67,14 @@ def similar_pairs(
     # A row's signature comes from its key features, or from all when it has none; the weight
     # outside can add at most its norm to a product.
     in_block = is_key | ~has_keys[rows]
-    outside = np.sqrt(np.bincount(rows[~in_block], weights[~in_block] ** 2, minlength=n))
+    out_rows, out_squares = rows[~in_block], weights[~in_block] ** 2
+    outside = np.sqrt(np.bincount(out_rows, out_squares, minlength=n))
+    # The same by buckets of columns: the outside parts of two rows add at most the sum over
+    # the buckets of the products of their norms there (Cauchy-Schwarz in each bucket), much
+    # less than the product of their norms when they share few columns.
+    bucket_of = out_rows * OUTSIDE_BUCKETS + columns[~in_block] % OUTSIDE_BUCKETS
+    squares = np.bincount(bucket_of, out_squares, minlength=n * OUTSIDE_BUCKETS)
+    outside_buckets = np.sqrt(squares).astype(np.float32).reshape(n, OUTSIDE_BUCKETS)
     rows, columns, weights = rows[in_block], columns[in_block], weights[in_block]
     block = sparse.csr_matrix((weights, (rows, columns)), shape=x.shape)
     order = np.lexsort((columns, -weights, rows))  # each row's heaviest first
@@ -105,12 +115,17 @@ def similar_pairs(
     pair = pair[np.r_[True, pair[1:] != pair[:-1]]] if len(pair) else pair
     i, j = pair // n, pair % n
     # Compared on the signature blocks first (a few features a row, against a hundred), then
-    # in full: the rest of a pair adds at most the product of their norms outside the blocks.
+    # in full: the rest of a pair adds at most the product of their norms outside the blocks,
+    # and at most the sum of those products bucket by bucket. (The float32 buckets' rounding
+    # is far below the looser slack of that bound.)
     keep = np.zeros(len(i), dtype=bool)
     for s in range(0, len(i), PAIRS_PER_PART):
         part = np.arange(s, min(s + PAIRS_PER_PART, len(i)))
-        bound = _cosines(block, i[part], j[part]) + outside[i[part]] * outside[j[part]]
-        part = part[bound >= slack]
+        in_blocks = _cosines(block, i[part], j[part])
+        close = in_blocks + outside[i[part]] * outside[j[part]] >= slack
+        part, in_blocks = part[close], in_blocks[close]
+        a, b = outside_buckets[i[part]], outside_buckets[j[part]]
+        part = part[in_blocks + np.einsum("ij,ij->i", a, b) >= threshold - 1e-4]
         keep[part] = _cosines(x, i[part], j[part]) >= threshold
     return i[keep], j[keep]
 
