@@ -17,7 +17,8 @@ from sqlalchemy.exc import IntegrityError
 from bot.storage import store as store_module
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.store import Store, upgrade_database
-from bot.telegram import common as telegram_common
+from bot.telegram import admin as telegram_admin
+from bot.telegram import learning as telegram_learning
 from tests.conftest import ADMIN_ID, TOKEN, TelegramBot, bot_on_fake_telegram
 from tests.factories import record
 from tests.fake_telegram import FakeTelegram, FakeUser
@@ -141,7 +142,9 @@ async def test_export_and_stats_answer_during_an_outage_saying_what_is_not_writt
     home: Path, seed_model_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(store_module, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    monkeypatch.setattr(telegram_common, "PENDING_WAIT_SECONDS", 0.5)
+    # /export and /stats wait this long (5 s) for the queued exchanges: patched where they read it.
+    for handlers in (telegram_admin, telegram_learning):
+        monkeypatch.setattr(handlers, "PENDING_WAIT_SECONDS", 0.5)
     url = f"sqlite+aiosqlite:///{home / 'qabot.sqlite3'}"
     await asyncio.to_thread(upgrade_database, url)
     store = Store(url)
