@@ -174,7 +174,7 @@ def made_up_questions(count: int, seed: int = 0) -> list[str]:
 
 def build_model(models_dir: Path, pairs_file: Path) -> None:
     from model import train
-    from tests.conftest import linear_network
+    from tests.linear_trainer import linear_network
 
     train._fit_network = linear_network  # type: ignore[assignment]
     train.train(read_pairs(pairs_file), models_dir, seed=0)

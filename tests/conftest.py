@@ -26,8 +26,8 @@ from bot.settings import Settings
 from bot.storage.store import Store, upgrade_database
 from bot.telegram.application import build_application
 from model.datasets import read_pairs
-from model.predictor import Network
 from tests.fake_telegram import FakeTelegram, FakeUser, running_application
+from tests.linear_trainer import linear_network
 from tests.postgres import create_database, drop_database, fresh_database
 from tests.postgres import database_url as postgres_url
 
@@ -112,7 +112,7 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model registry holding one version built once per session from the bundled set, as
     `qabot run` trains its first model.
 
-    Its network is fitted without Keras (see linear_network): the model directory, features,
+    Its network is fitted without Keras (tests/linear_trainer.py): the model directory, features,
     calibration and fallback rule are those of a real training run, in seconds instead of the
     half minute TensorFlow takes to import and train. Tests of training itself are `slow`."""
     from model import train
@@ -122,25 +122,6 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         patch.setattr(train, "_fit_network", linear_network)
         train.train(read_pairs(BUNDLED_PAIRS), root, seed=0)
     return root
-
-
-def linear_network(
-    features: object,
-    targets: object,
-    weights: object,
-    n_classes: int,
-    config: object,
-    seed: int,
-    *_: object,
-) -> Network:
-    """In place of model.train's Keras network: a one-layer network whose weights are a linear
-    SVM's (the same kind of model the training blends in). On the bundled paraphrases it
-    answers 85 % right and catches 93 % of the out-of-scope questions."""
-    from model.train import _fit_linear
-
-    linear = _fit_linear(features, targets, weights, n_classes, 1.0, seed)  # type: ignore[arg-type]
-    assert linear is not None
-    return Network([(linear.kernel, linear.bias)])
 
 
 @pytest.fixture
