@@ -47,6 +47,8 @@ def _csr_product(inputs: tf.SparseTensor, dense: tf.Tensor) -> tf.Tensor:
     tf.sparse.sparse_dense_matmul both ways; the gradient flows to dense only. The gradient
     multiplies by the transposed matrix stored as its own CSR: each output row is then summed
     by one thread, in order (the kernel's transpose_a is not deterministic)."""
+    # The CSR ops have no public module; tests/model/test_keras_network.py holds them to a
+    # dense product.
     from tensorflow.python.ops.linalg.sparse import sparse_csr_matrix_ops as csr
 
     matrix = csr.CSRSparseMatrix(tf.sparse.reorder(inputs))
