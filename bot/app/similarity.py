@@ -67,14 +67,8 @@ def similar_pairs(
     # A row's signature comes from its key features, or from all when it has none; the weight
     # outside can add at most its norm to a product.
     in_block = is_key | ~has_keys[rows]
-    out_rows, out_squares = rows[~in_block], weights[~in_block] ** 2
-    outside = np.sqrt(np.bincount(out_rows, out_squares, minlength=n))
-    # The same by buckets of columns: the outside parts of two rows add at most the sum over
-    # the buckets of the products of their norms there (Cauchy-Schwarz in each bucket), much
-    # less than the product of their norms when they share few columns.
-    bucket_of = out_rows * OUTSIDE_BUCKETS + columns[~in_block] % OUTSIDE_BUCKETS
-    squares = np.bincount(bucket_of, out_squares, minlength=n * OUTSIDE_BUCKETS)
-    outside_buckets = np.sqrt(squares).astype(np.float32).reshape(n, OUTSIDE_BUCKETS)
+    outside_buckets = _bucket_norms(x, ~in_block)
+    outside = np.sqrt(np.square(outside_buckets, dtype=np.float64).sum(axis=1))
     rows, columns, weights = rows[in_block], columns[in_block], weights[in_block]
     block = sparse.csr_matrix((weights, (rows, columns)), shape=x.shape)
     order = np.lexsort((columns, -weights, rows))  # each row's heaviest first
@@ -128,6 +122,20 @@ def similar_pairs(
         part = part[in_blocks + np.einsum("ij,ij->i", a, b) >= threshold - 1e-4]
         keep[part] = _cosines(x, i[part], j[part]) >= threshold
     return i[keep], j[keep]
+
+
+def _bucket_norms(x: sparse.csr_matrix, entries: np.ndarray) -> np.ndarray:
+    """(rows, OUTSIDE_BUCKETS) float32: the norm of the weights of each row's `entries` (a mask
+    of x.data) in each bucket of columns. Two rows' products add at most the sum over the
+    buckets of the products of their norms there (Cauchy-Schwarz in each bucket): much less
+    than the product of their norms when they share few columns."""
+    from scipy import sparse
+
+    squares = np.where(entries, np.square(x.data), np.float32(0))
+    buckets = x.indices % np.int32(OUTSIDE_BUCKETS)
+    # A matrix with repeated columns: toarray() sums them (in C++, in float32: a few per cell).
+    by_bucket = sparse.csr_matrix((squares, buckets, x.indptr), (x.shape[0], OUTSIDE_BUCKETS))
+    return np.sqrt(by_bucket.toarray())
 
 
 def _unit_rows(vectors: sparse.spmatrix) -> sparse.csr_matrix:
