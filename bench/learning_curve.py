@@ -9,12 +9,13 @@ better from its logs under an admin's review.
 Three bots run side by side, each in a process of its own, through the application layer the
 Telegram handlers call (bench/learning_loop.py): the same users ask the same questions of two of
 them, whose admins decide the same number of review items a day; one takes the review queue as
-/review presents it, the other reviews logged questions drawn at random. The third is trained on
-the whole training file (its out-of-scope rows and --oos too): what the loop could reach. Every
-day ends with /retrain behind the promotion gate; the gate was right unless it promoted a
-candidate more than a point worse on the test questions, or kept out one more than a point
-better. The default data are CLINC150's training and validation splits (the validation split is
-the test data here).
+/review presents it, the other reviews logged questions drawn at random. Those two start from
+the same trained starting set (trained once, then copied: the training is seeded). The third is
+trained on the whole training file (its out-of-scope rows and --oos too): what the loop could
+reach. Every day ends with /retrain behind the promotion gate; the gate was right unless it
+promoted a candidate more than a point worse on the test questions, or kept out one more than a
+point better. The default data are CLINC150's training and validation splits (the validation
+split is the test data here).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import asyncio
 import json
 import multiprocessing
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -44,13 +46,19 @@ from bench.learning_loop import (  # noqa: E402
     full_data_figures,
     make_plan,
     run_deployment,
+    start_deployment,
 )
 from model.datasets import QAPair, read_pair_files  # noqa: E402
 
 
-def deployment(plan: Plan, home: Path, reviewer: Reviewer, seed: int) -> Run:
-    """One deployment, in the process this runs in (its own event loop)."""
-    return asyncio.run(run_deployment(plan, home, reviewer, seed))
+def deployment(plan: Plan, home: Path, reviewer: Reviewer, seed: int, started: Day) -> Run:
+    """One deployment from its started home, in the process this runs in (its own event
+    loop)."""
+    return asyncio.run(run_deployment(plan, home, reviewer, seed, started=started))
+
+
+def started_home(plan: Plan, home: Path) -> Day:
+    return asyncio.run(start_deployment(plan, home))
 
 
 def full_data(pairs: list[QAPair], test: list[QAPair], home: Path) -> Day:
@@ -301,12 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(work_dir)
         spawn = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(3, mp_context=spawn) as pool:
-            queue_run = pool.submit(deployment, plan, work / "queue", "queue", args.seed)
+            full_run = None if args.no_full else pool.submit(full_data, train, test, work / "full")
+            # Both bots start from the same starting set, trained the same way (seeded): it is
+            # trained once, and the random-review bot starts from a copy of that home.
+            day_zero = pool.submit(started_home, plan, work / "queue").result()
+            if not args.no_random:
+                shutil.copytree(work / "queue", work / "random")
+            queue_run = pool.submit(deployment, plan, work / "queue", "queue", args.seed, day_zero)
             random_run = (
                 None if args.no_random
-                else pool.submit(deployment, plan, work / "random", "random", args.seed)
+                else pool.submit(deployment, plan, work / "random", "random", args.seed, day_zero)
             )  # fmt: skip
-            full_run = None if args.no_full else pool.submit(full_data, train, test, work / "full")
             queue = queue_run.result()
             random = random_run.result() if random_run else None
             full = full_run.result() if full_run else None

@@ -459,6 +459,18 @@ class Run:
     training_pairs: list[QAPair]  # the store's training set at the end
 
 
+async def start_deployment(plan: Plan, home: Path) -> Day:
+    """Day 0 alone (Deployment.start), in this home: deployments of the same plan start from
+    the same trained set, so a copy of this home can start each of them (run_deployment's
+    `started`)."""
+    deployment = Deployment(plan, home, "queue", 0)
+    await deployment.open()
+    try:
+        return await deployment.start()
+    finally:
+        await deployment.close()
+
+
 async def run_deployment(
     plan: Plan,
     home: Path,
@@ -467,14 +479,16 @@ async def run_deployment(
     *,
     training_worker: str | None = None,
     model_process: bool = True,
+    started: Day | None = None,
 ) -> Run:
-    """A deployment through the planned days, each retraining included."""
+    """A deployment through the planned days, each retraining included; started: day 0 when
+    the home holds it already (start_deployment)."""
     deployment = Deployment(
         plan, home, reviewer, seed, training_worker=training_worker, model_process=model_process
     )
     app = await deployment.open()
     try:
-        days = [await deployment.start()]
+        days = [started or await deployment.start()]
         deployment.report(days[0])
         pending: tuple[Day, asyncio.Task[RetrainOutcome]] | None = None
         for number, questions in enumerate(plan.days, start=1):
@@ -507,10 +521,4 @@ async def run_deployment(
 async def full_data_figures(pairs: Sequence[QAPair], test: Sequence[QAPair], home: Path) -> Day:
     """The model a bot trains when every training question is labeled: imported and trained
     as the starting set is."""
-    plan = Plan(list(pairs), [], frozenset(), list(test), 0, 0)
-    deployment = Deployment(plan, home, "queue", 0)
-    await deployment.open()
-    try:
-        return await deployment.start()
-    finally:
-        await deployment.close()
+    return await start_deployment(Plan(list(pairs), [], frozenset(), list(test), 0, 0), home)
