@@ -19,12 +19,29 @@ UNTAUGHT = -3
 DEFAULT_THRESHOLD = 0.4
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2)
 THRESHOLDS = np.round(np.arange(0.0, 1.0, 0.005), 3)
+# The gate's temperature is the answer probabilities' one (fitted for likelihood) times one of
+# these: the one whose rules, for recall targets around the target (RECALL_BAND), keep the most
+# held-out questions answered right (decision 0006). A softer gate reads more of the logits than
+# the gap between the two best answers.
+GATE_TEMPERATURE_FACTORS = (1.0, 1.5, 2.0, 3.0)
+RECALL_BAND = (-0.1, -0.05, 0.0, 0.05, 0.1)
 
 
 @dataclass(frozen=True)
 class FallbackRule:
     threshold: float
     margin: float
+
+
+@dataclass(frozen=True)
+class Temperatures:
+    """Softmax temperatures of a version: the network's answer probabilities (fitted for
+    likelihood), the gate the fallback rule reads (see choose_gate_temperature), the linear
+    model's scores."""
+
+    network: float
+    gate: float
+    linear: float
 
 
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -49,6 +66,36 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
         else:
             low = a
     return float(np.exp((low + high) / 2))
+
+
+def choose_gate_temperature(
+    logits: np.ndarray,
+    probs: np.ndarray,
+    labels: np.ndarray,
+    oos_class: int | None,
+    target_oos_recall: float,
+    temperature: float,
+) -> float:
+    """The temperature of the gate (the network's probabilities the fallback rule reads): the
+    factor of GATE_TEMPERATURE_FACTORS times temperature with the best mean in-scope accuracy
+    over the rules chosen for the recall targets of RECALL_BAND around target_oos_recall; ties
+    go to the smaller factor. Without out-of-scope examples, temperature itself.
+
+    One recall target alone would pick among the factors by a handful of questions; the band
+    compares the curves where the rule will be."""
+    if not should_fall_back(labels).any():
+        return temperature
+
+    def band_accuracy(factor: float) -> float:
+        gate = softmax(logits / (temperature * factor))
+        accuracies = []
+        for offset in RECALL_BAND:
+            target = float(np.clip(target_oos_recall + offset, 0.0, 1.0))
+            rule = choose_rule(probs, labels, oos_class, target, gate)
+            accuracies.append(scores(probs, labels, oos_class, rule, gate)["in_scope_accuracy"])
+        return float(np.mean(accuracies))
+
+    return temperature * max(GATE_TEMPERATURE_FACTORS, key=band_accuracy)
 
 
 def scores(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.calibration import OUT_OF_SCOPE, FallbackRule
+from model.calibration import OUT_OF_SCOPE, FallbackRule, Temperatures
 from model.datasets import QAPair, answer_key
 from model.predictor import blend, decide, softmax
 from model.text import match_key
@@ -73,8 +73,7 @@ def held_out_record(
     held_pairs: Sequence[Sequence[QAPair]],
     classes: Sequence[str | None],
     rule: FallbackRule,
-    temperature: float,
-    linear_temperature: float,
+    temperatures: Temperatures,
     linear_share: float,
     leave_out: Collection[QAPair] = (),
 ) -> HeldOutRecord:
@@ -85,11 +84,11 @@ def held_out_record(
     oos_class = classes.index(None) if None in classes else None
     answers: dict[tuple[str, str], str] = {}
     for held, pairs in zip(held_out, held_pairs, strict=True):
-        gate = softmax(held.logits / temperature)
+        gate = softmax(held.logits / temperatures.gate)
         linear = None
         if held.linear_scores is not None:
-            linear = softmax(held.linear_scores / linear_temperature)
-        probs = blend(gate, linear, linear_share)
+            linear = softmax(held.linear_scores / temperatures.linear)
+        probs = blend(softmax(held.logits / temperatures.network), linear, linear_share)
         decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
         judged = (held.labels >= 0) | (held.labels == OUT_OF_SCOPE)
         for row in np.flatnonzero(judged).tolist():

@@ -241,6 +241,8 @@ class AnswerModel:
         self.threshold: float = float(meta["threshold"])
         self.margin: float = float(meta.get("margin", 0.0))
         self.temperature: float = float(meta.get("temperature", 1.0))
+        # Versions trained before the gate had its own temperature read the network's.
+        self.gate_temperature: float = float(meta.get("gate_temperature", self.temperature))
         self.metrics: dict = meta.get("metrics", {})
         self.suggestion_rule = SuggestionRule.from_json(meta.get("suggestions"))
         self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
@@ -326,7 +328,8 @@ class AnswerModel:
         return self.gate_and_answer_probabilities(texts)[1]
 
     def gate_and_answer_probabilities(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(network probabilities, for the fallback rule; blended ones, for the answer)."""
+        """(network probabilities at the gate's temperature, for the fallback rule; blended
+        ones, for the answer)."""
         gates, answers = zip(*self._probabilities_by_chunk(texts), strict=True)
         if len(gates) == 1:
             return gates[0], answers[0]
@@ -353,11 +356,15 @@ class AnswerModel:
 
     def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
         weights = self.weights()
-        network_probs = softmax(weights.network.logits(features) / self.temperature)
+        logits = weights.network.logits(features)
+        network_probs = softmax(logits / self.temperature)
+        gate = network_probs
+        if self.gate_temperature != self.temperature:
+            gate = softmax(logits / self.gate_temperature)
         if weights.linear is None or self.linear_share <= 0.0:
-            return network_probs, network_probs
+            return gate, network_probs
         linear_probs = softmax(weights.linear.scores(features) / self.linear_temperature)
-        return network_probs, blend(network_probs, linear_probs, self.linear_share)
+        return gate, blend(network_probs, linear_probs, self.linear_share)
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]

@@ -30,6 +30,8 @@ from model.calibration import (
     UNKNOWN_ANSWER,
     UNTAUGHT,
     FallbackRule,
+    Temperatures,
+    choose_gate_temperature,
     choose_rule,
     fit_temperature,
     scores,
@@ -202,17 +204,15 @@ def train(
     suggestion_rule = SuggestionRule()
     record = HeldOutRecord(trained=frozenset(match_key(p.question) for p in admin_pairs))
     if held_out:
-        rule, temperature, linear_temperature, figures, suggestion_rule = _choose_fallback(
-            held_out, oos_class, config
-        )
+        rule, temperatures, figures, suggestion_rule = _choose_fallback(held_out, oos_class, config)
         # What the promotion gate compares versions on (model/held_out.py).
         share = config.linear_share if with_linear else 0.0
         record = held_out_record(
-            admin_pairs, held_out, held_pairs, classes, rule, temperature, linear_temperature,
-            share, frozenset(negatives),
+            admin_pairs, held_out, held_pairs, classes, rule, temperatures, share,
+            frozenset(negatives),
         )  # fmt: skip
     else:
-        rule, temperature, linear_temperature = FallbackRule(DEFAULT_THRESHOLD, 0.0), 1.0, 1.0
+        rule, temperatures = FallbackRule(DEFAULT_THRESHOLD, 0.0), Temperatures(1.0, 1.0, 1.0)
         figures = {"in_scope_accuracy": None, "oos_recall": None}
     n_validation = sum(len(h.labels) for h in held_out)
 
@@ -221,8 +221,9 @@ def train(
         **{k: None if v is None or np.isnan(v) else v for k, v in figures.items()},
         "threshold": rule.threshold,
         "margin": rule.margin,
-        "temperature": round(temperature, 4),
-        "linear_temperature": round(linear_temperature, 4) if linear is not None else None,
+        "temperature": round(temperatures.network, 4),
+        "gate_temperature": round(temperatures.gate, 4),
+        "linear_temperature": round(temperatures.linear, 4) if linear is not None else None,
         "n": n_validation,
         "n_train": len(pairs),
         "n_bundled_negatives": len(negatives),
@@ -243,14 +244,13 @@ def train(
             seed,
             config,
             rule,
-            temperature,
+            temperatures,
             metrics,
             featurizer,
             network,
             classes,
             answers,
             linear,
-            linear_temperature,
             suggestion_rule,
             wordings,
         )
@@ -468,24 +468,28 @@ def _held_out(
 
 def _choose_fallback(
     held_out: Sequence[HeldOut], oos_class: int | None, config: TrainConfig
-) -> tuple[FallbackRule, float, float, dict, SuggestionRule]:
-    """(rule, network temperature, linear temperature, figures at the rule, "did you mean"
-    rule) on the held-out questions of every fold together."""
+) -> tuple[FallbackRule, Temperatures, dict, SuggestionRule]:
+    """(rule, temperatures, figures at the rule, "did you mean" rule) on the held-out questions
+    of every fold together."""
     labels = np.concatenate([h.labels for h in held_out])
     targets = _targets(labels, oos_class)
     logits = np.concatenate([h.logits for h in held_out])
     temperature = fit_temperature(logits, targets)
-    gate = softmax(logits / temperature)
     linear_probs, linear_temperature = None, 1.0
     if all(h.linear_scores is not None for h in held_out):
         linear_scores = np.concatenate([h.linear_scores for h in held_out])
         linear_temperature = fit_temperature(linear_scores, targets)
         linear_probs = softmax(linear_scores / linear_temperature)
-    probs = blend(gate, linear_probs, config.linear_share)
+    probs = blend(softmax(logits / temperature), linear_probs, config.linear_share)
+    gate_temperature = choose_gate_temperature(
+        logits, probs, labels, oos_class, config.target_oos_recall, temperature
+    )
+    gate = softmax(logits / gate_temperature)
     rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
     figures = scores(probs, labels, oos_class, rule, gate)
     suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
-    return rule, temperature, linear_temperature, {**figures, **suggested}, suggestion_rule
+    temperatures = Temperatures(temperature, gate_temperature, linear_temperature)
+    return rule, temperatures, {**figures, **suggested}, suggestion_rule
 
 
 def _suggestions(
@@ -632,14 +636,13 @@ def _write_version(
     seed: int,
     config: TrainConfig,
     rule: FallbackRule,
-    temperature: float,
+    temperatures: Temperatures,
     metrics: dict,
     featurizer: Featurizer,
     network: Network,
     classes: list[str | None],
     answers: dict[str, str],
     linear: Linear | None,
-    linear_temperature: float,
     suggestion_rule: SuggestionRule,
     wordings: dict[str, str],
 ) -> None:
@@ -649,9 +652,10 @@ def _write_version(
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "threshold": rule.threshold,
         "margin": rule.margin,
-        "temperature": temperature,
+        "temperature": temperatures.network,
+        "gate_temperature": temperatures.gate,
         "linear_share": config.linear_share if linear is not None else 0.0,
-        "linear_temperature": linear_temperature,
+        "linear_temperature": temperatures.linear,
         "suggestions": suggestion_rule.to_json(),
         "seed": seed,
         "config": asdict(config),

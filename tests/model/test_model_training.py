@@ -12,10 +12,11 @@ import numpy as np
 import pytest
 
 from model import predictor
+from model.calibration import UNTAUGHT, choose_gate_temperature
 from model.datasets import QAPair, answer_key, write_pairs_csv
 from model.evaluate import evaluate
 from model.evaluate import main as eval_main
-from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide
+from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide, softmax
 from model.registry import ModelRegistry
 from model.train import CROSS_VALIDATION, CV_FOLDS, cross_validation_folds, train
 from model.train import main as train_main
@@ -276,6 +277,28 @@ def test_without_validation_the_rule_comes_from_cross_validation(tmp_path: Path)
     assert (model.threshold, model.margin) == (metrics["threshold"], metrics["margin"])
     assert model.predict("tell me about music").answer == "All about music."
     assert model.predict("asdfgh").fallback
+    # The rule reads the network's probabilities at the gate's own temperature.
+    assert model.gate_temperature == pytest.approx(metrics["gate_temperature"], rel=1e-3)
+    questions = ["tell me about music", "asdfgh"]
+    gate, _ = model.gate_and_answer_probabilities(questions)
+    logits = model.network.logits(model.featurizer.transform(questions))
+    np.testing.assert_allclose(gate, softmax(logits / model.gate_temperature), rtol=1e-5)
+
+
+def test_the_gate_temperature_is_the_one_telling_untaught_questions_apart() -> None:
+    # Taught questions have a close runner-up; untaught ones are a clear but weaker best: at the
+    # likelihood's temperature (1) the untaught ones look surer, a softer gate ranks them below.
+    taught = np.array([[6.0, 5.0, 0, 0, 0, 0]] * 20)
+    untaught = np.array([[3.0, 0, 0, 0, 0, 0]] * 20)
+    labels = np.array([0] * 20 + [UNTAUGHT] * 20)
+    assert softmax(untaught)[0].max() > softmax(taught)[0].max()
+
+    def chosen(logits: np.ndarray) -> float:
+        return choose_gate_temperature(logits, softmax(logits), labels, None, 0.7, 1.0)
+
+    assert chosen(np.vstack([taught, untaught])) == 1.5
+    # When every temperature ranks them apart alike, the likelihood's one stays.
+    assert chosen(np.vstack([taught, untaught / 3])) == 1.0
 
 
 def test_with_validation_a_linear_model_helps_choose_the_answer(
