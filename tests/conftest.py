@@ -4,8 +4,10 @@ once per test session on the bundled Q&A set (each test gets its own copy of it)
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import functools
 import multiprocessing
+import os
 import shutil
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -109,7 +111,7 @@ def one_tls_context() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model registry holding one version built once per session from the bundled set, as
+    """A model registry holding one version built once per test run from the bundled set, as
     `qabot run` trains its first model.
 
     Its network is fitted without Keras (tests/linear_trainer.py): the model directory, features,
@@ -117,10 +119,21 @@ def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     half minute TensorFlow takes to import and train. Tests of training itself are `slow`."""
     from model import train
 
-    root = tmp_path_factory.mktemp("seed-models")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "_fit_network", linear_network)
-        train.train(read_pairs(BUNDLED_PAIRS), root, seed=0)
+    # Under pytest-xdist each worker is a session of its own, in a folder of the run's: the
+    # first to get here builds the model there, the others wait for it and share it (tests
+    # only read this folder).
+    run_folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        run_folder = run_folder.parent
+    root, built = run_folder / "seed-models", run_folder / "seed-models.built"
+    with open(run_folder / "seed-models.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not built.exists():
+            shutil.rmtree(root, ignore_errors=True)  # a worker stopped while building it
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(train, "_fit_network", linear_network)
+                train.train(read_pairs(BUNDLED_PAIRS), root, seed=0)
+            built.touch()
     return root
 
 
