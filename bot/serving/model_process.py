@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import pickle
 import socket
 import sys
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,10 +59,10 @@ class ModelProcess:
         self._process: asyncio.subprocess.Process | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reader_task: asyncio.Task[None] | None = None
-        # Calls in flight, oldest first (the process answers them in order), each with the time
-        # the process may spend on it.
-        self._calls: deque[tuple[asyncio.Future[Any], float]] = deque()
-        self._head_since = 0.0  # when the process began on the oldest call in flight
+        # Calls in flight by id (a load's reply can come after later predictions'), each with
+        # the time by which it must be answered and the timeout that set it.
+        self._calls: dict[int, tuple[asyncio.Future[Any], float, float]] = {}
+        self._call_ids = itertools.count()
         self._watchdog: asyncio.TimerHandle | None = None
         # The model paths to serve, newest last. A restart loads them all again, and they stay
         # the ones to serve until a restart has done so.
@@ -155,16 +155,15 @@ class ModelProcess:
         if self._writer is None:
             result.set_exception(ModelProcessError("the model process is not running"))
             return result
-        self._writer.write(frame(request))
-        if not self._calls:
-            self._head_since = loop.time()
-        self._calls.append((result, timeout))
-        self._arm_watchdog(loop)
+        call_id = next(self._call_ids)
+        self._writer.write(frame((call_id, *request)))
+        deadline = loop.time() + timeout
+        self._calls[call_id] = (result, deadline, timeout)
+        self._arm_watchdog(loop, deadline)
         return result
 
-    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Have the watchdog look no later than the oldest call's deadline."""
-        deadline = self._head_since + self._calls[0][1]
+    def _arm_watchdog(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Have the watchdog look no later than this deadline."""
         if self._watchdog is None or self._watchdog.when() > deadline:
             if self._watchdog is not None:
                 self._watchdog.cancel()
@@ -175,23 +174,21 @@ class ModelProcess:
         if not self._calls:
             return
         loop = asyncio.get_running_loop()
-        if self._head_since + self._calls[0][1] > loop.time():
-            self._arm_watchdog(loop)
+        _, deadline, timeout = min(self._calls.values(), key=lambda call: call[1])
+        if deadline > loop.time():
+            self._arm_watchdog(loop, deadline)
             return
-        log.error("the model process did not answer for %g s: killing it", self._calls[0][1])
+        log.error("the model process did not answer for %g s: killing it", timeout)
         if self._process is not None and self._process.returncode is None:
             self._process.kill()  # the reader then sees the socket close
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 header = await reader.readexactly(HEADER.size)
-                status, payload = pickle.loads(await reader.readexactly(HEADER.unpack(header)[0]))
-                result, _ = self._calls.popleft()
-                if self._calls:  # the process now works on the next call
-                    self._head_since = loop.time()
-                    self._arm_watchdog(loop)
+                body = await reader.readexactly(HEADER.unpack(header)[0])
+                call_id, status, payload = pickle.loads(body)
+                result, _, _ = self._calls.pop(call_id)
                 if result.done():  # its caller was cancelled
                     continue
                 if status == "ok":
@@ -208,8 +205,8 @@ class ModelProcess:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-        while self._calls:
-            result, _ = self._calls.popleft()
+        calls, self._calls = self._calls, {}
+        for result, _, _ in calls.values():
             if not result.done():
                 result.set_exception(ModelProcessError("the model process has stopped"))
         self._announce()

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import logging
 import os
+import shutil
 import signal
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -146,6 +147,44 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
     assert await replies(app, questions) == expected  # answered here
     assert app.models.current.is_loaded
     assert len(read_on) == 2 and loop_thread not in read_on
+
+
+async def test_questions_are_answered_while_a_new_model_loads(
+    app: App, questions: list[str], tmp_path: Path
+) -> None:
+    """A model's load (a second or more for a large one) holds up no question: the models the
+    process has loaded answer meanwhile."""
+    assert app.models.current is not None
+    live = app.models.current.path
+    candidate = tmp_path / "candidate"
+    shutil.copytree(live, candidate)
+    gate = tmp_path / "load-gate"
+    os.mkfifo(gate)
+    process = ModelProcess()
+    process.worker_module = "tests.model_worker_gated_load"
+    process.extra_environment = {
+        "QABOT_TEST_GATED_MODEL": str(candidate),
+        "QABOT_TEST_LOAD_GATE": str(gate),
+    }
+    await process.start()
+    # Opening the gate for writing returns once the load has opened it for reading.
+    at_gate = asyncio.ensure_future(asyncio.to_thread(gate.open, "wb"))
+    try:
+        await process.load(live)
+        loading = asyncio.ensure_future(process.load(candidate))
+        async with asyncio.timeout(HANG_GUARD_SECONDS):
+            with await at_gate as gate_writer:
+                rows = await process.predict(live, questions)
+                assert not loading.done(), "the candidate's load did not wait at its gate"
+                gate_writer.write(b"x")  # the load goes on
+        got = [(p.answer_id, p.fallback) for p in app.models.current.predictions(rows)]
+        assert got == expected_replies(app, questions)
+        assert await loading == app.models.current.version
+        assert await process.predict(candidate, questions) == rows
+    finally:
+        if not at_gate.done():  # the load never came: let the opening thread go
+            os.close(os.open(gate, os.O_RDONLY | os.O_NONBLOCK))
+        await process.stop()
 
 
 @pytest.mark.slow  # starts the model process again and again
