@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
-from model.chinese import has_chinese, segment_chinese
+from model.chinese import _CHINESE_RUN, dictionary_words, has_chinese, segment_chinese, segmenter
 from model.text import FeatureSpec, Featurizer
 
 GRADUATE_SCHOOL = ["研究生院在哪", "研究生宿舍怎么样"]
 MEANING_OF_LIFE = ["生命的意义", "什么是生命"]
+ROOT = Path(__file__).resolve().parents[2]
+SEED_QUESTIONS = ROOT / "bot" / "data" / "seed_qa.csv"
+OUT_OF_SCOPE_QUESTIONS = ROOT / "model" / "data" / "out_of_scope.csv"
 
 
 def nearest_answer(featurizer: Featurizer, answers: list[list[str]], question: str) -> int:
@@ -109,3 +114,24 @@ def test_an_english_model_never_loads_jieba_for_chinese_questions(tmp_path) -> N
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout == "False\n"
+
+
+def test_dictionary_words_are_jiebas_words_without_its_hmm() -> None:
+    # The features depend on the words: the fast path must cut every run exactly as jieba does.
+    jieba = segmenter()
+    runs = [
+        run
+        for path in [SEED_QUESTIONS, OUT_OF_SCOPE_QUESTIONS]
+        for line in path.read_text(encoding="utf-8").splitlines()
+        for run in _CHINESE_RUN.findall(line)
+    ]
+    assert len(runs) > 100
+    # Made-up runs: dictionary words and characters strung together (ties, unknown characters,
+    # words across each other), and ideographs jieba leaves out of its range (extension A,
+    # compatibility forms, the end of the unified block).
+    rng = random.Random(0)
+    known = sorted(w for w, count in jieba.FREQ.items() if count and _CHINESE_RUN.fullmatch(w))
+    pieces = [*rng.sample(known, 2000), "㐀", "豈", "鿿", "龥", "一"]
+    runs += ["".join(rng.choices(pieces, k=rng.randint(1, 12))) for _ in range(3000)]
+    runs += ["研究生命", "㐀研究㐁", "豈研究生", "一一一一一", "的的的的"]
+    assert [dictionary_words(run) for run in runs] == [jieba.lcut(run, HMM=False) for run in runs]
