@@ -25,9 +25,10 @@ from typing import Literal
 import numpy as np
 
 from bot.app.app import App
-from bot.app.learning import ReviewKind, review_key
 from bot.app.models import RetrainOutcome
+from bot.app.review_queue import ReviewKind
 from bot.settings import Settings
+from bot.storage.learning_records import review_key
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
 from model.datasets import QAPair, answer_key, write_pairs_csv
 from model.predictor import AnswerModel, Prediction

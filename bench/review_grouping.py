@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.stalls import queue_questions  # noqa: E402
 from bot.app.app import BUNDLED_PAIRS  # noqa: E402
-from bot.app.learning import (  # noqa: E402
+from bot.app.review_queue import (  # noqa: E402
     SIMILAR_QUESTIONS,
     ReviewItem,
     collector_paused,

@@ -297,7 +297,7 @@ async def review(
     """List the review queue, grouped and ordered as /review shows it, after marking the
     groups of the given items out of scope and approving the 👍-confirmed groups given (the
     same use cases as /review)."""
-    from bot.app.learning import ReviewKind
+    from bot.app.review_queue import ReviewKind
     from bot.console import terminal_safe
 
     async with opened_app(settings) as app:

@@ -10,10 +10,10 @@ from typing import Any
 
 from bot import messages
 from bot.app.known_answers import KnownAnswers
-from bot.app.learning import ChoiceOutcome, LearningRecords
 from bot.app.models import ModelLifecycle
 from bot.app.text import clean_question
 from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.learning_records import ChoiceOutcome, LearningRecords
 from bot.storage.store import ChatInfo, ExchangeRecord, UserInfo
 from model.datasets import answer_key
 from model.predictor import Suggestion

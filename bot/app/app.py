@@ -24,12 +24,14 @@ from bot.app.exports import Exports
 from bot.app.groups import GroupChats
 from bot.app.handoff import HandoffDesk
 from bot.app.known_answers import KnownAnswers
-from bot.app.learning import LearningLoop, LearningRecords
+from bot.app.learning import LearningLoop
 from bot.app.models import ModelLifecycle
 from bot.app.privacy import Privacy
+from bot.app.review_queue import ReviewQueues
 from bot.app.workers import ChildWorker
 from bot.settings import Settings
 from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store
 from model.datasets import read_pairs
 
@@ -57,12 +59,14 @@ class App:
         )
         # The heavy Python work (review queue, exports) runs there, off the event loop.
         self.worker = ChildWorker()
-        records = LearningRecords(store, self.worker)
+        records = LearningRecords(store)
         known = KnownAnswers()
         self.known_answers = known
         self.models = ModelLifecycle(settings, store, records, busy=self._busy, serving=serving)
         self.answering = Answering(self.models, known, records, self.writer)
-        self.learning = LearningLoop(store, records, self.models, known, self.writer)
+        self.learning = LearningLoop(
+            store, records, ReviewQueues(records, self.worker), self.models, known, self.writer
+        )
         self.groups = GroupChats(store, self.answering)
         self.handoff = HandoffDesk(settings, store, self.writer)
         self.privacy = Privacy(store, self.writer, settings.retention_days)

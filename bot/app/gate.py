@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot import messages
-from bot.app.learning import RatedExchange
+from bot.storage.learning_records import RatedExchange
 from model.held_out import HeldOutRecord
 from model.predictor import Prediction
 from model.text import match_key

@@ -21,11 +21,11 @@ from bot.app.gate import (
     paired_outcomes,
     unseen_rated,
 )
-from bot.app.learning import LearningRecords
 from bot.serving.batching import PredictionBatcher
 from bot.serving.model_process import ModelCallError, ModelProcess, ModelProcessError
 from bot.serving.retraining import ProgressCallback, TrainedVersion, TrainingRunner
 from bot.settings import Settings
+from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store
 from model.held_out import HeldOutRecord
 from model.predictor import AnswerModel, Prediction

@@ -9,8 +9,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bot.app.learning import review_key
 from bot.storage.exchange_writer import ExchangeWriter
+from bot.storage.learning_records import review_key
 from bot.storage.store import Store
 
 log = logging.getLogger(__name__)

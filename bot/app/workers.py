@@ -43,5 +43,5 @@ class ChildWorker:
 
 
 def _import_the_work() -> None:
-    for module in ("bot.app.learning", "bot.app.exports"):
+    for module in ("bot.app.review_queue", "bot.app.exports"):
         importlib.import_module(module)

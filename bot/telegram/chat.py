@@ -10,7 +10,7 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.app.answering import Reply
-from bot.app.learning import ChoiceOutcome
+from bot.storage.learning_records import ChoiceOutcome
 from bot.telegram.common import (
     app_of,
     chat_info,

@@ -19,7 +19,8 @@ from telegram.ext import ContextTypes
 
 from bot import messages
 from bot.app.charts import draw_stats_chart
-from bot.app.learning import LearningLoop, ReviewItem, ReviewKind
+from bot.app.learning import LearningLoop
+from bot.app.review_queue import ReviewItem, ReviewKind
 from bot.app.text import clean_question
 from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.telegram.common import (

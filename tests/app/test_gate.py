@@ -24,7 +24,7 @@ from bot.app.gate import (
     sign_test,
     unseen_rated,
 )
-from bot.app.learning import RatedExchange
+from bot.storage.learning_records import RatedExchange
 from model.datasets import QAPair, answer_key
 from model.held_out import FALLBACK, HeldOutRecord
 from model.predictor import Prediction

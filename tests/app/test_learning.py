@@ -230,7 +230,7 @@ async def test_review_buttons_are_refused_to_others(telegram_bot: TelegramBot) -
     await bot.tg.press_button(bot.user, item, text="🚫 Ignore")
     refusal = await bot.tg.wait_for(lambda c: c.method == "answerCallbackQuery")
     assert "只有管理员" in refusal.params["text"] and refusal.params["show_alert"] is True
-    queue = await bot.app.learning.records.review_queue()
+    queue = await bot.app.learning.queues.build()
     assert [i.question for i in queue] == ["苹果股价多少"]
 
 

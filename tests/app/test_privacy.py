@@ -235,7 +235,7 @@ async def answered(bot: TelegramBot, user, text: str, chat):
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_retention_removes_review_decisions_quoting_old_questions(store: Store) -> None:
-    from bot.app.learning import LearningRecords
+    from bot.storage.learning_records import LearningRecords
 
     old = datetime.now(UTC) - timedelta(days=40)
     await store.log_exchanges([record(question="Quuxberry pie?", created_at=old)])

@@ -20,17 +20,17 @@ from scipy import sparse
 
 import bot.app.similarity
 from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
-from bot.app.learning import (
+from bot.app.review_queue import (
     SIMILAR_QUESTIONS,
     ReviewItem,
     ReviewKind,
     ReviewQueue,
     grouped_queue,
     merge_similar,
-    read_queue_rows,
     rescored_head,
 )
 from bot.app.similarity import EARLIER_PER_KEY, SimilarWordings, similar_pairs
+from bot.storage.learning_records import read_queue_rows
 from model.datasets import read_pairs
 from model.text import Featurizer
 from tests.factories import record

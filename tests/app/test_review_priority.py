@@ -14,8 +14,9 @@ import pytest
 from sqlalchemy import select
 
 from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
-from bot.app.learning import ReviewKind, review_key
+from bot.app.review_queue import ReviewKind
 from bot.cli import main
+from bot.storage.learning_records import review_key
 from bot.storage.store import ChatInfo, UserInfo
 from bot.storage.tables import QAPairRow, ReviewDecision
 from model.datasets import QAPair, answer_key, read_pairs
@@ -79,7 +80,7 @@ async def test_uncertain_and_rejected_groups_come_before_a_more_asked_confident_
     bot = telegram_bot
     groups = await log_queue(bot.app)
     # By what the log stored with each reply (no model to ask)...
-    stored = await bot.app.learning.records.review_queue(bot.app.known_answers.keys())
+    stored = await bot.app.learning.queues.build(bot.app.known_answers.keys())
     assert [item.question for item in stored] == [
         groups["rejected"],
         groups["uncertain"],
@@ -234,7 +235,7 @@ async def test_the_live_model_scores_the_head_of_the_queue_again(app: App) -> No
         ]
     )
     # By the log alone, the question asked twice with no confidence at all comes first.
-    stored = await app.learning.records.review_queue(app.known_answers.keys())
+    stored = await app.learning.queues.build(app.known_answers.keys())
     assert [item.question for item in stored] == [known_now, unsure]
     live = await app.learning.review_queue()
     assert [item.question for item in live] == [unsure, known_now]

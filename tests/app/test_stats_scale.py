@@ -6,8 +6,8 @@ import asyncio
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from bot.app.learning import LearningRecords
 from bot.settings import PROJECT_ROOT, Settings
+from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store, upgrade_database
 from tests.complexity import python_lines_run
 from tests.factories import record

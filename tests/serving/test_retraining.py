@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from bot.app.learning import LearningRecords
 from bot.app.models import ModelLifecycle
 from bot.serving.retraining import (
     THREAD_VARIABLES,
@@ -16,6 +15,7 @@ from bot.serving.retraining import (
     TrainingRunner,
     default_training_threads,
 )
+from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store
 from model.datasets import QAPair
 from tests.conftest import make_settings

@@ -69,7 +69,7 @@ async def test_upgrade_from_the_first_revision_keeps_data(settings: Settings) ->
     try:
         assert [e.question async for e in store.stream_exchanges()] == ["你好"]
         assert await store.training_pairs() == [QAPair("你好", "你好！")]
-        from bot.app.learning import LearningRecords
+        from bot.storage.learning_records import LearningRecords
 
         learning = LearningRecords(store)
         assert await learning.record_feedback(exchange_id, 1, -1, chat_id=1)

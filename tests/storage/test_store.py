@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import String, inspect, select, text
 from sqlalchemy.exc import DBAPIError
 
-from bot.app.learning import LearningRecords
 from bot.settings import Settings
+from bot.storage.learning_records import LearningRecords
 from bot.storage.store import ChatInfo, Store, UserInfo, upgrade_database
 from bot.storage.tables import Base, ReviewDecision, storable_text
 from model.datasets import QAPair

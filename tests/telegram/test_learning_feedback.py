@@ -41,10 +41,10 @@ async def test_only_the_rater_can_suggest_an_answer(telegram_bot: TelegramBot) -
     assert (await bot.tg.next_reply(group)).text != messages.text("suggestion_thanks", "zh")
     [rating] = await bot.app.learning.records.rated_exchanges()
     assert rating.rating == -1
-    [item] = await bot.app.learning.records.review_queue()
+    [item] = await bot.app.learning.queues.build()
     assert item.suggestions == []
     # The rater's own reply is taken.
     await bot.tg.send_text(bot.user, "你好呀！", chat=group, reply_to=prompt)
     assert (await bot.tg.next_reply(group)).text == messages.text("suggestion_thanks", "zh")
-    [item] = await bot.app.learning.records.review_queue()
+    [item] = await bot.app.learning.queues.build()
     assert [text for _, text in item.suggestions] == ["你好呀！"]
