@@ -15,10 +15,9 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, cast, overload
+from typing import TYPE_CHECKING, Any, cast, overload
 
 import numpy as np
-from sqlalchemy import Row
 
 from bot.app.similarity import Featurizer, SimilarWordings
 from bot.app.workers import ChildWorker
@@ -33,6 +32,9 @@ from bot.storage.learning_records import (
 from bot.storage.store import Store
 from model.datasets import answer_key
 from model.predictor import AnswerModel
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
 
 # Wordings whose feature vectors are at least this similar (cosine) are reviewed together.
 SIMILAR_QUESTIONS = 0.7

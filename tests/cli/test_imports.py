@@ -59,3 +59,15 @@ def test_lower_layers_do_not_import_the_front_ends(layer: str) -> None:
         or line.lstrip().startswith(("from bot.app", "from bot.console"))
     ]
     assert offenders == []
+
+
+def test_the_application_layer_builds_no_query() -> None:
+    """SQL is written in bot/storage: the application modules import no SQLAlchemy when they
+    run (a row type for annotations, imported under TYPE_CHECKING, is indented and allowed)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}: {line}"
+        for path in (ROOT / "bot" / "app").rglob("*.py")
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.startswith(("from sqlalchemy", "import sqlalchemy"))
+    ]
+    assert offenders == []
