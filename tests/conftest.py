@@ -53,6 +53,11 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
     return Settings(**values, _env_file=None)
 
 
+# Tests train at the bot's own priority. The training worker is made 10 nicer by default, and on
+# a machine shared with other work such a training crawls (about a tenth of a core beside one busy
+# process); the tests check what a training does, tests/serving/test_retraining.py its priority.
+os.environ.setdefault("QABOT_TRAINING_NICENESS", "0")
+
 # Hypothesis fails an example that takes longer than 200 ms by default: on a busy machine a
 # wall-clock limit fails tests that are right.
 hypothesis.settings.register_profile("qabot", deadline=None)
