@@ -51,7 +51,10 @@ async def test_the_bot_trains_at_a_lower_priority_with_bounded_threads(home: Pat
     )
 
 
-async def test_by_default_training_leaves_a_core_to_the_bot(home: Path) -> None:
+async def test_by_default_training_leaves_a_core_to_the_bot(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("QABOT_TRAINING_NICENESS", raising=False)  # tests/conftest.py sets it
     settings = make_settings(home)
     store = Store(settings.database_url)
     try:
