@@ -26,8 +26,9 @@ if TYPE_CHECKING:
     from scipy import sparse
 
 # How many of a vector's heaviest features make its signature: pairs of them are its keys
-# (28 for 8). More finds more pairs of long texts, with more candidates to compare.
-SIGNATURE_FEATURES = 8
+# (15 for 6). More finds more pairs of long texts, with more candidates to compare: 8 (28
+# keys) compared twice as many with no fewer wordings grouped differently (docs/benchmarks.md).
+SIGNATURE_FEATURES = 6
 # A vector is compared with at most this many earlier vectors per key (those sharing the key
 # are usually few; many share a key only when the set holds large families of near twins, and
 # an item is grouped with the first, most frequent one it is similar to).
@@ -71,7 +72,10 @@ def similar_pairs(
     outside = np.sqrt(np.square(outside_buckets, dtype=np.float64).sum(axis=1))
     rows, columns, weights = rows[in_block], columns[in_block], weights[in_block]
     block = sparse.csr_matrix((weights, (rows, columns)), shape=x.shape)
-    order = np.lexsort((columns, -weights, rows))  # each row's heaviest first
+    # Each row's heaviest first, ties in column order (the CSR order, kept by a stable sort):
+    # positive float32 weights are ordered as their bit patterns are (one integer sort key is
+    # several times faster than a lexsort of three).
+    order = np.argsort((rows << 32) - weights.astype(np.float32).view(np.int32), kind="stable")
     rows, columns, weights = rows[order], columns[order], weights[order]
     place = np.arange(len(rows)) - np.searchsorted(rows, rows)
     heaviest = place < SIGNATURE_FEATURES
@@ -89,7 +93,7 @@ def similar_pairs(
     both = (f >= 0) & (g >= 0)
     keys = (np.minimum(f, g) * x.shape[1] + np.maximum(f, g))[both]
     members = np.broadcast_to(np.arange(n)[:, None], f.shape)[both]
-    a, b = _sharing(keys, members)
+    a, b = _sharing(keys)  # in order of members already
     earlier, later = [members[a]], [members[b]]
 
     # One shared feature, heavy enough in both: w_i w_j + outside_i outside_j >= threshold.
@@ -153,15 +157,16 @@ def _unit_rows(vectors: sparse.spmatrix) -> sparse.csr_matrix:
 
 def _sharing(
     keys: np.ndarray,
-    rank: np.ndarray,
+    rank: np.ndarray | None = None,
     keep: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(a, b): index pairs of entries with the same key, a ranked before b and among the first
-    EARLIER_PER_KEY entries of its key (by rank, then index); only those `keep` says, if given
-    (applied as they are found, so that the others never take memory)."""
+    EARLIER_PER_KEY entries of its key (by rank, then index; by index without rank); only those
+    `keep` says, if given (applied as they are found, so that the others never take memory)."""
     if len(keys) == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    order = np.lexsort((np.arange(len(keys)), rank, keys))
+    # Both sorts are stable: equals stay in index order.
+    order = np.argsort(keys, kind="stable") if rank is None else np.lexsort((rank, keys))
     sorted_keys = keys[order]
     starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
     start = np.repeat(starts, np.diff(np.r_[starts, len(keys)]))

@@ -276,6 +276,7 @@ async def test_after_a_decision_the_queue_is_the_one_built_afresh(app: App) -> N
             SimilarWordings(SIMILAR_QUESTIONS),
         )  # fmt: skip
         afresh = rescored_head(grouped, app.models.current, rows.wordings_per_answer)
-        assert [(i.key, i.wordings, round(i.priority, 6)) for i in after] == [
-            (i.key, i.wordings, round(i.priority, 6)) for i in afresh
-        ]
+        assert [(i.key, i.wordings) for i in after] == [(i.key, i.wordings) for i in afresh]
+        # Equal to float32 precision (a priority may be summed in float32 on one road and in
+        # float64 on the other: rounding both to 6 decimals can still split them).
+        assert [i.priority for i in after] == pytest.approx([i.priority for i in afresh], rel=1e-6)
