@@ -204,6 +204,17 @@ async def test_review_grouping_memory_is_linear_in_the_queue(app: App) -> None:
     assert peaks[1] < 2.6 * peaks[0], peaks
 
 
+async def queue_built_here(app: App) -> list[ReviewItem]:
+    """The review queue built from scratch in this process, with the live model."""
+    assert app.models.current is not None
+    rows = await read_queue_rows(app.store)
+    grouped = grouped_queue(
+        rows, app.known_answers.keys(), app.models.current.featurizer,
+        SimilarWordings(SIMILAR_QUESTIONS),
+    )  # fmt: skip
+    return rescored_head(grouped, app.models.current, rows.wordings_per_answer)
+
+
 async def test_review_queue_is_built_in_a_child_process_and_remembered(
     app: App, tmp_path: Path
 ) -> None:
@@ -212,13 +223,7 @@ async def test_review_queue_is_built_in_a_child_process_and_remembered(
     assert first.built_by_pid != os.getpid() and len(first) > 1
     computed = first.similar_computed
     # The same as grouping here, with the same model (which scores the head again).
-    assert app.models.current is not None
-    rows = await read_queue_rows(app.store)
-    grouped = grouped_queue(
-        rows, app.known_answers.keys(), app.models.current.featurizer,
-        SimilarWordings(SIMILAR_QUESTIONS),
-    )  # fmt: skip
-    here = rescored_head(grouped, app.models.current, rows.wordings_per_answer)
+    here = await queue_built_here(app)
     assert [(i.key, i.count, i.wordings) for i in first] == [
         (i.key, i.count, i.wordings) for i in here
     ]
@@ -270,12 +275,7 @@ async def test_after_a_decision_the_queue_is_the_one_built_afresh(app: App) -> N
     for item in first[:3]:
         await app.learning.approve(list(item.wordings.values()), answer, admin_id=None)
         after = await app.learning.review_queue()
-        rows = await read_queue_rows(app.store)
-        grouped = grouped_queue(
-            rows, app.known_answers.keys(), app.models.current.featurizer,
-            SimilarWordings(SIMILAR_QUESTIONS),
-        )  # fmt: skip
-        afresh = rescored_head(grouped, app.models.current, rows.wordings_per_answer)
+        afresh = await queue_built_here(app)
         assert [(i.key, i.wordings) for i in after] == [(i.key, i.wordings) for i in afresh]
         # Equal to float32 precision (a priority may be summed in float32 on one road and in
         # float64 on the other: rounding both to 6 decimals can still split them).

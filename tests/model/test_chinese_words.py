@@ -75,22 +75,27 @@ def test_featurizers_saved_before_chinese_words_keep_reading_runs_whole() -> Non
     assert Featurizer.from_json(saved).spec.chinese_words is False
 
 
-def test_importing_the_featurizer_does_not_load_jieba() -> None:
-    code = "import sys, model.text, model.predictor; print('jieba' in sys.modules)"
+def jieba_imported_after(statement: str) -> str:
+    """What a fresh interpreter prints when it has run the statement (with the featurizer
+    imported): whether jieba is imported, and anything jieba printed."""
+    code = (
+        "import sys; from pathlib import Path; from model.text import Featurizer; "
+        f"{statement}; print('jieba' in sys.modules)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "False"
+    return done.stdout
+
+
+def test_importing_the_featurizer_does_not_load_jieba() -> None:
+    assert jieba_imported_after("import model.predictor").strip() == "False"
 
 
 def test_loading_a_chinese_model_loads_the_dictionary_silently(tmp_path) -> None:
     path = tmp_path / "features.json"
     Featurizer.fit(["你叫什么名字", "你好"]).save(path)
-    code = (
-        "import sys; from pathlib import Path; from model.text import Featurizer; "
-        f"Featurizer.load(Path({str(path)!r})); print('jieba' in sys.modules)"
-    )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    printed = jieba_imported_after(f"Featurizer.load(Path({str(path)!r}))")
     # The one line printed is the test's own: jieba wrote nothing to stdout.
-    assert done.stdout == "True\n"
+    assert printed == "True\n"
 
 
 def test_a_vocabulary_without_chinese_words_keeps_runs_whole_with_the_same_features() -> None:
@@ -107,13 +112,10 @@ def test_a_vocabulary_without_chinese_words_keeps_runs_whole_with_the_same_featu
 def test_an_english_model_never_loads_jieba_for_chinese_questions(tmp_path) -> None:
     path = tmp_path / "features.json"
     Featurizer.fit(["reset my password", "where is my order"]).save(path)
-    code = (
-        "import sys; from pathlib import Path; from model.text import Featurizer; "
-        f"Featurizer.load(Path({str(path)!r})).transform(['我的password忘了']); "
-        "print('jieba' in sys.modules)"
+    printed = jieba_imported_after(
+        f"Featurizer.load(Path({str(path)!r})).transform(['我的password忘了'])"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout == "False\n"
+    assert printed == "False\n"
 
 
 def test_dictionary_words_are_jiebas_words_without_its_hmm() -> None:
