@@ -108,8 +108,9 @@ class TrainConfig:
     target_oos_recall: float = 0.7
     # None: FeatureSpec() for small sets, LARGE_SET_FEATURES from MIN_PAIRS_FOR_PRUNING on.
     features: FeatureSpec | None = None
-    # Weight of the linear model in the answer probabilities (0: network only). It needs
-    # validation data for its temperature, so sets trained without any use the network only.
+    # Weight of the linear model in the answer probabilities (0: network only). Its temperature
+    # is fitted on the held-out questions (validation data or the cross-validation folds), so a
+    # set too small for folds uses the network only.
     linear_share: float = 0.5
     linear_c: float = 1.0
     # Passes of the SVM's solver (scikit-learn's default: 1000): its answers settle long before
