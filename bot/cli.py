@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     from bot.app.app import App
     from bot.settings import Settings
 
-# Exit codes: a setup mistake (a bad setting, an unreachable database or Bot API).
+# Exit codes: a setup mistake (a bad setting, an unreachable database or Bot API); a data file
+# refused (one it cannot read) is model.commands.DATA_REFUSED, as `qabot train` refuses data.
 SETUP_ERROR = 2
 INTERRUPTED = 130
 
@@ -204,7 +205,9 @@ async def opened_app(settings: Settings) -> AsyncIterator[App]:
 async def train_from_store(settings: Settings) -> int:
     """Train on the store's training set and promote the result: /retrain force."""
     from bot.serving.retraining import TrainingFailedError, TrainingRefusedError
-    from model.train import DATA_REFUSED, print_progress
+    from model.commands import DATA_REFUSED
+    from model.data_checks import REFUSED
+    from model.train import print_progress
 
     async def show(event: dict[str, Any]) -> None:
         print_progress(event)
@@ -216,8 +219,8 @@ async def train_from_store(settings: Settings) -> int:
         await app.models.open_rules()
         try:
             outcome = await app.models.retrain(show, force=True)
-        except TrainingRefusedError as error:
-            print(f"error: {error}", file=sys.stderr)
+        except TrainingRefusedError:  # the report's errors, printed above, said why
+            print(f"error: {REFUSED}", file=sys.stderr)
             return DATA_REFUSED
         except TrainingFailedError as error:
             print(f"training failed: {error}", file=sys.stderr)
@@ -251,12 +254,14 @@ async def export(
 
 
 async def import_pairs(settings: Settings, path: Path) -> int:
+    from model.commands import DATA_REFUSED
+
     async with opened_app(settings) as app:
         try:
             added, known = await app.exports.import_pairs(path)
-        except (OSError, ValueError) as error:
+        except ValueError as error:
             print(f"cannot import {path}: {error}", file=sys.stderr)
-            return 1
+            return DATA_REFUSED
     print(f"imported {added} new Q&A pairs from {path} ({known} already known)", file=sys.stderr)
     return 0
 

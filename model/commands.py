@@ -7,6 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# Exit code when a data file cannot be read, or its data cannot make a useful model (see
+# model/data_checks.py).
+DATA_REFUSED = 2
+
 
 def train_parser(*, bot_defaults: bool = False) -> argparse.ArgumentParser:
     """bot_defaults: the bot's own command, where the store's training set and the bot's model

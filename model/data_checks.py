@@ -35,8 +35,10 @@ NEAR_DUPLICATE_SIMILARITY = 0.85
 # Above this many answers, near duplicates are looked for among exact matches only (pairwise
 # comparison grows with the square of the number of answers).
 MAX_ANSWERS_COMPARED = 2000
-# Rows listed in a sentence (the finding itself keeps them all).
-SHOWN_ROWS = 8
+# Questions quoted in a sentence (the finding itself keeps every row).
+SHOWN_QUESTIONS = 3
+# What the command line says after a refusal's errors.
+REFUSED = "training refused, nothing was trained or promoted"
 
 
 @dataclass(frozen=True)
@@ -66,7 +68,7 @@ class DataReport:
     def refusal(self) -> str:
         """Why the data was refused, in one message (empty when it was not)."""
         reasons = " ".join(f.message for f in self.findings if f.severity == ERROR)
-        return f"training refused, nothing was trained or promoted: {reasons}" if reasons else ""
+        return f"{REFUSED}: {reasons}" if reasons else ""
 
     def to_dict(self) -> dict:
         return {**asdict(self), "refused": self.refused}
@@ -82,8 +84,8 @@ class DataReport:
     def lines(self) -> list[str]:
         """The report in plain sentences, errors first."""
         head = (
-            f"data: {self.n_pairs} questions, {self.n_answers} answers, "
-            f"{self.n_out_of_scope} out-of-scope questions"
+            f"data: {_count(self.n_pairs, 'question')}, {_count(self.n_answers, 'answer')}, "
+            f"{_count(self.n_out_of_scope, 'out-of-scope question')}"
         )
         ordered = sorted(self.findings, key=lambda f: f.severity != ERROR)
         return [head, *(f"{f.severity}: {f.message}" for f in ordered)]
@@ -99,10 +101,10 @@ def check_pairs(pairs: Sequence[QAPair]) -> DataReport:
         rows_by_answer[key].append(row)
         text_of[key] = pair.answer
     findings = [
-        *_too_few_answers(len(rows_by_answer)),
-        *_single_wordings(rows_by_answer),
+        *_too_few_answers(len(rows_by_answer), len(pairs)),
+        *_single_wordings(rows_by_answer, pairs),
         *_conflicting_questions(pairs),
-        *_near_duplicate_answers(text_of, rows_by_answer),
+        *_near_duplicate_answers(text_of, rows_by_answer, pairs),
         *_entry_lengths(pairs),
     ]
     return DataReport(
@@ -113,27 +115,42 @@ def check_pairs(pairs: Sequence[QAPair]) -> DataReport:
     )
 
 
-def _listed(rows: Sequence[int]) -> str:
-    shown = ", ".join(str(r) for r in rows[:SHOWN_ROWS])
-    return shown + (f" and {len(rows) - SHOWN_ROWS} more" if len(rows) > SHOWN_ROWS else "")
+def _count(n: int, thing: str) -> str:
+    return f"{n:,} {thing}{'' if n == 1 else 's'}"
 
 
-def _too_few_answers(n_answers: int) -> list[Finding]:
+def _quoted(rows: Sequence[int], pairs: Sequence[QAPair]) -> str:
+    """The questions of rows, as an admin finds them in the file or in /pairs: rows alone do
+    not lead to them (a spreadsheet's row numbers count the header, /retrain's set has none)."""
+    shown = ", ".join(f"“{_short(pairs[row - 1].question)}”" for row in rows[:SHOWN_QUESTIONS])
+    more = len(rows) - SHOWN_QUESTIONS
+    return shown + (f" and {more:,} more" if more > 0 else "")
+
+
+def _too_few_answers(n_answers: int, n_pairs: int) -> list[Finding]:
     if n_answers >= 2:
         return []
-    have = "no answer" if n_answers == 0 else "a single answer"
+    if n_pairs == 0:
+        have = "the data has no questions"
+    elif n_answers == 0:
+        have = "every question has an empty answer (out of scope): there is nothing to answer"
+    else:
+        have = (
+            "the data has a single answer: a bot that knows one answer gives it to every question"
+        )
     return [
         Finding(
             TOO_FEW_ANSWERS,
             ERROR,
-            f"the data has {have}: a bot that knows one answer gives it to every question. "
-            "Add questions with at least two different answers (a few wordings each), then "
-            "train again.",
+            f"{have}. Add questions with at least two different answers (a few wordings each), "
+            "then train again.",
         )
     ]
 
 
-def _single_wordings(rows_by_answer: dict[str, list[int]]) -> list[Finding]:
+def _single_wordings(
+    rows_by_answer: dict[str, list[int]], pairs: Sequence[QAPair]
+) -> list[Finding]:
     single = {key: rows[0] for key, rows in rows_by_answer.items() if len(rows) == 1}
     if not single or len(rows_by_answer) < 2:
         return []
@@ -142,9 +159,9 @@ def _single_wordings(rows_by_answer: dict[str, list[int]]) -> list[Finding]:
         Finding(
             SINGLE_WORDING,
             WARNING,
-            f"{len(single)} of {len(rows_by_answer)} answers have a single question (rows "
-            f"{_listed(rows)}): the bot recognises them only when asked almost word for word. "
-            "Add two or three other ways of asking each.",
+            f"{len(single)} of {len(rows_by_answer)} answers have a single question "
+            f"({_quoted(rows, pairs)}): the bot recognises them only when asked almost word for "
+            "word. Add two or three other ways of asking each.",
             tuple(rows),
             tuple(sorted(single, key=single.__getitem__)),
         )
@@ -166,9 +183,8 @@ def _conflicting_questions(pairs: Sequence[QAPair]) -> list[Finding]:
             Finding(
                 CONFLICTING_QUESTION,
                 WARNING,
-                f"the question “{question}” has {len(targets)} different answers (rows "
-                f"{_listed(rows)}"
-                f"{', one of them out of scope' if '' in targets else ''}): the bot can learn "
+                f"the question “{_short(question)}” has {len(targets)} different answers"
+                f"{' (one of them out of scope)' if '' in targets else ''}: the bot can learn "
                 "only one. Keep the right one, or reword the questions so they differ.",
                 tuple(rows),
                 tuple(key for key in targets if key),
@@ -183,7 +199,7 @@ def _trigrams(text: str) -> frozenset[str]:
 
 
 def _near_duplicate_answers(
-    text_of: dict[str, str], rows_by_answer: dict[str, list[int]]
+    text_of: dict[str, str], rows_by_answer: dict[str, list[int]], pairs: Sequence[QAPair]
 ) -> list[Finding]:
     keys = sorted(text_of, key=lambda k: rows_by_answer[k][0])
     grams = {key: _trigrams(text_of[key]) for key in keys}
@@ -214,9 +230,9 @@ def _near_duplicate_answers(
             Finding(
                 NEAR_DUPLICATE_ANSWERS,
                 WARNING,
-                f"{len(group)} answers are nearly the same text ({quoted}; rows {_listed(rows)}): "
-                "the bot splits their questions between them and hesitates. Use one answer text "
-                "for all of them.",
+                f"{len(group)} answers are nearly the same text ({quoted}; asked as "
+                f"{_quoted([rows_by_answer[key][0] for key in group], pairs)}): the bot splits "
+                "their questions between them and hesitates. Use one answer text for all of them.",
                 tuple(rows),
                 tuple(group),
             )
@@ -238,9 +254,9 @@ def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
             Finding(
                 SHORT_ENTRY,
                 WARNING,
-                f"{len(short)} questions have fewer than {MIN_QUESTION_CHARS} letters or digits "
-                f"(rows {_listed(short)}): too little to learn from. Write them as a user would "
-                "ask.",
+                f"{_count(len(short), 'question')} with fewer than {MIN_QUESTION_CHARS} letters "
+                f"or digits ({_quoted(short, pairs)}): too little to learn from. Write them as a "
+                "user would ask.",
                 tuple(short),
             )
         )
@@ -249,20 +265,23 @@ def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
             Finding(
                 LONG_ENTRY,
                 WARNING,
-                f"{len(long_questions)} questions are longer than {MAX_QUESTION_CHARS} characters "
-                f"(rows {_listed(long_questions)}): the words that matter drown in the rest. "
-                "Keep the question itself and move the explanation into the answer.",
+                f"{_count(len(long_questions), 'question')} longer than {MAX_QUESTION_CHARS} "
+                f"characters ({_quoted(long_questions, pairs)}): the words that matter drown in "
+                "the rest. Keep the question itself and move the explanation into the answer.",
                 tuple(long_questions),
             )
         )
     if long_answers:
+        # One finding per text, not per question: an answer asked five ways is one answer.
+        first_rows = list({pairs[row - 1].answer: row for row in reversed(long_answers)}.values())
+        texts = ", ".join(f"“{_short(pairs[row - 1].answer)}”" for row in sorted(first_rows)[:3])
         findings.append(
             Finding(
                 LONG_ENTRY,
                 WARNING,
-                f"{len(long_answers)} answers are longer than {MAX_ANSWER_CHARS} characters (rows "
-                f"{_listed(long_answers)}): Telegram cuts messages there. Shorten them or link "
-                "to a page.",
+                f"{_count(len(first_rows), 'answer')} longer than {MAX_ANSWER_CHARS} characters "
+                f"({texts}): the bot cuts it there, as Telegram takes no longer messages. "
+                "Shorten it or link to a page.",
                 tuple(long_answers),
             )
         )

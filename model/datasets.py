@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import functools
 import hashlib
@@ -25,6 +26,13 @@ MAX_PAIRS_PER_FILE = 2_000_000
 # cells are written with a leading apostrophe, which spreadsheets show as text, and reading a
 # CSV file drops it again: apostrophes already before such a character get one more.
 _FORMULA_CELL = re.compile(r"'*[=+\-@\t\r]")
+# The first bytes of a zip archive (.xlsx, .ods) and of an old Office file (.xls).
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0"
+_CJK = re.compile(r"[\u4e00-\u9fff]")
+# Spreadsheets in many locales separate CSV fields with semicolons; "Unicode text" uses tabs.
+_DELIMITERS = (",", ";", "\t")
+_SPREADSHEETS = (".xlsx", ".xls", ".ods", ".numbers")
 
 
 @dataclass(frozen=True)
@@ -46,8 +54,10 @@ def answer_key(answer: str) -> str:
 
 
 def read_pairs(path: Path) -> list[QAPair]:
-    """Read a CSV (`question,answer` header), JSON Lines, or ChatterBot corpus YAML file of
-    pairs, chosen by suffix."""
+    """Read a CSV (`question,answer` header; commas, semicolons or tabs between fields),
+    JSON Lines, or ChatterBot corpus YAML file of pairs, chosen by suffix: UTF-8, or UTF-16
+    with its byte-order mark. Raises ValueError, one line naming the file and what to do, for
+    a file it cannot read (another encoding, a workbook, no pairs, ...)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
@@ -56,6 +66,8 @@ def read_pairs(path: Path) -> list[QAPair]:
         return _read_jsonl(path)
     if suffix in (".yml", ".yaml"):
         return _read_chatterbot_yaml(path)
+    if suffix in _SPREADSHEETS:
+        raise ValueError(f"{path.name}: a spreadsheet; save it as “CSV UTF-8” and import that")
     raise ValueError(
         f"{path.name}: unsupported file type {suffix!r} (use .csv, .jsonl or ChatterBot .yml)"
     )
@@ -95,7 +107,8 @@ def _write_csv(pairs: Iterable[QAPair], handle: IO[str]) -> None:
 
 
 def _read_csv(path: Path) -> list[QAPair]:
-    reader = csv.reader(io.StringIO(_read_text(path), newline=""))
+    text = _read_text(path)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
     try:
         return _pairs_of_csv_rows(reader, path)
     except csv.Error as error:  # an unclosed quote, a field over the csv module's limit, ...
@@ -108,7 +121,11 @@ def _pairs_of_csv_rows(reader: Any, path: Path) -> list[QAPair]:
         raise ValueError(f"{path.name}: empty file, expected a header 'question,answer'")
     columns = [name.strip().lower() for name in header]
     if "question" not in columns or "answer" not in columns:
-        raise ValueError(f"{path.name}, line 1: header must name 'question' and 'answer'")
+        found = _short(", ".join(name.strip() for name in header))
+        raise ValueError(
+            f"{path.name}, line 1: the first line must be the header question,answer "
+            f"(found: {found})"
+        )
     question_at, answer_at = columns.index("question"), columns.index("answer")
     pairs = []
     for row in reader:
@@ -122,12 +139,35 @@ def _pairs_of_csv_rows(reader: Any, path: Path) -> list[QAPair]:
         question, answer = (_text_of_csv_cell(row[at].strip()) for at in (question_at, answer_at))
         pairs.append(_make_pair(question, answer, path, reader.line_num))
         _check_count(pairs, path, reader.line_num)
+    if not pairs:
+        raise ValueError(f"{path.name}: no questions under the header question,answer")
     return pairs
 
 
+def _delimiter(text: str) -> str:
+    """The field separator of a CSV text: the first of _DELIMITERS whose split of the first
+    line names both columns (a comma when none does)."""
+    first_line = text.split("\n", 1)[0]
+    for delimiter in _DELIMITERS:
+        names = {name.strip().strip('"').lower() for name in first_line.split(delimiter)}
+        if {"question", "answer"} <= names:
+            return delimiter
+    return ","
+
+
+def _short(text: str, length: int = 60) -> str:
+    return text if len(text) <= length else text[: length - 1] + "…"
+
+
 def _read_jsonl(path: Path) -> list[QAPair]:
+    text = _read_text(path)
+    if text.lstrip().startswith("["):
+        raise ValueError(
+            f"{path.name}: a JSON array; Q&A files are JSON Lines, one "
+            '{"question": …, "answer": …} object per line'
+        )
     pairs = []
-    for line_number, line in enumerate(_read_text(path).splitlines(), start=1):
+    for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -147,6 +187,8 @@ def _read_jsonl(path: Path) -> list[QAPair]:
             raise ValueError(f"{path.name}, line {line_number}: 'answer' must be a string")
         pairs.append(_make_pair(record["question"], answer, path, line_number))
         _check_count(pairs, path, line_number)
+    if not pairs:
+        raise ValueError(f"{path.name}: empty file, expected one JSON object per line")
     return pairs
 
 
@@ -226,12 +268,38 @@ def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPa
 
 
 def _read_text(path: Path) -> str:
-    if path.stat().st_size > MAX_FILE_BYTES:
-        raise ValueError(f"{path.name}: larger than {MAX_FILE_BYTES // 2**20} MB; split the file")
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise ValueError(
+                f"{path.name}: larger than {MAX_FILE_BYTES // 2**20} MB; split the file"
+            )
+        data = path.read_bytes()
+    except OSError as error:  # no such file, a folder, no permission: said without the errno
+        raise ValueError(f"{path.name}: {(error.strerror or str(error)).lower()}") from None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        # Excel's "Unicode text": UTF-16 that says so in its byte-order mark.
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            pass
     try:
         # utf-8-sig drops a byte-order mark written by spreadsheet programs.
-        return path.read_text(encoding="utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(
-            f"{path.name}: not UTF-8 text ({error.reason} at byte {error.start})"
-        ) from None
+        raise ValueError(f"{path.name}: {_not_text(data, error)}") from None
+
+
+def _not_text(data: bytes, error: UnicodeDecodeError) -> str:
+    """What a file that is not UTF-8 probably is, and what to do about it."""
+    save_as = "save it as “CSV UTF-8” (Excel: File → Save As) and try again"
+    if data.startswith(_ZIP_MAGIC):
+        return f"an Excel workbook (or another zip archive), not a CSV file: {save_as}"
+    if data.startswith(_OLE_MAGIC):
+        return f"an old Excel (.xls) workbook, not a CSV file: {save_as}"
+    try:
+        chinese = _CJK.search(data.decode("gb18030")) is not None
+    except UnicodeDecodeError:
+        chinese = False
+    if chinese:
+        return f"GBK (GB18030) text, as Chinese Windows saves CSV, not UTF-8: {save_as}"
+    return f"not UTF-8 text (byte {error.start} cannot be read): {save_as}"

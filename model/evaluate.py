@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from model.commands import eval_parser
+from model.commands import DATA_REFUSED, eval_parser
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.figures import EVALUATION, figure_phrases
 from model.predictor import AnswerModel, Prediction
@@ -110,10 +110,14 @@ def measure_speed(
 def main(argv: list[str] | None = None) -> int:
     args = eval_parser().parse_args(argv)
     try:
+        pairs = read_pair_files(args.data, args.oos)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return DATA_REFUSED
+    try:
         model = ModelRegistry(args.model_dir).load_current()
         if model is None:
             raise ValueError(f"no current model in {args.model_dir}: train one first")
-        pairs = read_pair_files(args.data, args.oos)
         result = evaluate(model, pairs)
         if args.report:
             write_report(model, pairs, args.report)

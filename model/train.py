@@ -37,8 +37,8 @@ from model.calibration import (
     scores,
     should_fall_back,
 )
-from model.commands import train_parser
-from model.data_checks import DataReport, check_pairs
+from model.commands import DATA_REFUSED, train_parser
+from model.data_checks import REFUSED, DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
 from model.figures import CROSS_VALIDATION, GIVEN, NO_VALIDATION, figure_phrases
 from model.held_out import HeldOutRecord, held_out_record
@@ -89,8 +89,6 @@ LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 UNSEEN_CLASS_SCORE = -10.0
 
 Progress = Callable[[dict], None]
-# Exit code of the command line when the data cannot make a useful model (see data_checks).
-DATA_REFUSED = 2
 
 
 @dataclass(frozen=True)
@@ -687,13 +685,19 @@ def main(argv: list[str] | None = None) -> int:
     emit = _json_printer if args.progress_json else print_progress
     try:
         pairs = read_pair_files(args.data, args.oos)
-        report = check_pairs(pairs)
-        emit({"event": "data_report", "report": report.to_dict()})
-        if report.refused:
-            print(f"error: {report.refusal()}", file=sys.stderr)
-            return DATA_REFUSED
         val_paths = [args.val] if args.val else []
         val_pairs = read_pair_files(val_paths, [args.oos_val] if args.oos_val else []) or None
+    except ValueError as error:  # a file it cannot read: refused as data it cannot train on
+        if args.progress_json:
+            emit({"event": "error", "message": str(error)})
+        print(f"error: {error}", file=sys.stderr)
+        return DATA_REFUSED
+    report = check_pairs(pairs)
+    emit({"event": "data_report", "report": report.to_dict()})
+    if report.refused:  # the report's errors said why
+        print(f"error: {REFUSED}", file=sys.stderr)
+        return DATA_REFUSED
+    try:
         result = train(
             pairs,
             args.model_dir,

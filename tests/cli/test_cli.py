@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -53,9 +54,77 @@ def test_import_then_export_pairs(qabot_home: Path, tmp_path: Path, capsys) -> N
 
 def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys) -> None:
     bad = write(tmp_path / "bad.csv", "q;a\nfoo;bar\n")
-    assert main(["import", str(bad)]) == 1
+    assert main(["import", str(bad)]) == 2
     assert "cannot import" in capsys.readouterr().err
-    assert main(["import", str(tmp_path / "missing.csv")]) == 1
+    assert main(["import", str(tmp_path / "missing.csv")]) == 2
+    assert capsys.readouterr().err.strip().endswith("missing.csv: no such file or directory")
+
+
+FAQ_PAIRS = [
+    ("停车多少钱", "停车每小时 10 元。"),
+    ("wifi, password?", 'Ask at the desk, "please".'),
+]
+
+
+def faq_text(delimiter: str = ",") -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, delimiter=delimiter, lineterminator="\n")
+    writer.writerows([("question", "answer"), *FAQ_PAIRS])
+    return out.getvalue()
+
+
+# What an admin's spreadsheet or editor saves, and the one line each gets when it cannot be read.
+ADMIN_FILES: dict[str, tuple[bytes, str]] = {
+    "empty.csv": (b"", "empty file, expected a header 'question,answer'"),
+    "header-only.csv": (b"question,answer\n", "no questions under the header question,answer"),
+    "columns.csv": (b"Frage,Antwort\nwo,hier\n", "must be the header question,answer (found: Fr"),
+    "no-header.csv": (b"wifi?,Ask at the desk.\n", "(found: wifi?, Ask at the desk.)"),
+    "gbk.csv": (faq_text().encode("gbk"), "GBK (GB18030) text, as Chinese Windows saves CSV"),
+    "workbook.csv": (b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00\xb1", "an Excel workbook"),
+    "old.csv": (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00", "an old Excel (.xls) workbook"),
+    "latin1.csv": ("question,answer\ncafé?,oui\n".encode("latin-1"), "not UTF-8 text (byte 19"),
+    "faq.xlsx": (b"PK\x03\x04", "a spreadsheet; save it as “CSV UTF-8”"),
+    "array.json": (json.dumps([{"question": "q", "answer": "a"}]).encode(), "a JSON array; Q&A "),
+    "empty.jsonl": (b"\n", "empty file, expected one JSON object per line"),
+}
+
+
+@pytest.mark.parametrize("name", ADMIN_FILES)
+@pytest.mark.parametrize("command", ["import", "train"])
+def test_files_that_cannot_be_read_are_refused_in_one_line_with_code_2(
+    qabot_home: Path, tmp_path: Path, capsys, name: str, command: str
+) -> None:
+    content, expected = ADMIN_FILES[name]
+    path = tmp_path / name
+    path.write_bytes(content)
+    models = tmp_path / "models"
+    train = ["train", "--data", str(path), "--model-dir", str(models)]
+    assert main(["import", str(path)] if command == "import" else train) == 2
+    error = capsys.readouterr().err.strip()
+    assert f"{name}" in error and expected in error, error
+    assert len(error.splitlines()) == 1 and "Traceback" not in error
+    assert not models.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("bom.csv", faq_text().encode("utf-8-sig")),
+        ("utf16.csv", faq_text().encode("utf-16")),  # with its byte-order mark
+        ("semicolons.csv", faq_text(";").encode()),  # Excel in many European locales
+        ("tabs.csv", faq_text("\t").encode("utf-16")),  # Excel's "Unicode text"
+    ],
+)
+def test_files_spreadsheets_save_are_imported(
+    qabot_home: Path, tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert main(["import", str(path)]) == 0
+    out = tmp_path / "pairs.csv"
+    assert main(["export", "--pairs", "--out", str(out)]) == 0
+    rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
+    assert [(r["question"], r["answer"]) for r in rows] == FAQ_PAIRS
 
 
 async def test_export_conversations(
@@ -147,7 +216,7 @@ def test_chatterbot_yaml_import_and_round_trip(
 
 
 def test_malformed_yaml_is_refused(qabot_home: Path, tmp_path: Path, capsys) -> None:
-    assert main(["import", str(write(tmp_path / "bad.yml", "conversations: [[a, b], 3]\n"))]) == 1
+    assert main(["import", str(write(tmp_path / "bad.yml", "conversations: [[a, b], 3]\n"))]) == 2
     assert "conversation 2" in capsys.readouterr().err
 
 
@@ -212,7 +281,7 @@ def test_malformed_and_explosive_files_get_one_clear_line(
 ) -> None:
     content, expected = MALFORMED[name]
     path = write(tmp_path / name, content)
-    assert main(["import", str(path)]) == 1
+    assert main(["import", str(path)]) == 2
     error = capsys.readouterr().err.strip()
     assert expected in error and error.startswith(f"cannot import {path}: {name}")
     assert len(error.splitlines()) == 1 and "Traceback" not in error
@@ -220,7 +289,7 @@ def test_malformed_and_explosive_files_get_one_clear_line(
 
 def test_train_refuses_an_alias_bomb_in_one_line(qabot_home: Path, tmp_path: Path, capsys) -> None:
     bomb = write(tmp_path / "bomb.yml", alias_bomb(5))
-    assert main(["train", "--data", str(bomb), "--model-dir", str(tmp_path / "models")]) == 1
+    assert main(["train", "--data", str(bomb), "--model-dir", str(tmp_path / "models")]) == 2
     error = capsys.readouterr().err.strip()
     assert error.endswith("bomb.yml, line 2: invalid YAML (aliases (*name) are not supported)")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())

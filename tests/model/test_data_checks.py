@@ -82,6 +82,40 @@ def test_very_short_and_very_long_entries() -> None:
     assert (data_checks.LONG_ENTRY, (7,)) in found
 
 
+def test_an_answer_too_long_asked_several_ways_is_one_answer_too_long() -> None:
+    terms = "Terms of membership. " + "Clause: fees are due in advance. " * 200
+    asked = [(f"terms and conditions {n}", terms) for n in range(5)]
+    report = check_pairs(pairs_of(*GOOD, *asked))
+    (finding,) = [f for f in report.findings if f.code == data_checks.LONG_ENTRY]
+    assert finding.rows == (5, 6, 7, 8, 9)
+    assert finding.message.startswith("1 answer longer than 4096 characters (“Terms of ")
+
+
+def test_findings_quote_the_questions_an_admin_can_search_for() -> None:
+    """Row numbers led nowhere: a spreadsheet counts the header as row 1, and the training set
+    /retrain checks has no rows an admin can see."""
+    singles = [(f"question number {n}", f"Answer number {n}.") for n in range(5)]
+    report = check_pairs(pairs_of(*GOOD, *singles))
+    (finding,) = report.findings
+    assert "(“question number 0”, “question number 1”, “question number 2” and 2 more)" in (
+        finding.message
+    )
+    assert report.lines()[0] == "data: 9 questions, 7 answers, 0 out-of-scope questions"
+
+
+@pytest.mark.parametrize(
+    ("rows", "reason"),
+    [
+        ([], "the data has no questions."),
+        ([("spam", ""), ("eggs", "")], "every question has an empty answer (out of scope)"),
+        (GOOD[:1], "the data has a single answer"),
+    ],
+)
+def test_the_refusal_says_what_the_data_lacks(rows: list[tuple[str, str]], reason: str) -> None:
+    report = check_pairs(pairs_of(*rows))
+    assert reason in report.refusal()
+
+
 def test_the_report_survives_json() -> None:
     report = check_pairs(pairs_of(*GOOD, ("When are you OPEN?", RESET)))
     assert DataReport.from_dict(report.to_dict()) == report
@@ -101,7 +135,8 @@ def test_qabot_train_refuses_a_one_answer_file(
     assert main(["train", "--data", str(data), "--model-dir", str(models)]) == 2
     err = capsys.readouterr().err
     assert "training refused, nothing was trained or promoted" in err
-    assert "at least two different answers" in err
+    assert err.count("at least two different answers") == 1  # said once, in the report
+    assert "data: 2 questions, 1 answer, 0 out-of-scope questions" in err
     assert not models.exists() or not any(models.iterdir())
 
 

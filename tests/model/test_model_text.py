@@ -175,7 +175,7 @@ def test_read_pairs_jsonl(tmp_path: Path) -> None:
         ("bad.csv", "", "bad.csv: empty file"),
         ("bad.csv", "question,answer\n ,a1\n", "bad.csv, line 2: empty question"),
         ("bad.jsonl", '{"question": "q", "answer": "a"}\n{oops\n', "bad.jsonl, line 2"),
-        ("bad.jsonl", '["q", "a"]\n', "bad.jsonl, line 1"),
+        ("bad.jsonl", '["q", "a"]\n', "bad.jsonl: a JSON array; Q&A files are JSON Lines"),
         ("bad.txt", "question,answer\n", "unsupported file type"),
     ],
 )
