@@ -406,11 +406,15 @@ def test_train_command_line_fails_clearly_on_bad_input(
     bad = tmp_path / "bad.csv"
     bad.write_text("question,answer\nq,a,extra\n", encoding="utf-8")
     assert (
-        train_main(["--data", str(bad), "--model-dir", str(tmp_path / "m"), "--progress-json"]) == 1
+        train_main(["--data", str(bad), "--model-dir", str(tmp_path / "m"), "--progress-json"]) == 2
     )
     output = capsys.readouterr()
     message = "bad.csv, line 2: expected 2 fields, found 3"
     assert json.loads(output.out.splitlines()[-1]) == {"event": "error", "message": message}
     assert output.err.strip() == f"error: {message}"
-    assert eval_main(["--data", str(bad), "--model-dir", str(tmp_path / "m")]) == 1
+    assert eval_main(["--data", str(bad), "--model-dir", str(tmp_path / "m")]) == 2
+    assert capsys.readouterr().err.strip() == f"error: {message}"
+    good = tmp_path / "good.csv"
+    good.write_text("question,answer\nq,a\n", encoding="utf-8")
+    assert eval_main(["--data", str(good), "--model-dir", str(tmp_path / "m")]) == 1
     assert "no current model" in capsys.readouterr().err
