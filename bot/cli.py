@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     importer = commands.add_parser("import", help="add Q&A pairs from a file to the training set")
     importer.add_argument("file", type=Path)
+    importer.add_argument(
+        "--keep-bundled",
+        action="store_true",
+        help="keep the bundled example pairs (the first import replaces them by default)",
+    )
 
     commands.add_parser("models", help="list the model versions and which one is live")
     commands.add_parser("rollback", help="serve the previously promoted model version again")
@@ -153,7 +158,7 @@ def run_command(args: argparse.Namespace, rest: list[str]) -> int:
     if args.command == "export":
         return asyncio.run(export(settings, args.format, args.out, args.since, args.pairs))
     if args.command == "import":
-        return asyncio.run(import_pairs(settings, args.file))
+        return asyncio.run(import_pairs(settings, args.file, args.keep_bundled))
     if args.command == "models":
         return asyncio.run(list_models(settings))
     if args.command == "rollback":
@@ -253,16 +258,27 @@ async def export(
     return 0
 
 
-async def import_pairs(settings: Settings, path: Path) -> int:
+async def import_pairs(settings: Settings, path: Path, keep_bundled: bool = False) -> int:
     from model.commands import DATA_REFUSED
 
     async with opened_app(settings) as app:
         try:
-            added, known = await app.exports.import_pairs(path)
+            imported = await app.exports.import_pairs(path, keep_bundled=keep_bundled)
         except ValueError as error:
             print(f"cannot import {path}: {error}", file=sys.stderr)
             return DATA_REFUSED
-    print(f"imported {added} new Q&A pairs from {path} ({known} already known)", file=sys.stderr)
+    print(
+        f"imported {imported.added} new Q&A pairs from {path} ({imported.known} already known)",
+        file=sys.stderr,
+    )
+    if imported.bundled_removed:
+        print(
+            f"removed the {imported.bundled_removed} bundled example pairs, the training set's "
+            "only other pairs (--keep-bundled keeps them)",
+            file=sys.stderr,
+        )
+    if imported.added or imported.bundled_removed:
+        print("the bot learns them at the next training: run `qabot train`", file=sys.stderr)
     return 0
 
 

@@ -32,7 +32,7 @@ from bot.app.workers import ChildWorker
 from bot.settings import Settings
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.learning_records import LearningRecords
-from bot.storage.store import Store
+from bot.storage.store import BUNDLED, Store
 from model.datasets import read_pairs
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ class App:
         none (`qabot run`)."""
         if await self.store.count_pairs() == 0:
             pairs = await asyncio.to_thread(read_pairs, BUNDLED_PAIRS)
-            added = await self.store.add_pairs(pairs, source="bundled")
+            added = await self.store.add_pairs(pairs, source=BUNDLED)
             log.info("loaded %d bundled Q&A pairs", added)
             await self.known_answers.reload(self.store)
         if self.models.current is None:

@@ -162,6 +162,13 @@ def remove_stale_exports(exports_dir: Path, older_than: float = STALE_EXPORT_SEC
 
 
 @dataclass(frozen=True)
+class ImportedPairs:
+    added: int
+    known: int  # already in the training set, or twice in the file
+    bundled_removed: int
+
+
+@dataclass(frozen=True)
 class ExportFile:
     """An export written for sending: `path` is None when even compressed it is over
     UPLOAD_LIMIT_BYTES."""
@@ -240,12 +247,18 @@ class Exports:
         await asyncio.to_thread(write_pairs_csv, training_set, out)
         return len(training_set)
 
-    async def import_pairs(self, path: Path) -> tuple[int, int]:
-        """Add the pairs of a Q&A file to the training set: (added, already known). Raises
-        ValueError or OSError, with one line saying what is wrong, for a file it cannot read."""
+    async def import_pairs(self, path: Path, *, keep_bundled: bool = False) -> ImportedPairs:
+        """Add the pairs of a Q&A file to the training set. The first file an admin imports
+        replaces the bundled example pairs (the set held nothing else), unless keep_bundled:
+        a bot for one's own FAQ should not also answer the examples' small talk and questions
+        about qabot. Raises ValueError, with one line saying what is wrong, for a file it cannot
+        read (nothing is then changed)."""
         pairs = await asyncio.to_thread(read_pairs, path)
-        added = await self.store.add_pairs(pairs, source="imported")
-        return added, len(pairs) - added
+        if keep_bundled:
+            added, removed = await self.store.add_pairs(pairs, source="imported"), 0
+        else:
+            added, removed = await self.store.add_pairs_over_bundled(pairs, source="imported")
+        return ImportedPairs(added, len(pairs) - added, removed)
 
     def remove_stale(self, older_than: float = STALE_EXPORT_SECONDS) -> int:
         """Delete what earlier sends (or a crash) left in the exports folder."""

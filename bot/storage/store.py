@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 # How many chats and users log_exchanges remembers as written (about 200 bytes each).
 MAX_REMEMBERED_PEOPLE = 100_000
+# The source of the example pairs `qabot run` loads into an empty store.
+BUNDLED = "bundled"
 
 
 def create_engine(url: str) -> AsyncEngine:
@@ -348,6 +350,17 @@ class Store:
         """Add Q&A pairs; pairs already in the set are skipped. Returns how many were added."""
         async with self.session.begin() as session:
             return await self.insert_pairs(session, pairs, source)
+
+    async def add_pairs_over_bundled(self, pairs: Iterable[QAPair], source: str) -> tuple[int, int]:
+        """add_pairs; when the training set held nothing but the bundled pairs, they are
+        deleted first, in the same transaction. Returns (added, bundled pairs deleted)."""
+        async with self.session.begin() as session:
+            own = select(func.count(QAPairRow.id)).where(QAPairRow.source != BUNDLED)
+            deleted = 0
+            if not await session.scalar(own):
+                result = await session.execute(delete(QAPairRow).where(QAPairRow.source == BUNDLED))
+                deleted = getattr(result, "rowcount", 0) or 0
+            return await self.insert_pairs(session, pairs, source), deleted
 
     async def insert_pairs(
         self, session: AsyncSession, pairs: Iterable[QAPair], source: str

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.app import BUNDLED_PARAPHRASES
+from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES
 from bot.cli import main
 from tests.conftest import ADMIN_ID
 
@@ -50,6 +50,58 @@ def test_import_then_export_pairs(qabot_home: Path, tmp_path: Path, capsys) -> N
     assert [(r["question"], r["answer"]) for r in rows] == [
         ("你好", "你好！"), ("a, b?", 'yes, "quoted"'), ("spam", ""), ("hi", "hello"),
     ]  # fmt: skip
+
+
+def load_bundled_pairs() -> None:
+    """What `qabot run` does to an empty store before it trains the first model."""
+    from bot.cli import opened_app
+    from bot.startup import load_settings
+    from bot.storage.store import BUNDLED
+    from model.datasets import read_pairs
+
+    async def load() -> None:
+        async with opened_app(load_settings()) as app:
+            await app.store.add_pairs(read_pairs(BUNDLED_PAIRS), source=BUNDLED)
+
+    assert main(["db", "upgrade"]) == 0
+    asyncio.run(load())
+
+
+def exported_pairs(tmp_path: Path) -> list[tuple[str, str]]:
+    out = tmp_path / "exported.csv"
+    assert main(["export", "--pairs", "--out", str(out)]) == 0
+    return [(r["question"], r["answer"]) for r in csv.DictReader(out.open(encoding="utf-8"))]
+
+
+def test_the_first_import_replaces_the_bundled_examples(
+    qabot_home: Path, tmp_path: Path, capsys
+) -> None:
+    """The README's order (`make run`, then import one's FAQ) gave a training set of the FAQ
+    and the 658 bundled pairs: the bot answered "who are you" with qabot's own introduction,
+    and the data report listed problems of rows the admin never wrote."""
+    load_bundled_pairs()
+    faq = write(tmp_path / "faq.csv", "question,answer\nwifi?,Ask at the desk.\nhi,Hello!\n")
+    assert main(["import", str(faq)]) == 0
+    assert "removed the 658 bundled example pairs" in capsys.readouterr().err
+    assert exported_pairs(tmp_path) == [("wifi?", "Ask at the desk."), ("hi", "Hello!")]
+    # The admin's own pairs stay when more files come.
+    more = write(tmp_path / "more.csv", "question,answer\nparking?,Garage B.\n")
+    assert main(["import", str(more)]) == 0
+    assert "bundled" not in capsys.readouterr().err
+    assert len(exported_pairs(tmp_path)) == 3
+
+
+def test_an_import_can_keep_the_bundled_examples(qabot_home: Path, tmp_path: Path) -> None:
+    load_bundled_pairs()
+    faq = write(tmp_path / "faq.csv", "question,answer\nwifi?,Ask at the desk.\n")
+    assert main(["import", "--keep-bundled", str(faq)]) == 0
+    assert len(exported_pairs(tmp_path)) == 659
+
+
+def test_a_refused_file_keeps_the_bundled_examples(qabot_home: Path, tmp_path: Path) -> None:
+    load_bundled_pairs()
+    assert main(["import", str(write(tmp_path / "faq.csv", "question,answer\n"))]) == 2
+    assert len(exported_pairs(tmp_path)) == 658
 
 
 def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys) -> None:
