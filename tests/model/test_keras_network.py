@@ -1,14 +1,16 @@
-"""The network's sparse first layer against the same product done densely (imports TensorFlow)."""
+"""The network's sparse first layer against the same product done densely.
+
+TensorFlow is imported in the test, not at collection: importing it costs every pytest process
+(each pytest-xdist worker collects every module) several seconds of CPU."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-tf = pytest.importorskip("tensorflow")
-
 
 def test_sparse_layer_matches_a_dense_product_and_its_kernel_gradient() -> None:
+    tf = pytest.importorskip("tensorflow")
     from model.keras_network import SparseDense
 
     rng = np.random.default_rng(0)
