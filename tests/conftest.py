@@ -64,6 +64,21 @@ hypothesis.settings.register_profile("qabot", deadline=None)
 hypothesis.settings.load_profile("qabot")
 
 
+STORAGE_TESTS = Path(__file__).parent / "storage"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The PostgreSQL run of a test is `slow` unless the test is the storage layer's own
+    (tests/storage/): `make test` runs every test on both databases, the quick run
+    (-m "not slow") runs every test on SQLite and the storage tests on PostgreSQL too. A test
+    through the Telegram handlers or the application layer takes the same road above the store
+    on either database, and its PostgreSQL run cost about twice its SQLite one (a database made
+    and dropped, the server's share of the work): over half the quick run's CPU."""
+    for item in items:
+        if item.get_closest_marker("postgres") and STORAGE_TESTS not in item.path.parents:
+            item.add_marker(pytest.mark.slow)
+
+
 class SharedChildProcess:
     """One child process for every app of the test session (see shared_child_worker)."""
 
@@ -171,7 +186,8 @@ def models_dir(settings: Settings, seed_model_dir: Path) -> Path:
 async def database_url(
     request: pytest.FixtureRequest, settings: Settings, prepared_databases: PreparedDatabases
 ) -> AsyncIterator[str]:
-    """Every store test runs on SQLite and on the real PostgreSQL (a fresh database each).
+    """Every store test runs on SQLite and on the real PostgreSQL (a fresh database each; the
+    PostgreSQL run is `slow` outside tests/storage/, see pytest_collection_modifyitems).
 
     For a test that uses `store` the database is a copy of one migrated once per session, and
     of one holding the bundled Q&A set too when it uses `seeded_store`: migrating and loading
