@@ -97,6 +97,7 @@ class Answering:
             confidence, fallback = prediction.confidence, prediction.fallback
             if suggestions := prediction.suggestions:
                 answer, fallback = messages.text("did_you_mean", lang), True
+                suggestions = tuple(self._worded_in(s, lang) for s in suggestions)
             elif fallback or prediction.answer is None:
                 answer, fallback = messages.text("fallback", lang), True
             else:
@@ -106,6 +107,14 @@ class Answering:
             "answer_id": answer_id, "confidence": confidence, "fallback": fallback,
             "model_version": model.version if model else None,
         }  # fmt: skip
+
+    def _worded_in(self, suggestion: Suggestion, lang: str) -> Suggestion:
+        """The suggestion with a wording in the asker's language when its answer has one: the
+        model's best-known wording of an answer asked both ways may be the other language's."""
+        if messages.language_of(suggestion.wording) == lang:
+            return suggestion
+        wording = self.known.wording(suggestion.answer_id, lang)
+        return suggestion._replace(wording=wording) if wording else suggestion
 
     async def reply_not_text(
         self, chat: ChatInfo, user: UserInfo | None, kind: str, *, message_id: int | None = None

@@ -15,8 +15,8 @@ from bot.app.app import BUNDLED_PAIRS, BUNDLED_PARAPHRASES, App
 from bot.console import run_console
 from bot.telegram.common import quoted, shortened
 from bot.telegram.learning import BUTTON_TEXT_CHARS
-from model.datasets import QAPair, read_pairs
-from model.predictor import Prediction
+from model.datasets import QAPair, answer_key, read_pairs
+from model.predictor import Prediction, Suggestion
 from tests.conftest import TelegramBot
 from tests.fake_telegram import BotMessage
 
@@ -183,3 +183,40 @@ async def test_the_console_shows_suggestions_as_text_one_line_each_question_when
         "你好！",
         " ".join([messages.text("did_you_mean", messages.language_of(question)), *numbered]),
     ]
+
+
+PARKING = "Parking: the garage on Harbor Road, ¥10 an hour."
+MEMBERSHIP = "A month costs ¥1,200 for a hot desk."
+BILINGUAL = [
+    ("is there parking", PARKING), ("停车怎么收费", PARKING), ("车停哪里", PARKING),
+    ("how much is a monthly membership", MEMBERSHIP), ("会员价格", MEMBERSHIP),
+]  # fmt: skip
+
+
+async def test_buttons_show_wordings_in_the_askers_language(
+    telegram_bot: TelegramBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer asked in both languages has one best-known wording: a Chinese user who asked
+    "停车多少钱" was offered "is there parking" although "停车怎么收费" is in the training set."""
+    bot = telegram_bot
+    await bot.app.store.add_pairs([QAPair(q, a) for q, a in BILINGUAL], source="imported")
+    await bot.app.known_answers.reload(bot.app.store)
+    # The model's best-known wordings: one English, one Chinese.
+    by_model = {PARKING: "is there parking", MEMBERSHIP: "会员价格"}
+    suggestions = tuple(Suggestion(answer_key(a), a, wording) for a, wording in by_model.items())
+    hesitant = Prediction(None, None, 0.4, True, (), suggestions)
+
+    async def predict(model: object, text: str) -> Prediction:
+        return hesitant
+
+    monkeypatch.setattr(bot.app.models.batcher, "predict", predict)
+
+    offer = await ask(bot, bot.user, "停车多少钱")
+    assert [b["text"] for b in offer.buttons] == [
+        "停车怎么收费", "会员价格", messages.text("none_of_these", "zh"),
+    ]  # fmt: skip
+
+    offer = await ask(bot, bot.user, "where can I leave my car")
+    assert [b["text"] for b in offer.buttons][:2] == [
+        "is there parking", "how much is a monthly membership",
+    ]  # fmt: skip
