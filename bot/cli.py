@@ -180,6 +180,9 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
 
     import asyncio
 
+    # TensorFlow's C++ log lines ("E0000 … NodeDef mentions attribute …") would fall among the
+    # data report's; a real failure raises in Python and is reported as such.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from bot.serving.retraining import TrainingNotInstalledError, training_installed
     from model.train import main as train_main
 

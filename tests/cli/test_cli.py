@@ -6,7 +6,10 @@ import asyncio
 import csv
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -345,3 +348,23 @@ def test_train_refuses_an_alias_bomb_in_one_line(qabot_home: Path, tmp_path: Pat
     error = capsys.readouterr().err.strip()
     assert error.endswith("bomb.yml, line 2: invalid YAML (aliases (*name) are not supported)")
     assert not (tmp_path / "models").exists() or not any((tmp_path / "models").iterdir())
+
+
+@pytest.mark.slow
+def test_train_prints_its_own_lines_only(qabot_home: Path, tmp_path: Path) -> None:
+    """TensorFlow's C++ logging wrote lines such as "E0000 00:00:… node_def_util.cc:682]
+    NodeDef mentions attribute use_unbounded_threadpool …" four times into `qabot train`'s
+    report, which an admin reads for what is wrong with their data."""
+    from tests.processes import ROOT
+
+    data = write(tmp_path / "faq.csv", "question,answer\n" + "".join(
+        f"question {n} {topic},answer about {topic}\n"
+        for topic in ("parking", "wifi", "hours") for n in range(4)
+    ))  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "TF_"))}
+    env.update(QABOT_HOME=str(qabot_home), PYTHONPATH=str(ROOT))
+    command = [sys.executable, "-m", "bot.cli", "train", "--data", str(data)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    ours = ("data: ", "warning: ", "training ", "epoch ")
+    assert [line for line in done.stderr.splitlines() if not line.startswith(ours)] == []
