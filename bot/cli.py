@@ -271,7 +271,8 @@ async def import_pairs(settings: Settings, path: Path, keep_bundled: bool = Fals
             print(f"cannot import {path}: {error}", file=sys.stderr)
             return DATA_REFUSED
     print(
-        f"imported {imported.added} new Q&A pairs from {path} ({imported.known} already known)",
+        f"imported {imported.added} new Q&A pairs from {path} ({imported.known} already in "
+        "the training set or repeated in the file)",
         file=sys.stderr,
     )
     if imported.bundled_removed:

@@ -262,7 +262,8 @@ def _make_pair(question: str, answer: str, path: Path, line_number: int) -> QAPa
         raise ValueError(f"{path.name}, line {line_number}: empty question")
     if (error := html_error(answer)) is not None:  # the bot sends answers as Telegram HTML
         raise ValueError(
-            f"{path.name}, line {line_number}: the answer's HTML is malformed: {error}"
+            f"{path.name}, line {line_number}: the answer's HTML is malformed: {error}; "
+            "write &lt; for a < that is text"
         )
     return QAPair(question=question.strip(), answer=answer.strip())
 

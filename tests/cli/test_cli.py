@@ -46,7 +46,9 @@ def test_import_then_export_pairs(qabot_home: Path, tmp_path: Path, capsys) -> N
     assert main(["import", str(data)]) == 0
     assert main(["import", str(data)]) == 0  # the same file again adds nothing
     assert main(["import", str(jsonl)]) == 0
-    assert "imported 0 new" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "imported 0 new Q&A pairs" in err
+    assert "(3 already in the training set or repeated in the file)" in err
     out = tmp_path / "out.csv"
     assert main(["export", "--pairs", "--out", str(out)]) == 0
     rows = list(csv.DictReader(out.open(encoding="utf-8", newline="")))
@@ -141,6 +143,7 @@ ADMIN_FILES: dict[str, tuple[bytes, str]] = {
     "faq.xlsx": (b"PK\x03\x04", "a spreadsheet; save it as “CSV UTF-8”"),
     "array.json": (json.dumps([{"question": "q", "answer": "a"}]).encode(), "a JSON array; Q&A "),
     "empty.jsonl": (b"\n", "empty file, expected one JSON object per line"),
+    "tag.csv": (b"question,answer\nmail?,To <name>@x.org\n", "write &lt; for a < that is text"),
 }
 
 
