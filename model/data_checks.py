@@ -7,6 +7,7 @@ report from the training worker (see bot/retraining.py).
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -225,7 +226,9 @@ def _near_duplicate_answers(
     findings = []
     for group in groups:
         rows = sorted(r for key in group for r in rows_by_answer[key])
-        quoted = " / ".join(f"“{_short(text_of[key])}”" for key in group[:3])
+        quoted = " / ".join(f"“{text}”" for text in _where_they_differ(
+            [text_of[key] for key in group[:3]]
+        ))  # fmt: skip
         findings.append(
             Finding(
                 NEAR_DUPLICATE_ANSWERS,
@@ -242,6 +245,14 @@ def _near_duplicate_answers(
 
 def _short(text: str, length: int = 40) -> str:
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def _where_they_differ(texts: list[str], context: int = 15) -> list[str]:
+    """Texts cut short from a little before their first difference: near duplicates mostly
+    differ late ("10:00–18:00" and "10:00-18:00"), and their first 40 characters look alike."""
+    common = len(os.path.commonprefix(texts))
+    start = common - context if common > 40 - context else 0
+    return [("…" if start else "") + _short(text[start:]) for text in texts]
 
 
 def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:

@@ -82,6 +82,14 @@ def test_very_short_and_very_long_entries() -> None:
     assert (data_checks.LONG_ENTRY, (7,)) in found
 
 
+def test_near_duplicate_answers_are_shown_where_they_differ() -> None:
+    hours = "Our holiday hours: closed on 1 January. All other public holidays 10:00–18:00."
+    hyphen = hours.replace("–", "-")
+    report = check_pairs(pairs_of(*GOOD, ("holidays?", hours), ("christmas?", hyphen)))
+    (finding,) = [f for f in report.findings if f.code == data_checks.NEAR_DUPLICATE_ANSWERS]
+    assert "(“… holidays 10:00–18:00.” / “… holidays 10:00-18:00.”;" in finding.message
+
+
 def test_an_answer_too_long_asked_several_ways_is_one_answer_too_long() -> None:
     terms = "Terms of membership. " + "Clause: fees are due in advance. " * 200
     asked = [(f"terms and conditions {n}", terms) for n in range(5)]
