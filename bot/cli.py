@@ -222,8 +222,12 @@ async def train_from_store(settings: Settings) -> int:
 
     async with opened_app(settings) as app:
         if await app.store.count_pairs() == 0:
-            print("the training set is empty: import pairs first, or give --data", file=sys.stderr)
-            return 1
+            print(
+                "error: the training set is empty: import a Q&A file first (qabot import F), "
+                "or train on one (qabot train --data F)",
+                file=sys.stderr,
+            )
+            return DATA_REFUSED
         await app.models.open_rules()
         try:
             outcome = await app.models.retrain(show, force=True)

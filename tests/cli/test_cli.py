@@ -109,6 +109,12 @@ def test_a_refused_file_keeps_the_bundled_examples(qabot_home: Path, tmp_path: P
     assert len(exported_pairs(tmp_path)) == 658
 
 
+def test_train_on_an_empty_training_set_says_what_to_do(qabot_home: Path, capsys) -> None:
+    assert main(["db", "upgrade"]) == 0
+    assert main(["train"]) == 2
+    assert "import a Q&A file first (qabot import F)" in capsys.readouterr().err
+
+
 def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys) -> None:
     bad = write(tmp_path / "bad.csv", "q;a\nfoo;bar\n")
     assert main(["import", str(bad)]) == 2
