@@ -99,6 +99,11 @@ def _words(text: str) -> list[str]:
     return _WORD.findall(unicodedata.normalize("NFKC", text[:MAX_FEATURE_CHARS]).casefold())
 
 
+def words_of(text: str, spec: FeatureSpec | None = None) -> list[str]:
+    """The words the word n-grams of text are made of (its Chinese runs segmented)."""
+    return _word_tokens(_words(text), spec or FeatureSpec())
+
+
 def _word_tokens(words: list[str], spec: FeatureSpec, cut_runs: bool = True) -> list[str]:
     """The words of word n-grams: words that hold Chinese characters are segmented (their
     Chinese runs kept whole without cut_runs)."""

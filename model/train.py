@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import re
 import sys
 import time
 import warnings
@@ -65,7 +66,7 @@ from model.suggestions import (
     suggestion_figures,
     top_answers,
 )
-from model.text import FeatureSpec, Featurizer, match_key
+from model.text import FeatureSpec, Featurizer, match_key, words_of
 
 # Without validation pairs, the fallback rule is chosen by cross-validation (see
 # cross_validation_folds): CV_FOLDS folds, or a single one from SINGLE_FOLD_FROM pairs on (the
@@ -85,6 +86,11 @@ MIN_TRAINING_STEPS = 200
 # (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts.
 MIN_PAIRS_FOR_PRUNING = 2000
 LARGE_SET_FEATURES = FeatureSpec(min_df=2)
+# An answer whose text has at most this many words (Chinese counted in segmented words) reads
+# like a question: it is one more training question of its answer (answer_wordings).
+ANSWER_WORDING_MAX_WORDS = 8
+# Underscores and runs of them join the words of identifier-like answers ("pin_change").
+_IDENTIFIER_JOINS = re.compile(r"_+")
 # Score of the classes the linear model never saw in training (far below any other score).
 UNSEEN_CLASS_SCORE = -10.0
 
@@ -273,17 +279,20 @@ def _fit(
     report: Progress,
     with_linear: bool,
 ) -> tuple[Featurizer, Network, Linear | None, sparse.csr_matrix]:
-    """Fit the featurizer, the network and (with_linear) the linear model on train_pairs
-    (val_set only reports progress); the last item is the features of train_pairs."""
-    train_set = _labelled(train_pairs, class_index)
+    """Fit the featurizer, the network and (with_linear) the linear model on train_pairs and the
+    answer_wordings of their answers (val_set only reports progress); the last item is the
+    features of train_pairs."""
+    n_pairs = len(train_pairs)
+    train_set = _labelled([*train_pairs, *answer_wordings(train_pairs)], class_index)
     spec = config.features
     if spec is None:
-        spec = LARGE_SET_FEATURES if len(train_pairs) >= MIN_PAIRS_FOR_PRUNING else FeatureSpec()
+        large = len(train_set.questions) >= MIN_PAIRS_FOR_PRUNING
+        spec = LARGE_SET_FEATURES if large else FeatureSpec()
     featurizer = Featurizer.fit(train_set.questions, spec)
     report(
         {
             "event": "start",
-            "n_train": len(train_pairs),
+            "n_train": n_pairs,
             "n_val": 0 if val_set is None else len(val_set.questions),
             "n_classes": len(class_index),
             "n_features": featurizer.size,
@@ -318,7 +327,29 @@ def _fit(
             None if val_set is None else featurizer.transform(val_set.questions),
             None if val_set is None else _targets(val_set.labels, oos_class),
         )
-        return featurizer, network, None if linear is None else linear.result(), features
+        linear_model = None if linear is None else linear.result()
+        return featurizer, network, linear_model, features[:n_pairs]
+
+
+def answer_wordings(pairs: Sequence[QAPair]) -> list[QAPair]:
+    """One more question for each answer of pairs whose text is short enough to read like one
+    (ANSWER_WORDING_MAX_WORDS): the text itself, underscores read as spaces. A real FAQ's short
+    answer says what it is about ("Orders ship within two working days."); an identifier-like
+    one names it ("pin_change"). Texts already asked as a question are left out. Long answers
+    add nothing: decision 0008."""
+    answers: dict[str, str] = {}
+    for pair in pairs:
+        if not pair.out_of_scope:
+            answers.setdefault(answer_key(pair.answer), pair.answer)
+    asked = {match_key(p.question) for p in pairs}
+    wordings = []
+    for answer in answers.values():
+        wording = _IDENTIFIER_JOINS.sub(" ", answer).strip()
+        words = words_of(wording)
+        if words and len(words) <= ANSWER_WORDING_MAX_WORDS and match_key(wording) not in asked:
+            asked.add(match_key(wording))
+            wordings.append(QAPair(wording, answer))
+    return wordings
 
 
 def _example_weights(labels: np.ndarray) -> np.ndarray:

@@ -18,7 +18,14 @@ from model.evaluate import evaluate
 from model.evaluate import main as eval_main
 from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide, softmax
 from model.registry import ModelRegistry
-from model.train import CROSS_VALIDATION, CV_FOLDS, cross_validation_folds, train
+from model.train import (
+    ANSWER_WORDING_MAX_WORDS,
+    CROSS_VALIDATION,
+    CV_FOLDS,
+    answer_wordings,
+    cross_validation_folds,
+    train,
+)
 from model.train import main as train_main
 
 pytestmark = pytest.mark.slow
@@ -230,6 +237,47 @@ def test_tiny_sets_train_and_tolerate_single_example_answers(tmp_path: Path) -> 
     assert result.metrics["validation"] == "none"
     model = AnswerModel.load(result.path)
     assert model.predict("hi").answer == "hello"
+
+
+def test_a_short_answer_is_one_more_wording_of_itself() -> None:
+    long_answer = "To reset your password, use the link on the sign-in page."
+    assert len(long_answer.split()) > ANSWER_WORDING_MAX_WORDS
+    pairs = [
+        QAPair("how do I set a new code for my card", "pin_change"),
+        QAPair("my code no longer works", "pin_change"),
+        QAPair("when will it arrive", "Orders ship within two working days."),
+        QAPair("i forgot my password", long_answer),
+        QAPair("能退吗", "收到商品三十天内可以无理由退货。"),
+        QAPair("goodbye!", "Goodbye"),  # already asked as a question
+        QAPair("asdfgh", ""),
+    ]
+    assert answer_wordings(pairs) == [
+        QAPair("pin change", "pin_change"),
+        QAPair("Orders ship within two working days.", "Orders ship within two working days."),
+        QAPair("收到商品三十天内可以无理由退货。", "收到商品三十天内可以无理由退货。"),
+    ]
+
+
+@pytest.mark.slow
+def test_the_words_of_a_short_answer_are_taught_with_it(tmp_path: Path) -> None:
+    # No question of these answers holds the answers' own words.
+    faq = {
+        "pin_change": ["how do I set a new code for my card", "my card code needs replacing",
+                       "new secret number for the card", "I want a different code"],
+        "lost_luggage": ["the airline never gave me my suitcase", "where did my bags go",
+                         "my suitcase did not come off the plane", "I can't find my bag"],
+        "book_hotel": ["I need a room for two nights", "reserve a place to stay in Rome",
+                       "somewhere to sleep tonight", "get me accommodation in Paris"],
+        "order_status": ["where is my parcel", "has my package shipped yet",
+                         "when will my purchase arrive", "track my delivery"],
+    }  # fmt: skip
+    pairs = [QAPair(q, answer) for answer, questions in faq.items() for q in questions]
+    model = AnswerModel.load(train(pairs, tmp_path, seed=0).path)
+    asked = {"pin change": "pin_change", "lost luggage": "lost_luggage",
+             "book a hotel": "book_hotel", "order status": "order_status"}  # fmt: skip
+    for question, answer in asked.items():
+        prediction = model.predict(question)
+        assert (prediction.answer, prediction.fallback) == (answer, False), question
 
 
 def test_cross_validation_holds_out_whole_answers_and_keeps_every_answers_last_question() -> None:
