@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from model.datasets import QAPair, answer_key
+from model.datasets import QAPair, answer_key, short_text
 from model.text import match_key
 
 ERROR, WARNING = "error", "warning"
@@ -123,7 +123,7 @@ def _count(n: int, thing: str) -> str:
 def _quoted(rows: Sequence[int], pairs: Sequence[QAPair]) -> str:
     """The questions of rows, as an admin finds them in the file or in /pairs: rows alone do
     not lead to them (a spreadsheet's row numbers count the header, /retrain's set has none)."""
-    shown = ", ".join(f"“{_short(pairs[row - 1].question)}”" for row in rows[:SHOWN_QUESTIONS])
+    shown = ", ".join(f"“{short_text(pairs[row - 1].question)}”" for row in rows[:SHOWN_QUESTIONS])
     more = len(rows) - SHOWN_QUESTIONS
     return shown + (f" and {more:,} more" if more > 0 else "")
 
@@ -184,7 +184,7 @@ def _conflicting_questions(pairs: Sequence[QAPair]) -> list[Finding]:
             Finding(
                 CONFLICTING_QUESTION,
                 WARNING,
-                f"the question “{_short(question)}” has {len(targets)} different answers"
+                f"the question “{short_text(question)}” has {len(targets)} different answers"
                 f"{' (one of them out of scope)' if '' in targets else ''}: the bot can learn "
                 "only one. Keep the right one, or reword the questions so they differ.",
                 tuple(rows),
@@ -243,16 +243,12 @@ def _near_duplicate_answers(
     return findings
 
 
-def _short(text: str, length: int = 40) -> str:
-    return text if len(text) <= length else text[: length - 1] + "…"
-
-
 def _where_they_differ(texts: list[str], context: int = 15) -> list[str]:
     """Texts cut short from a little before their first difference: near duplicates mostly
     differ late ("10:00–18:00" and "10:00-18:00"), and their first 40 characters look alike."""
     common = len(os.path.commonprefix(texts))
     start = common - context if common > 40 - context else 0
-    return [("…" if start else "") + _short(text[start:]) for text in texts]
+    return [("…" if start else "") + short_text(text[start:]) for text in texts]
 
 
 def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
@@ -284,8 +280,8 @@ def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
         )
     if long_answers:
         # One finding per text, not per question: an answer asked five ways is one answer.
-        first_rows = list({pairs[row - 1].answer: row for row in reversed(long_answers)}.values())
-        texts = ", ".join(f"“{_short(pairs[row - 1].answer)}”" for row in sorted(first_rows)[:3])
+        first_rows = sorted({pairs[row - 1].answer: row for row in reversed(long_answers)}.values())
+        texts = ", ".join(f"“{short_text(pairs[row - 1].answer)}”" for row in first_rows[:3])
         findings.append(
             Finding(
                 LONG_ENTRY,

@@ -121,7 +121,7 @@ def _pairs_of_csv_rows(reader: Any, path: Path) -> list[QAPair]:
         raise ValueError(f"{path.name}: empty file, expected a header 'question,answer'")
     columns = [name.strip().lower() for name in header]
     if "question" not in columns or "answer" not in columns:
-        found = _short(", ".join(name.strip() for name in header))
+        found = short_text(", ".join(name.strip() for name in header), 60)
         raise ValueError(
             f"{path.name}, line 1: the first line must be the header question,answer "
             f"(found: {found})"
@@ -155,7 +155,8 @@ def _delimiter(text: str) -> str:
     return ","
 
 
-def _short(text: str, length: int = 60) -> str:
+def short_text(text: str, length: int = 40) -> str:
+    """text cut to length characters, the last one an ellipsis when cut (for messages)."""
     return text if len(text) <= length else text[: length - 1] + "…"
 
 
