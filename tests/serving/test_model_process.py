@@ -54,6 +54,14 @@ async def started_app(settings: Settings) -> App:
 
 
 @pytest.fixture
+def models_dir(settings: Settings, english_model_dir: Path) -> Path:
+    """The small English model (tests/conftest.py): these tests are about where a model is
+    served, and a model process loading it needs no Chinese dictionary."""
+    shutil.copytree(english_model_dir, settings.models_dir)
+    return settings.models_dir
+
+
+@pytest.fixture
 async def app(settings: Settings, models_dir: Path) -> AsyncIterator[App]:
     app = await started_app(settings)
     yield app
