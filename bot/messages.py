@@ -290,6 +290,12 @@ TEXTS: dict[str, dict[str, str]] = {
         "before the gate compared versions this way)",
         "zh": "把关：没有比较（当前版本没有保留的交叉验证答案：它是在这种比较方式之前训练的）",
     },
+    "gate_nothing_in_common": {
+        "en": "gate: not compared (no question that both versions held out or users rated: "
+        "their training sets have none in common)",
+        "zh": "把关：没有比较（没有两个版本都保留的问题或用户评价过的问题："
+        "它们的训练集没有共同的问题）",
+    },
     "gate_short": {
         "en": "gate: candidate {candidate} vs live {live} on {n} questions, {verdict}",
         "zh": "把关：候选 {candidate}，当前 {live}（{n} 个问题），{verdict}",

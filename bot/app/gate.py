@@ -163,6 +163,8 @@ def describe(figures: dict[str, Any], lang: str = "en", *, short: bool = False) 
         key = _UNPAIRED_TEXT.get(figures.get("unpaired") or NO_LIVE_RECORD, "gate_no_live_record")
         return messages.text(key, lang)
     n = figures["n"]
+    if n == 0:  # e.g. a new training set: the versions held out no question in common
+        return messages.text("gate_nothing_in_common", lang)
     shown = {
         "candidate": f"{figures['candidate']['score']:.1%}",
         "live": f"{live['score']:.1%}",

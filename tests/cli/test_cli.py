@@ -115,6 +115,28 @@ def test_train_on_an_empty_training_set_says_what_to_do(qabot_home: Path, capsys
     assert "import a Q&A file first (qabot import F)" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+async def test_training_on_a_new_faq_says_the_gate_had_nothing_to_compare(
+    qabot_home: Path, tmp_path: Path, app, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first import replaced the bundled pairs, `qabot train` printed "gate:
+    candidate 0.0% vs live 0.0% right on the same 0 questions ...: not significantly worse
+    (exact paired test, p = 1 ...)"."""
+    monkeypatch.setenv("QABOT_DATABASE_URL", app.store.engine.url.render_as_string(False))
+    faq = "".join(
+        f"{how} {topic}?,All about {topic}.\n"
+        for topic in ("parking", "wifi", "opening hours")
+        for how in ("what about", "tell me about", "question on", "info on")
+    )
+    data = write(tmp_path / "faq.csv", "question,answer\n" + faq)
+    assert await asyncio.to_thread(main, ["import", str(data)]) == 0
+    assert await asyncio.to_thread(main, ["train"]) == 0
+    out = capsys.readouterr().out
+    assert "gate: not compared (no question that both versions held out or users rated" in out
+    assert await asyncio.to_thread(main, ["models"]) == 0
+    assert "; gate: not compared" in capsys.readouterr().out.splitlines()[0]
+
+
 def test_import_refuses_malformed_files(qabot_home: Path, tmp_path: Path, capsys) -> None:
     bad = write(tmp_path / "bad.csv", "q;a\nfoo;bar\n")
     assert main(["import", str(bad)]) == 2
