@@ -14,7 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from model.commands import DATA_REFUSED, eval_parser
-from model.datasets import QAPair, answer_key, read_pair_files
+from model.datasets import QAPair, answer_key, read_pair_files, short_text
 from model.figures import EVALUATION, figure_phrases
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
@@ -62,6 +62,13 @@ def evaluate(model: AnswerModel, pairs: list[QAPair]) -> dict:
         "model_version": model.version,
         **measure_speed(model.predict, model.predict_batch, questions),
     }
+
+
+def unknown_answers(model: AnswerModel, pairs: Sequence[QAPair]) -> list[str]:
+    """The answers of pairs the model has no class for, in the file's order."""
+    known = model.answers()
+    wanted = {answer_key(p.answer): p.answer for p in pairs if not p.out_of_scope}
+    return [answer for key, answer in wanted.items() if key not in known]
 
 
 def calibration_error(confidences: Sequence[float], right: Sequence[bool], bins: int = 15) -> float:
@@ -124,6 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    if unknown := unknown_answers(model, pairs):
+        shown = ", ".join(f"“{short_text(answer)}”" for answer in unknown[:3])
+        print(
+            f"warning: {len(unknown)} answers of the file are not answers of model "
+            f"{model.version} ({shown}): their questions count as answered wrong. Copy the "
+            "answer texts from the training data (qabot export --pairs), or leave the answer "
+            "empty for questions the bot should not answer.",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(result))
     else:

@@ -254,8 +254,25 @@ def test_eval_json_reports_the_current_model(
     assert figures["in_scope_accuracy"] <= figures["answered_or_suggested"] <= 1.0
     assert 0.0 <= figures["suggested_rate"] <= 1.0
     assert main(["eval", "--data", str(data)]) == 0
-    shown = capsys.readouterr().out
-    assert "in-scope accuracy" in shown and "right answer given or among the suggestions" in shown
+    shown = capsys.readouterr()
+    assert "in-scope accuracy" in shown.out
+    assert "right answer given or among the suggestions" in shown.out
+    assert "warning" not in shown.err
+
+
+def test_eval_warns_of_answers_the_model_does_not_know(
+    qabot_home: Path, seed_model_dir: Path, tmp_path: Path, capsys
+) -> None:
+    """A test file written with its own short answers scored "in-scope accuracy 0.0%" and said
+    nothing more: no question can be answered right with an answer the model does not have."""
+    shutil.copytree(seed_model_dir, qabot_home / "models")
+    data = write(tmp_path / "test.csv", "question,answer\nhi there,Hi!\nhey,Hi!\nbye now,Bye\n")
+    assert main(["eval", "--data", str(data)]) == 0
+    captured = capsys.readouterr()
+    assert "in-scope accuracy 0.0%" in captured.out
+    warning = captured.err.strip()
+    assert warning.startswith("warning: 2 answers of the file are not answers of model ")
+    assert "(“Hi!”, “Bye”): their questions count as answered wrong" in warning
 
 
 def test_bad_arguments_are_refused(qabot_home: Path) -> None:
