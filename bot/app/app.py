@@ -62,7 +62,13 @@ class App:
         records = LearningRecords(store)
         known = KnownAnswers()
         self.known_answers = known
-        self.models = ModelLifecycle(settings, store, records, busy=self._busy, serving=serving)
+        # A version trained in another process (`qabot train`, another replica) was trained on
+        # a training set that may have changed here unseen (an import, a /teach there): the
+        # exact-match table follows it, as the model does.
+        self.models = ModelLifecycle(
+            settings, store, records, busy=self._busy, serving=serving,
+            on_new_version=lambda: known.reload(store),
+        )  # fmt: skip
         self.answering = Answering(self.models, known, records, self.writer)
         self.learning = LearningLoop(
             store, records, ReviewQueues(records, self.worker), self.models, known, self.writer

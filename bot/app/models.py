@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -69,8 +69,12 @@ class ModelLifecycle:
         *,
         busy: Callable[[], bool],
         serving: bool = True,
+        on_new_version: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        """on_new_version: called after a version replaced the one served (a promotion or a
+        rollback, here or in another process): what else must follow the training set."""
         self.store = store
+        self.on_new_version = on_new_version
         self.records = records
         self.registry = ModelRegistry(settings.models_dir)
         self.trainer = TrainingRunner(
@@ -115,8 +119,10 @@ class ModelLifecycle:
             # new model when there is none).
             log.error("cannot load model %s: %s", current, error)
             return
-        self.current = model
+        replaced, self.current = self.current, model
         log.info("serving model %s (threshold %.3f)", model.version, model.threshold)
+        if replaced is not None and self.on_new_version is not None:
+            await self.on_new_version()
 
     async def open_rules(self) -> None:
         """The current version's rules and featurizer without its weights (they stay on disk):

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import logging
+import shutil
 from pathlib import Path
 
 import pytest
@@ -191,3 +192,40 @@ async def retrain_while_answering(bot: TelegramBot) -> None:
     assert not bot.app.models.current.holds_weights
     assert bot.app.models.process is not None
     assert bot.app.models.process.serves(bot.app.models.current.path)
+
+
+async def test_a_version_promoted_elsewhere_brings_its_training_set_to_exact_matches(
+    telegram_bot: TelegramBot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`qabot import my-faq.csv` and `qabot train` beside a running bot: the bot served the new
+    model within seconds, but its exact-match table kept the bundled pairs the import had
+    replaced ("你是谁" still got qabot's introduction) and never learned the FAQ's."""
+    from model.datasets import QAPair
+    from model.registry import ModelRegistry
+
+    bot, wifi = telegram_bot, "The Wi-Fi password is on the card at the front desk."
+    assert bot.app.known_answers.lookup("你是谁") is not None  # a bundled pair
+    reloaded = asyncio.Event()
+    reload = bot.app.known_answers.reload
+
+    async def reload_and_tell(store: Store) -> None:
+        await reload(store)
+        reloaded.set()
+
+    monkeypatch.setattr(bot.app.known_answers, "reload", reload_and_tell)
+
+    # What the two commands do, in another process: the pairs, then a promoted version.
+    faq = [QAPair("what is the harbor hub wifi password", wifi), QAPair("wifi code?", wifi)]
+    await bot.app.store.add_pairs_over_bundled(faq, source="imported")
+    registry = ModelRegistry(bot.app.settings.models_dir)
+    live = registry.path(registry.current_version() or "")
+    with registry.new_version() as (version, staging):
+        shutil.copytree(live, staging, dirs_exist_ok=True)
+        meta = json.loads((staging / "meta.json").read_text(encoding="utf-8"))
+        (staging / "meta.json").write_text(json.dumps({**meta, "version": version}))
+    registry.promote(version)
+
+    await asyncio.wait_for(reloaded.wait(), timeout=120)
+    assert bot.app.models.current is not None and bot.app.models.current.version == version
+    assert await ask(bot, bot.user, "What is the Harbor Hub Wi-Fi password?") == wifi
+    assert bot.app.known_answers.lookup("你是谁") is None
