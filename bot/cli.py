@@ -171,7 +171,8 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     """`qabot train --data ...` and `qabot eval` are the model package's own command lines,
     with the bot's model directory as the default; `qabot train` without --data trains on the
     store's training set through the application, as /retrain does."""
-    if "--model-dir" not in args and not any(a.startswith("--model-dir=") for a in args):
+    bots_models = "--model-dir" not in args and not any(a.startswith("--model-dir=") for a in args)
+    if bots_models:
         args = [*args, "--model-dir", str(settings.models_dir)]
     if command == "eval":
         from model.evaluate import main as evaluate_main
@@ -189,7 +190,14 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     if not training_installed():
         raise SetupError(str(TrainingNotInstalledError(settings.models_dir)))
     if any(a == "--data" or a.startswith("--data=") for a in args):
-        return train_main(args)
+        code = train_main(args)
+        if code == 0 and bots_models:
+            print(
+                "note: the bot's training set is unchanged: /retrain and `qabot train` train on "
+                "it, not on these files; `qabot import` a file to make it part of it",
+                file=sys.stderr,
+            )
+        return code
     migrate_database(settings)
     return asyncio.run(train_from_store(settings))
 

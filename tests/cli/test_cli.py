@@ -414,5 +414,7 @@ def test_train_prints_its_own_lines_only(qabot_home: Path, tmp_path: Path) -> No
     command = [sys.executable, "-m", "bot.cli", "train", "--data", str(data)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    ours = ("data: ", "warning: ", "training ", "epoch ")
+    ours = ("data: ", "warning: ", "training ", "epoch ", "note: ")
     assert [line for line in done.stderr.splitlines() if not line.startswith(ours)] == []
+    # A model trained on a file, promoted over the bot's: the bot's training set is another.
+    assert done.stderr.splitlines()[-1].startswith("note: the bot's training set is unchanged")
