@@ -29,7 +29,8 @@ def by_margin(app: App) -> list[str]:
     known = app.known_answers.keys()
     variants = [f"hey, {p.question}" for p in read_pairs(BUNDLED_PAIRS)]
     new = [q for q in variants if review_key(q) not in known]
-    return sorted(new, key=lambda q: margin(app, q))
+    scores = margins(app, new)  # one batch: a model call per question took seconds
+    return [new[i] for i in sorted(range(len(new)), key=scores.__getitem__)]
 
 
 async def log_queue(app: App) -> dict[str, str]:
@@ -45,7 +46,9 @@ async def log_queue(app: App) -> dict[str, str]:
     model = app.models.current
     ordered = by_margin(app)
     # The surest three, of three different answers (or /review would group them).
-    surest = {model.predict(q).answer_id: q for q in ordered}  # the surest of each answer last
+    predictions = model.predict_batch(ordered)
+    # The surest of each answer last.
+    surest = {p.answer_id: q for p, q in zip(predictions, ordered, strict=True)}
     confident, rejected, rare = sorted(surest.values(), key=lambda q: -margin(app, q))[:3]
     groups = {"confident": confident, "rejected": rejected, "rare": rare, "uncertain": ordered[0]}
     assert margin(app, groups["uncertain"]) < 0.3 and margin(app, groups["rare"]) > 0.9
@@ -116,8 +119,8 @@ def confirmed_questions(app: App, count: int = 2) -> tuple[list[str], str]:
         for prefix in ("hey, ", "请问")
     ]
     right: dict[str, list[str]] = {}
-    for pair in candidates:
-        prediction = app.models.current.predict(pair.question)
+    predictions = app.models.current.predict_batch([pair.question for pair in candidates])
+    for pair, prediction in zip(candidates, predictions, strict=True):
         answered = not prediction.fallback and not prediction.suggestions
         if answered and prediction.answer == pair.answer and review_key(pair.question) not in known:
             right.setdefault(pair.answer, []).append(pair.question)
@@ -210,13 +213,19 @@ async def test_qabot_review_approves_a_confirmed_group_as_telegram_does(
 
 def margin(app: App, question: str) -> float:
     """The live model's margin between its two likeliest answers for the question."""
+    [one] = margins(app, [question])
+    return one
+
+
+def margins(app: App, questions: list[str]) -> list[float]:
+    """margin() of each question, computed in one batch."""
     model = app.models.current
     assert model is not None
-    [probabilities] = model.probabilities([question])
+    probabilities = model.probabilities(questions)
     if model.oos_class is not None:
-        probabilities = np.delete(probabilities, model.oos_class)
-    ranked = np.sort(probabilities)
-    return float(ranked[-1] - ranked[-2])
+        probabilities = np.delete(probabilities, model.oos_class, axis=1)
+    ranked = np.sort(probabilities, axis=1)
+    return [float(m) for m in ranked[:, -1] - ranked[:, -2]]
 
 
 async def test_the_live_model_scores_the_head_of_the_queue_again(app: App) -> None:
