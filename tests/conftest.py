@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import functools
+import hashlib
 import multiprocessing
 import os
 import shutil
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager, closing
@@ -131,18 +133,18 @@ def one_tls_context() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def seed_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model registry holding one version built once per test run from the bundled set, as
+def seed_model_dir(request: pytest.FixtureRequest) -> Path:
+    """A model registry holding one version built from the bundled set (see shared_model), as
     `qabot run` trains its first model.
 
     Its network is fitted without Keras (tests/linear_trainer.py): the model directory, features,
     calibration and fallback rule are those of a real training run, in seconds instead of the
     half minute TensorFlow takes to import and train. Tests of training itself are `slow`."""
-    return shared_model(tmp_path_factory, "seed-models", lambda: read_pairs(BUNDLED_PAIRS))
+    return shared_model(request, "seed", lambda: read_pairs(BUNDLED_PAIRS))
 
 
 @pytest.fixture(scope="session")
-def english_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def english_model_dir(request: pytest.FixtureRequest) -> Path:
     """A small model registry for tests of where a model is served, not of what it answers:
     the bundled set's English pairs (its own out-of-scope ones among them) without the bundled
     out-of-scope questions, whose Chinese would make every process that loads the model read
@@ -156,34 +158,69 @@ def english_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
             if not has_chinese(pair.question) and not has_chinese(pair.answer)
         ]
 
-    return shared_model(tmp_path_factory, "english-models", english_pairs, min_own_out_of_scope=0)
+    return shared_model(request, "english", english_pairs, min_own_out_of_scope=0)
 
 
 def shared_model(
-    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
     name: str,
     pairs: Callable[[], list[QAPair]],
     **tuning: Any,
 ) -> Path:
-    """A registry of one model trained (with a linear network, see seed_model_dir) once per
-    test run into the run's folder `name`. Under pytest-xdist each worker is a session of its
-    own, in a folder of the run's: the first to get here builds the model there, the others
-    wait for it and share it (tests only read this folder)."""
+    """A registry of one model trained (with a linear network, see seed_model_dir) from
+    `pairs`, kept in pytest's cache folder under a key of everything the training reads: the
+    pairs, the tuning, the model package's code and data, the linear trainer and the versions
+    of the libraries it fits with. A run after a change to any of them builds it again; other
+    runs reuse it (building the seed model took about 4 s of CPU, during which a second
+    pytest-xdist worker waited for it). Without pytest's cache (-p no:cacheprovider) it is
+    built once per run.
+
+    Under pytest-xdist each worker is a session of its own: the first to get here builds the
+    model, the others wait for it and share it. Tests only read this folder (each copies it)."""
     from model import train
 
-    run_folder = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        run_folder = run_folder.parent
-    root, built = run_folder / name, run_folder / f"{name}.built"
-    with open(run_folder / f"{name}.lock", "w") as lock:
+    training_pairs = pairs()
+    key = model_key(training_pairs, tuning)
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        folder = cache.mkdir(f"models-{name}")
+    else:
+        run_folder = request.getfixturevalue("tmp_path_factory").getbasetemp()
+        if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker has a folder in the run's
+            run_folder = run_folder.parent
+        folder = run_folder / f"models-{name}"
+        folder.mkdir(exist_ok=True)
+    root, built = folder / key, folder / f"{key}.built"
+    with open(folder / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not built.exists():
-            shutil.rmtree(root, ignore_errors=True)  # a worker stopped while building it
+            for old in folder.iterdir():  # models of earlier code, and a stopped build
+                if old.name != "lock":
+                    shutil.rmtree(old) if old.is_dir() else old.unlink()
             with pytest.MonkeyPatch.context() as patch:
                 patch.setattr(train, "_fit_network", linear_network)
-                train.train(pairs(), root, seed=0, **tuning)
+                train.train(training_pairs, root, seed=0, **tuning)
             built.touch()
     return root
+
+
+def model_key(pairs: list[QAPair], tuning: dict[str, Any]) -> str:
+    """A digest of what a shared model's training reads."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    digest.update(repr((pairs, sorted(tuning.items()), sys.version)).encode())
+    for package in ("numpy", "scipy", "scikit-learn", "jieba"):
+        digest.update(f"{package} {version(package)}".encode())
+    project = Path(__file__).resolve().parent.parent
+    sources = [
+        *sorted((project / "model").rglob("*.py")),
+        *sorted((project / "model").glob("data/*")),
+    ]
+    for path in [*sources, project / "tests" / "linear_trainer.py"]:
+        digest.update(str(path.relative_to(project)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @pytest.fixture
