@@ -55,8 +55,25 @@ def assert_setup_error(result: subprocess.CompletedProcess[str], setting: str) -
         ("QABOT_DATABASE_URL", "not a url"),
     ],
 )
-def test_a_bad_setting_is_named_in_one_or_two_lines(home: Path, setting: str, value: str) -> None:
-    assert_setup_error(qabot(home, "export", **{setting: value}), setting)
+def test_a_bad_setting_is_named_in_one_or_two_lines(
+    home: Path, setting: str, value: str, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through main() in this process: a setting is read the same way there, and a fresh
+    interpreter per setting cost half a second of CPU each (the next test is the process's)."""
+    for name in os.environ:
+        if name.startswith(("QABOT_", "TELEGRAM_")):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("QABOT_HOME", str(home))
+    monkeypatch.setenv(setting, value)
+    home.parent.mkdir(parents=True, exist_ok=True)
+    monkeypatch.chdir(home.parent)  # no `.env` file of the checkout applies
+    code = main(["export"])
+    result = subprocess.CompletedProcess(["qabot", "export"], code, *capsys.readouterr())
+    assert_setup_error(result, setting)
+
+
+def test_a_bad_setting_ends_the_process_with_code_2(home: Path) -> None:
+    assert_setup_error(qabot(home, "export", QABOT_RATE_LIMIT="abc"), "QABOT_RATE_LIMIT")
 
 
 def test_a_database_qabot_cannot_use_is_explained_without_its_password(home: Path) -> None:
