@@ -286,8 +286,8 @@ def _fit(
     train_set = _labelled([*train_pairs, *answer_wordings(train_pairs)], class_index)
     spec = config.features
     if spec is None:
-        large = len(train_set.questions) >= MIN_PAIRS_FOR_PRUNING
-        spec = LARGE_SET_FEATURES if large else FeatureSpec()
+        # Counted without the answers' texts: they must not tip a set over the line.
+        spec = LARGE_SET_FEATURES if n_pairs >= MIN_PAIRS_FOR_PRUNING else FeatureSpec()
     featurizer = Featurizer.fit(train_set.questions, spec)
     report(
         {
