@@ -242,8 +242,14 @@ async def test_export_conversations(
 
 
 def test_eval_json_reports_the_current_model(
-    qabot_home: Path, seed_model_dir: Path, tmp_path: Path, capsys
+    qabot_home: Path, seed_model_dir: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from model import evaluate
+
+    # Its speed figures from fewer timed questions (5,500 a run took about a second of CPU).
+    monkeypatch.setattr(evaluate, "LATENCY_SAMPLES", 50)
+    monkeypatch.setattr(evaluate, "THROUGHPUT_BATCH", 100)
+    monkeypatch.setattr(evaluate, "THROUGHPUT_RUNS", 2)
     shutil.copytree(seed_model_dir, qabot_home / "models")
     data = BUNDLED_PARAPHRASES
     assert main(["eval", "--data", str(data), "--json"]) == 0
