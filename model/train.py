@@ -14,6 +14,7 @@ import random
 import re
 import sys
 import time
+import unicodedata
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -86,8 +87,9 @@ MIN_TRAINING_STEPS = 200
 # (LARGE_SET_FEATURES); smaller sets keep every n-gram: each example counts.
 MIN_PAIRS_FOR_PRUNING = 2000
 LARGE_SET_FEATURES = FeatureSpec(min_df=2)
-# An answer whose text has at most this many words (Chinese counted in segmented words) reads
-# like a question: it is one more training question of its answer (answer_wordings).
+# An answer's first words (at most this many; Chinese counted in segmented words) are one more
+# training question of it (answer_wordings): a short answer reads like a question, a long one
+# mostly starts with its topic.
 ANSWER_WORDING_MAX_WORDS = 8
 # Underscores and runs of them join the words of identifier-like answers ("pin_change").
 _IDENTIFIER_JOINS = re.compile(r"_+")
@@ -332,11 +334,11 @@ def _fit(
 
 
 def answer_wordings(pairs: Sequence[QAPair]) -> list[QAPair]:
-    """One more question for each answer of pairs whose text is short enough to read like one
-    (ANSWER_WORDING_MAX_WORDS): the text itself, underscores read as spaces. A real FAQ's short
-    answer says what it is about ("Orders ship within two working days."); an identifier-like
-    one names it ("pin_change"). Texts already asked as a question are left out. Long answers
-    add nothing: decision 0008."""
+    """One more question for each answer of pairs: its text, underscores read as spaces, cut
+    after its first ANSWER_WORDING_MAX_WORDS words. A real FAQ's answer says what it is about
+    ("Orders ship within two working days.", "The standing desks are in the east corner, ...");
+    an identifier-like one names it ("pin_change"). Wordings already asked as a question are
+    left out. Decision 0008."""
     answers: dict[str, str] = {}
     for pair in pairs:
         if not pair.out_of_scope:
@@ -346,10 +348,24 @@ def answer_wordings(pairs: Sequence[QAPair]) -> list[QAPair]:
     for answer in answers.values():
         wording = _IDENTIFIER_JOINS.sub(" ", answer).strip()
         words = words_of(wording)
-        if words and len(words) <= ANSWER_WORDING_MAX_WORDS and match_key(wording) not in asked:
+        if len(words) > ANSWER_WORDING_MAX_WORDS:
+            wording = _first_words(wording, words[:ANSWER_WORDING_MAX_WORDS])
+        if words and match_key(wording) not in asked:
             asked.add(match_key(wording))
             wordings.append(QAPair(wording, answer))
     return wordings
+
+
+def _first_words(text: str, words: Sequence[str]) -> str:
+    """text (NFKC, casefolded, as words_of reads it) up to the end of words, its first words."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    end = 0
+    for word in words:
+        found = folded.find(word, end)
+        if found < 0:
+            break
+        end = found + len(word)
+    return folded[:end]
 
 
 def _example_weights(labels: np.ndarray) -> np.ndarray:

@@ -239,9 +239,9 @@ def test_tiny_sets_train_and_tolerate_single_example_answers(tmp_path: Path) -> 
     assert model.predict("hi").answer == "hello"
 
 
-def test_a_short_answer_is_one_more_wording_of_itself() -> None:
+def test_an_answers_first_words_are_one_more_wording_of_it() -> None:
     long_answer = "To reset your password, use the link on the sign-in page."
-    assert len(long_answer.split()) > ANSWER_WORDING_MAX_WORDS
+    assert len(long_answer.split()) > ANSWER_WORDING_MAX_WORDS == 8
     pairs = [
         QAPair("how do I set a new code for my card", "pin_change"),
         QAPair("my code no longer works", "pin_change"),
@@ -254,8 +254,13 @@ def test_a_short_answer_is_one_more_wording_of_itself() -> None:
     assert answer_wordings(pairs) == [
         QAPair("pin change", "pin_change"),
         QAPair("Orders ship within two working days.", "Orders ship within two working days."),
+        QAPair("to reset your password, use the link on", long_answer),
         QAPair("收到商品三十天内可以无理由退货。", "收到商品三十天内可以无理由退货。"),
     ]
+    # Chinese is cut after its first segmented words.
+    chinese = "请在登录页面点击“忘记密码”重置密码。"
+    cut = "请在登录页面点击“忘记密码”重置"
+    assert answer_wordings([QAPair("登录不了", chinese)]) == [QAPair(cut, chinese)]
 
 
 @pytest.mark.slow
