@@ -1,7 +1,8 @@
 """The network's sparse first layer against the same product done densely.
 
 TensorFlow is imported in the test, not at collection: importing it costs every pytest process
-(each pytest-xdist worker collects every module) several seconds of CPU."""
+(each pytest-xdist worker collects every module) several seconds of CPU. For the same reason the
+test is `slow`: the quick run never imports TensorFlow (`make test` runs it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 
+@pytest.mark.slow
 def test_sparse_layer_matches_a_dense_product_and_its_kernel_gradient() -> None:
     tf = pytest.importorskip("tensorflow")
     from model.keras_network import SparseDense
