@@ -62,9 +62,16 @@ def make_settings(home: Path, **overrides: Any) -> Settings:
 os.environ.setdefault("QABOT_TRAINING_NICENESS", "0")
 
 # Hypothesis fails an example that takes longer than 200 ms by default: on a busy machine a
-# wall-clock limit fails tests that are right.
+# wall-clock limit fails tests that are right. The quick run (-m "not slow") tries a fifth of
+# the examples of each property; `make test` all of them.
 hypothesis.settings.register_profile("qabot", deadline=None)
+hypothesis.settings.register_profile("qabot-quick", deadline=None, max_examples=20)
 hypothesis.settings.load_profile("qabot")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if "not slow" in (config.option.markexpr or ""):
+        hypothesis.settings.load_profile("qabot-quick")
 
 
 STORAGE_TESTS = Path(__file__).parent / "storage"

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from model.chinese import _CHINESE_RUN, dictionary_words, has_chinese, segment_chinese, segmenter
 from model.text import FeatureSpec, Featurizer
@@ -86,10 +87,12 @@ def jieba_imported_after(statement: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_importing_the_featurizer_does_not_load_jieba() -> None:
     assert jieba_imported_after("import model.predictor").strip() == "False"
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_loading_a_chinese_model_loads_the_dictionary_silently(tmp_path) -> None:
     path = tmp_path / "features.json"
     Featurizer.fit(["你叫什么名字", "你好"]).save(path)
@@ -109,6 +112,7 @@ def test_a_vocabulary_without_chinese_words_keeps_runs_whole_with_the_same_featu
     assert whole.nnz > 0 and (whole != cut).nnz == 0
 
 
+@pytest.mark.slow  # a fresh interpreter
 def test_an_english_model_never_loads_jieba_for_chinese_questions(tmp_path) -> None:
     path = tmp_path / "features.json"
     Featurizer.fit(["reset my password", "where is my order"]).save(path)

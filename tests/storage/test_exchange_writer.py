@@ -274,7 +274,7 @@ def test_any_text_is_stored_through_the_writer_and_read_back_replaced(database_u
                 first_name = await session.scalar(select(User.first_name).where(User.id == 7))
             return row.question, row.answer, first_name
 
-        @settings_(max_examples=60, deadline=None)
+        @settings_(deadline=None)
         @given(question=unicode_text, answer=unicode_text, name=unicode_text)
         def stored_as_replaced(question: str, answer: str, name: str) -> None:
             stored = runner.run(write_and_read(question, answer, name))

@@ -148,9 +148,7 @@ def text_updates(draw: st.DrawFn) -> dict[str, Any]:
     return {kind: message}
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(update=text_updates())
 def test_every_text_update_gets_a_reply_and_nothing_raises(
     live_bot: LiveBot, update: dict[str, Any]
