@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from model.datasets import QAPair, answer_key, short_text
+from model.datasets import QAPair, answer_key, quoted_texts, short_text
 from model.text import match_key
 
 ERROR, WARNING = "error", "warning"
@@ -123,9 +123,7 @@ def _count(n: int, thing: str) -> str:
 def _quoted(rows: Sequence[int], pairs: Sequence[QAPair]) -> str:
     """The questions of rows, as an admin finds them in the file or in /pairs: rows alone do
     not lead to them (a spreadsheet's row numbers count the header, /retrain's set has none)."""
-    shown = ", ".join(f"“{short_text(pairs[row - 1].question)}”" for row in rows[:SHOWN_QUESTIONS])
-    more = len(rows) - SHOWN_QUESTIONS
-    return shown + (f" and {more:,} more" if more > 0 else "")
+    return quoted_texts([pairs[row - 1].question for row in rows], SHOWN_QUESTIONS)
 
 
 def _too_few_answers(n_answers: int, n_pairs: int) -> list[Finding]:
@@ -281,7 +279,7 @@ def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
     if long_answers:
         # One finding per text, not per question: an answer asked five ways is one answer.
         first_rows = sorted({pairs[row - 1].answer: row for row in reversed(long_answers)}.values())
-        texts = ", ".join(f"“{short_text(pairs[row - 1].answer)}”" for row in first_rows[:3])
+        texts = quoted_texts([pairs[row - 1].answer for row in first_rows], SHOWN_QUESTIONS)
         findings.append(
             Finding(
                 LONG_ENTRY,

@@ -10,7 +10,7 @@ import io
 import json
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -158,6 +158,14 @@ def _delimiter(text: str) -> str:
 def short_text(text: str, length: int = 40) -> str:
     """text cut to length characters, the last one an ellipsis when cut (for messages)."""
     return text if len(text) <= length else text[: length - 1] + "…"
+
+
+def quoted_texts(texts: Sequence[str], shown: int = 3) -> str:
+    """`“a”, “b”, “c” and 7 more`: the first texts of a list that may be long, quoted and
+    shortened (for messages)."""
+    listed = ", ".join(f"“{short_text(text)}”" for text in texts[:shown])
+    more = len(texts) - shown
+    return listed + (f" and {more:,} more" if more > 0 else "")
 
 
 def _read_jsonl(path: Path) -> list[QAPair]:

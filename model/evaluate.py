@@ -14,7 +14,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from model.commands import DATA_REFUSED, eval_parser
-from model.datasets import QAPair, answer_key, read_pair_files, short_text
+from model.datasets import QAPair, answer_key, quoted_texts, read_pair_files
 from model.figures import EVALUATION, figure_phrases
 from model.predictor import AnswerModel, Prediction
 from model.registry import ModelRegistry
@@ -132,12 +132,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if unknown := unknown_answers(model, pairs):
-        shown = ", ".join(f"“{short_text(answer)}”" for answer in unknown[:3])
         print(
             f"warning: {len(unknown)} answers of the file are not answers of model "
-            f"{model.version} ({shown}): their questions count as answered wrong. Copy the "
-            "answer texts from the training data (qabot export --pairs), or leave the answer "
-            "empty for questions the bot should not answer.",
+            f"{model.version} ({quoted_texts(unknown)}): their questions count as answered "
+            "wrong. Copy the answer texts from the training data (qabot export --pairs), or "
+            "leave the answer empty for questions the bot should not answer.",
             file=sys.stderr,
         )
     if args.json:

@@ -15,6 +15,7 @@ from bot import messages
 from bot.app.app import App
 from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.storage.store import ChatInfo, UserInfo
+from model.datasets import short_text
 
 log = logging.getLogger(__name__)
 
@@ -103,8 +104,7 @@ def command_argument(message: Message) -> str:
 
 def shortened(text: str, limit: int) -> str:
     """Text on one line, cut with an ellipsis to `limit` characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return short_text(" ".join(text.split()), limit)
 
 
 def quoted(text: str, limit: int = QUOTE_CHARS) -> str:
@@ -124,7 +124,7 @@ def quoted_list(
 
 def fit_message(text: str) -> str:
     """Text cut to what Telegram accepts in one message (for messages that embed user text)."""
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
+    return short_text(text, MAX_MESSAGE_CHARS)
 
 
 def not_yet_written(error: ExchangesNotWrittenError, lang: str = "en") -> str:
