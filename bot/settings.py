@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     # Messages a second the bot sends over all chats (Telegram asks for at most 30); 0 turns
     # the limiter off, which only a benchmark against a local fake Bot API should do.
     send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
-    retention_days: int | None = Field(None, alias="QABOT_RETENTION_DAYS")
+    # At least a day (0 or less would delete what was just logged); at most a century (a date
+    # further back than the year 1 cannot be computed).
+    retention_days: int | None = Field(None, ge=1, le=36_500, alias="QABOT_RETENTION_DAYS")
     # A Telegram group of people who answer what the bot cannot (hand-off); none: no hand-off.
     support_chat_id: int | None = Field(None, alias="QABOT_SUPPORT_CHAT_ID")
     # After this long without a person's answer, the user is told nobody has picked it up yet.
@@ -124,6 +126,17 @@ class Settings(BaseSettings):
                 "1-256 characters of A-Z, a-z, 0-9, _ and -, e.g. from `openssl rand -hex 32`"
             )
         return self
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _check_webhook_listen(cls, value: str) -> str:
+        _, _, port = value.rpartition(":")
+        if not (port.isdecimal() and 1 <= int(port) <= 65535):
+            raise ValueError(
+                f"QABOT_WEBHOOK_LISTEN must look like HOST:PORT (a port from 1 to 65535), "
+                f"got {value!r}"
+            )
+        return value
 
     @field_validator("rate_limit_setting")
     @classmethod
@@ -194,6 +207,15 @@ def async_database_url(value: str) -> str:
         raise ValueError(
             f"QABOT_DATABASE_URL names a {backend} database; qabot works with SQLite and "
             f"PostgreSQL: write it like {DATABASE_URL_EXAMPLES}"
+        )
+    if backend == "sqlite" and (
+        url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    ):
+        # Each connection would see a database of its own, empty, and all of it lost at exit.
+        raise ValueError(
+            "QABOT_DATABASE_URL names an in-memory SQLite database: give the database file's "
+            "path, like sqlite+aiosqlite:///path/to/qabot.sqlite3 (or unset it for one in "
+            "QABOT_HOME)"
         )
     driver = ASYNC_DRIVERS[backend]
     # The scheme alone is replaced: the rest stays exactly as written.

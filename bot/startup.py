@@ -83,12 +83,15 @@ def explain_database_error(settings: Settings, error: Exception) -> str:
             f"cannot open the SQLite database in QABOT_HOME ({settings.home}): {reason}\n"
             "set QABOT_HOME to a folder qabot may write to"
         )
-    where = make_url(settings.database_url).render_as_string(hide_password=True)
-    return (
-        f"cannot use the database of QABOT_DATABASE_URL ({where}): {reason}\n"
-        "check that the server runs and that the URL's host, port, user, password and database "
-        "are right"
+    url = make_url(settings.database_url)
+    where = url.render_as_string(hide_password=True)
+    advice = (
+        "check that the path is a file (or none yet) in a folder qabot may write to"
+        if url.get_backend_name() == "sqlite"
+        else "check that the server runs and that the URL's host, port, user, password and "
+        "database are right"
     )
+    return f"cannot use the database of QABOT_DATABASE_URL ({where}): {reason}\n{advice}"
 
 
 def explain_bot_api_error(settings: Settings, error: Exception) -> SetupError | None:

@@ -51,8 +51,13 @@ def assert_setup_error(result: subprocess.CompletedProcess[str], setting: str) -
         ("QABOT_RATE_LIMIT", "abc"),
         ("QABOT_ADMIN_IDS", "x"),
         ("QABOT_RETENTION_DAYS", "soon"),
+        # Would delete every exchange as soon as it is logged.
+        ("QABOT_RETENTION_DAYS", "-3"),
         ("QABOT_SEND_RATE", "-1"),
+        ("QABOT_WEBHOOK_LISTEN", "localhost"),
         ("QABOT_DATABASE_URL", "not a url"),
+        # In memory: each connection would get an empty database of its own.
+        ("QABOT_DATABASE_URL", "sqlite://"),
     ],
 )
 def test_a_bad_setting_is_named_in_one_or_two_lines(
@@ -96,6 +101,12 @@ def test_a_home_that_is_not_a_folder_is_named(tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.write_text("a file, not a folder")
     assert_setup_error(qabot(home, "db", "upgrade"), "QABOT_HOME")
+
+
+def test_a_sqlite_path_qabot_cannot_open_is_named(home: Path, tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}"  # a folder, not a file
+    lines = assert_setup_error(qabot(home, "db", "upgrade", QABOT_DATABASE_URL=url), str(tmp_path))
+    assert "QABOT_DATABASE_URL" in lines[0] and "folder qabot may write to" in lines[1]
 
 
 def test_a_plain_sqlite_url_is_taken_as_the_async_one(home: Path, tmp_path: Path) -> None:
