@@ -46,11 +46,13 @@ def reply_lines(reply: Reply) -> list[str]:
     return [terminal_safe(line) for line in (*text.splitlines(), *numbered)]
 
 
-async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | None = None) -> None:
+async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Answer until the input ends; returns how many lines were read."""
     stdin = stdin or sys.stdin
     stdout = stdout or sys.stdout
     interactive = stdin.isatty()
     user = console_user()
+    questions = 0
     if interactive:
         print("qabot console chat. Ask a question; Ctrl-D quits.", file=stdout)
     while True:
@@ -60,6 +62,7 @@ async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | No
         line = await asyncio.to_thread(stdin.readline)
         if not line:
             break
+        questions += 1
         reply = await app.answering.reply(CONSOLE_CHAT, user, line.rstrip("\r\n"))
         if interactive:
             print("bot> " + "\n     ".join(reply_lines(reply)), file=stdout, flush=True)
@@ -67,3 +70,4 @@ async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | No
             print(" ".join(reply_lines(reply)), file=stdout, flush=True)  # one line, always
     if interactive:
         print(file=stdout)
+    return questions

@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
+from typing import TextIO
 
 from telegram import Update
 from telegram.error import TelegramError
@@ -41,12 +43,33 @@ def tune_garbage_collector() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
+# `qabot run` without a token answers standard input; with nothing there (a service started
+# without its token, stdin /dev/null) it would end at once, successfully, having served nothing.
+NOTHING_TO_SERVE = (
+    "TELEGRAM_BOT_TOKEN is not set and standard input holds no question: nothing to serve\n"
+    "set TELEGRAM_BOT_TOKEN (from BotFather) to serve Telegram, or run qabot in a terminal or "
+    "pipe questions into it to chat"
+)
+
+
+def reads_nothing(stdin: TextIO | None) -> bool:
+    """Standard input is closed or the null device: no question can come from it."""
+    if stdin is None:
+        return True
+    try:
+        return os.path.samestat(os.fstat(stdin.fileno()), os.stat(os.devnull))
+    except (OSError, ValueError):  # not a file descriptor (a test's StringIO): it may hold text
+        return False
+
+
 async def serve(settings: Settings, *, console: bool) -> None:
     # The bot's matrix products are small (a few questions at a time): one BLAS thread does
     # them as fast, and a second one would spin between calls, eating half a core under load.
     threadpool_limits(limits=1, user_api="blas")
     use_telegram = not console and settings.telegram_bot_token is not None
     if not console and not use_telegram:
+        if reads_nothing(sys.stdin):
+            raise SetupError(NOTHING_TO_SERVE)
         log.warning(
             "TELEGRAM_BOT_TOKEN is not set: answering questions from %s instead of Telegram",
             "this terminal" if sys.stdin.isatty() else "standard input, one per line",
@@ -66,7 +89,9 @@ async def serve(settings: Settings, *, console: bool) -> None:
             await app.prepare_first_run()
             tune_garbage_collector()
             if application is None:
-                await run_console(app)
+                questions = await run_console(app)
+                if not questions and not console and not sys.stdin.isatty():
+                    raise SetupError(NOTHING_TO_SERVE)  # an empty pipe, a file left empty
             else:
                 await run_telegram(application, settings)
     finally:

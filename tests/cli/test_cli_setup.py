@@ -23,16 +23,17 @@ HEAVY_MODULES = ("telegram", "sqlalchemy", "numpy", "scipy", "tensorflow", "mode
 
 
 def qabot(
-    home: Path, *args: str, stdin: str = "", **settings: str
+    home: Path, *args: str, stdin: str | None = "", **settings: str
 ) -> subprocess.CompletedProcess[str]:
     """`python -m bot.cli ARGS` with only these settings (run outside the checkout, so that no
-    `.env` file there applies)."""
+    `.env` file there applies); stdin None: the null device, as a service gets."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "TELEGRAM_"))}
     env.update(QABOT_HOME=str(home), PYTHONPATH=str(ROOT), **settings)
     home.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
         cwd=home.parent, env=env, input=stdin, capture_output=True, text=True,
+        stdin=subprocess.DEVNULL if stdin is None else None,
     )  # fmt: skip
 
 
@@ -148,6 +149,20 @@ def test_run_without_a_token_says_it_answers_standard_input(bot_home: Path) -> N
     assert "TELEGRAM_BOT_TOKEN is not set" in result.stderr
     assert "standard input" in result.stderr
     assert len(result.stdout.splitlines()) == 1  # the answer
+
+
+def test_run_without_a_token_or_any_input_is_a_setup_error(home: Path) -> None:
+    """As a service started without its token: said at once, before any model is trained."""
+    lines = assert_setup_error(qabot(home, "run", stdin=None), "TELEGRAM_BOT_TOKEN")
+    assert "standard input" in lines[0]
+    assert not (home / "models").exists()
+
+
+@pytest.mark.slow
+def test_run_without_a_token_on_an_empty_pipe_is_a_setup_error(bot_home: Path) -> None:
+    result = qabot(bot_home, "run", stdin="", QABOT_MODEL_PROCESS="0")
+    assert result.returncode == SETUP_ERROR, result.stderr
+    assert result.stderr.splitlines()[-2].startswith("qabot: TELEGRAM_BOT_TOKEN is not set")
 
 
 def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
