@@ -10,7 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -192,6 +192,8 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     if any(a == "--data" or a.startswith("--data=") for a in args):
         code = train_main(args)
         if code == 0 and bots_models:
+            migrate_database(settings)
+            asyncio.run(record_current_version(settings))
             print(
                 "note: the bot's training set is unchanged: /retrain and `qabot train` train on "
                 "it, not on these files; `qabot import` a file to make it part of it",
@@ -202,24 +204,21 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     return asyncio.run(train_from_store(settings))
 
 
-@contextlib.asynccontextmanager
-async def opened_app(settings: Settings) -> AsyncIterator[App]:
-    """The application layer for a command that does not answer questions: the same use cases
-    as the Telegram commands, with no model process."""
-    from bot.app.app import App
-    from bot.storage.store import Store
+def opened_app(settings: Settings) -> contextlib.AbstractAsyncContextManager[App]:
+    """The application layer without a model process, imported only once a command runs."""
+    from bot.app.app import opened_app as open_app
 
-    store = Store(settings.database_url)
-    app = App(settings, store, serving=False)
-    try:
-        yield app
-    finally:
-        app.worker.close()
-        await store.close()
+    return open_app(settings)
+
+
+async def record_current_version(settings: Settings) -> None:
+    async with opened_app(settings) as app:
+        await app.models.record_current()
 
 
 async def train_from_store(settings: Settings) -> int:
     """Train on the store's training set and promote the result: /retrain force."""
+    from bot.app.models import EmptyTrainingSetError
     from bot.serving.retraining import TrainingFailedError, TrainingRefusedError
     from model.commands import DATA_REFUSED
     from model.data_checks import REFUSED
@@ -229,16 +228,15 @@ async def train_from_store(settings: Settings) -> int:
         print_progress(event)
 
     async with opened_app(settings) as app:
-        if await app.store.count_pairs() == 0:
+        try:
+            outcome = await app.models.train_and_promote(show)
+        except EmptyTrainingSetError:
             print(
                 "error: the training set is empty: import a Q&A file first (qabot import F), "
                 "or train on one (qabot train --data F)",
                 file=sys.stderr,
             )
             return DATA_REFUSED
-        await app.models.open_rules()
-        try:
-            outcome = await app.models.retrain(show, force=True)
         except TrainingRefusedError:  # the report's errors, printed above, said why
             print(f"error: {REFUSED}", file=sys.stderr)
             return DATA_REFUSED

@@ -14,8 +14,9 @@ serving, training and the registry:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,19 @@ DATA = Path(__file__).resolve().parent.parent / "data"
 BUNDLED_PAIRS = DATA / "seed_qa.csv"
 # Paraphrases of the bundled questions, held out of training: for evaluations and benchmarks.
 BUNDLED_PARAPHRASES = DATA / "seed_paraphrases_test.csv"
+
+
+@contextlib.asynccontextmanager
+async def opened_app(settings: Settings) -> AsyncIterator[App]:
+    """The application layer for a command that does not answer questions (the command line's):
+    the same use cases as the Telegram commands, with no model process."""
+    store = Store(settings.database_url)
+    app = App(settings, store, serving=False)
+    try:
+        yield app
+    finally:
+        app.worker.close()
+        await store.close()
 
 
 class App:

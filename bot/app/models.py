@@ -6,6 +6,7 @@ rollback."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -28,13 +29,17 @@ from bot.settings import Settings
 from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store
 from model.held_out import HeldOutRecord
-from model.predictor import AnswerModel, Prediction
+from model.predictor import META_FILE, AnswerModel, Prediction
 from model.registry import ModelRegistry, VersionInfo
 
 log = logging.getLogger(__name__)
 
 # How often a replica looks for a model promoted elsewhere (by another replica or the CLI).
 MODEL_WATCH_SECONDS = 2.0
+
+
+class EmptyTrainingSetError(Exception):
+    """There is no pair to train on."""
 
 
 @dataclass(frozen=True)
@@ -225,18 +230,45 @@ class ModelLifecycle:
             forced=force,
         )
 
+    async def train_and_promote(
+        self, on_progress: ProgressCallback | None = None
+    ) -> RetrainOutcome:
+        """`qabot train`: /retrain force, from a process that does not answer questions (the
+        live version's rules are read for the comparison). EmptyTrainingSetError when there is
+        no pair to train on."""
+        if await self.store.count_pairs() == 0:
+            raise EmptyTrainingSetError("the training set is empty")
+        await self.open_rules()
+        return await self.retrain(on_progress, force=True)
+
     async def promote(self, version: str) -> None:
         await asyncio.to_thread(self.registry.promote, version)
-        await self.store.mark_promoted(version)
+        await self._record_promotion(version)
         await self._serve_current()
 
     async def rollback(self) -> str:
         """Serve the previously promoted version again, at once (raises RegistryError when
         there is none)."""
         version = await asyncio.to_thread(self.registry.rollback)
-        await self.store.mark_promoted(version)
+        await self._record_promotion(version)
         await self._serve_current()
         return version
+
+    async def record_current(self) -> None:
+        """Record the registry's live version as promoted (`qabot train --data` promotes in the
+        bot's model folder without the application)."""
+        version = self.registry.current_version()
+        if version is not None:
+            await self._record_promotion(version)
+
+    async def _record_promotion(self, version: str) -> None:
+        """The store's model_versions follow the registry: the version promoted last is the
+        one live. A version trained elsewhere (`qabot train --data` into the bot's models, a
+        copied model folder) is recorded then, with its figures (its number of pairs unknown)."""
+        if not await self.store.mark_promoted(version):
+            meta = self.registry.path(version) / META_FILE
+            metrics = await asyncio.to_thread(lambda: json.loads(meta.read_text())["metrics"])
+            await self.store.record_model_version(version, 0, metrics, promoted=True)
 
     async def _serve_current(self) -> None:
         """Serve the version just promoted at once, when this process answers questions

@@ -91,6 +91,10 @@ class TrainingRunner:
     so that the bot and its model process get a core at once when a question comes while a
     model trains, and with its thread pools bounded to `threads` (0: default_training_threads)."""
 
+    # The worker's module (`python -m ...`); tests swap in one that crashes, or a quicker one
+    # for every runner (a command-line run makes its own).
+    worker_module = "model.train"
+
     def __init__(
         self,
         models_dir: Path,
@@ -105,8 +109,6 @@ class TrainingRunner:
         self.seed = seed
         self.niceness = niceness
         self.threads = threads or default_training_threads()
-        # The worker's module (`python -m ...`); tests swap in one that crashes.
-        self.worker_module = "model.train"
         self._lock = asyncio.Lock()
 
     @property

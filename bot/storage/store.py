@@ -419,13 +419,15 @@ class Store:
             rows = await session.execute(select(ModelVersionRow.version, ModelVersionRow.metrics))
             return {version: metrics["gate"] for version, metrics in rows if "gate" in metrics}
 
-    async def mark_promoted(self, version: str) -> None:
+    async def mark_promoted(self, version: str) -> bool:
+        """Whether the version was recorded (and is now marked as promoted last)."""
         async with self.session.begin() as session:
-            await session.execute(
+            result = await session.execute(
                 update(ModelVersionRow)
                 .where(ModelVersionRow.version == version)
                 .values(promoted_at=utcnow())
             )
+            return bool(cast(CursorResult[Any], result).rowcount)  # an UPDATE's
 
     # -- privacy ----------------------------------------------------------------------------
 
