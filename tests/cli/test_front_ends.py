@@ -25,8 +25,12 @@ async def recorded_versions(store: Store) -> dict[str, ModelVersionRow]:
 
 async def live_in_store(store: Store) -> str:
     """The version the store says was promoted last."""
-    rows = [row for row in (await recorded_versions(store)).values() if row.promoted_at]
-    return max(rows, key=lambda row: row.promoted_at).version
+    promoted = {
+        row.promoted_at: version
+        for version, row in (await recorded_versions(store)).items()
+        if row.promoted_at is not None
+    }
+    return promoted[max(promoted)]
 
 
 def what_training_recorded(row: ModelVersionRow) -> dict[str, Any]:
