@@ -49,6 +49,10 @@ class ModelProcessError(Exception):
     """The model process is gone, hangs, or could not be started."""
 
 
+class ModelTimeoutError(ModelProcessError):
+    """The model process did not answer a call in time: it is killed and restarted."""
+
+
 class ModelCallError(Exception):
     """The model process could not do what it was asked, e.g. load a broken model directory
     (the message says why)."""
@@ -142,6 +146,11 @@ class ModelProcess:
         except ModelCallError:
             self._models = previous  # the process, too, keeps what it had
             raise
+        except ModelTimeoutError:
+            # This load hung the process: its restart serves what was served before, without
+            # loading this model again (which would hang it again, restart after restart).
+            self._models = previous
+            raise
         self._announce()
         return version
 
@@ -179,6 +188,13 @@ class ModelProcess:
             self._arm_watchdog(loop, deadline)
             return
         log.error("the model process did not answer for %g s: killing it", timeout)
+        now = loop.time()
+        for call_id in [i for i, (_, due, _) in self._calls.items() if due <= now]:
+            result, _, waited = self._calls.pop(call_id)
+            if not result.done():
+                result.set_exception(
+                    ModelTimeoutError(f"the model process did not answer within {waited:g} s")
+                )
         if self._process is not None and self._process.returncode is None:
             self._process.kill()  # the reader then sees the socket close
 
@@ -188,9 +204,10 @@ class ModelProcess:
                 header = await reader.readexactly(HEADER.size)
                 body = await reader.readexactly(HEADER.unpack(header)[0])
                 call_id, status, payload = pickle.loads(body)
-                result, _, _ = self._calls.pop(call_id)
-                if result.done():  # its caller was cancelled
+                call = self._calls.pop(call_id, None)
+                if call is None or call[0].done():  # overdue, or its caller was cancelled
                     continue
+                result = call[0]
                 if status == "ok":
                     result.set_result(payload)
                 else:

@@ -195,6 +195,42 @@ async def test_questions_are_answered_while_a_new_model_loads(
         await process.stop()
 
 
+async def test_a_load_that_hangs_is_given_up_and_the_restart_serves_what_was_served(
+    app: App, questions: list[str], tmp_path: Path
+) -> None:
+    """A load has its own timeout; the process it hung is killed, and the restart loads the
+    models served before it, not the one whose load hung (which would hang it again)."""
+    assert app.models.current is not None
+    live = app.models.current.path
+    candidate = tmp_path / "candidate"
+    shutil.copytree(live, candidate)
+    gate = tmp_path / "load-gate"
+    os.mkfifo(gate)  # never opened for writing: the candidate's load never ends
+    process = ModelProcess()
+    process.worker_module = "tests.model_worker_gated_load"
+    process.extra_environment = {
+        "QABOT_TEST_GATED_MODEL": str(candidate),
+        "QABOT_TEST_LOAD_GATE": str(gate),
+    }
+    await process.start()
+    try:
+        await process.load(live)
+        first_pid = process.pid
+        expected = await process.predict(live, questions)
+        process.load_timeout = 5.0  # the small model loads in well under a second
+        with pytest.raises(ModelProcessError, match="did not answer within 5 s"):
+            await process.load(candidate)
+
+        def restarted_or_given_up() -> bool:
+            return process.gave_up or (process.pid != first_pid and process.serves(live))
+
+        await until(process, restarted_or_given_up)
+        assert not process.gave_up and not process.serves(candidate)
+        assert await process.predict(live, questions) == expected
+    finally:
+        await process.stop()
+
+
 @pytest.mark.slow  # starts the model process again and again
 async def test_hung_model_process_is_killed_and_its_questions_answered_here(
     app: App, questions: list[str], caplog: pytest.LogCaptureFixture
