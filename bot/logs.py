@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import logging
 import sys
+from urllib.parse import quote
 
 REDACTED = "<token>"
+
+
+def secret_forms(secret: str | None) -> list[str]:
+    """How a secret can appear in a text: whole, percent-encoded in a URL, and for the bot token
+    its secret part (after the bot's id and the colon) alone."""
+    if not secret:
+        return []
+    forms = {secret, quote(secret, safe="")}
+    _, colon, part = secret.partition(":")
+    if colon and part:
+        forms.add(part)
+    return sorted(forms, key=len, reverse=True)  # the longest first: the whole token is one
 
 
 class RedactingFormatter(logging.Formatter):
@@ -14,7 +27,9 @@ class RedactingFormatter(logging.Formatter):
 
     def __init__(self, fmt: str, secrets: list[str]) -> None:
         super().__init__(fmt)
-        self.secrets = [s for s in secrets if s]
+        self.secrets = sorted(
+            {form for secret in secrets for form in secret_forms(secret)}, key=len, reverse=True
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)

@@ -108,6 +108,9 @@ def explain_bot_api_error(settings: Settings, error: Exception) -> SetupError | 
             f"cannot reach the Bot API at {settings.telegram_api_base_url}: {error}\n"
             "check the network, or TELEGRAM_API_BASE_URL if you set it"
         )
-        token = settings.telegram_bot_token
-        return SetupError(message.replace(token, "<token>") if token else message)
+        from bot.logs import REDACTED, secret_forms
+
+        for form in secret_forms(settings.telegram_bot_token):
+            message = message.replace(form, REDACTED)
+        return SetupError(message)
     return None

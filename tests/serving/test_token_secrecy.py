@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import signal
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
@@ -106,3 +108,26 @@ def test_worker_processes_get_a_minimal_environment(monkeypatch: pytest.MonkeyPa
     environment = child_environment()
     assert "PGPASSWORD" not in environment and "TELEGRAM_WEBHOOK_SECRET" not in environment
     assert environment["LC_ALL"] == "C.UTF-8" and "PATH" in environment
+
+
+@pytest.mark.parametrize("shown", [TOKEN, SECRET_PART, quote(TOKEN, safe="")])
+def test_the_token_is_redacted_in_every_form(shown: str) -> None:
+    """Whole (a Bot API URL), percent-encoded (a URL a library quoted), or its secret part
+    alone: in a log line, and in the setup error of an unreachable Bot API."""
+    from telegram.error import NetworkError
+
+    from bot.logs import REDACTED, RedactingFormatter
+    from bot.settings import Settings
+    from bot.startup import explain_bot_api_error
+
+    formatter = RedactingFormatter("%(message)s", [TOKEN])
+    record = logging.LogRecord(
+        "httpx", logging.INFO, __file__, 1, "GET https://api/bot%s/getMe", (shown,), None
+    )
+    line = formatter.format(record)
+    assert_no_token(line.encode(), line)
+    assert REDACTED in line
+    settings = Settings(_env_file=None, TELEGRAM_BOT_TOKEN=TOKEN)
+    error = explain_bot_api_error(settings, NetworkError(f"cannot connect to /bot{shown}/getMe"))
+    assert error is not None
+    assert_no_token(str(error).encode(), str(error))
