@@ -370,6 +370,13 @@ TEXTS: dict[str, dict[str, str]] = {
         "zh": "审核（共 {count} 个，第 1 个）：{question}",
     },
     "review_asked": {"en": "Asked {count}× — {reasons}", "zh": "被问了 {count} 次 — {reasons}"},
+    "review_reason_person": {"en": "answered by a person", "zh": "已由人工回答"},
+    "review_reason_thumbs_down": {"en": "👎", "zh": "👎"},
+    "review_reason_chosen": {"en": "chosen by the asker", "zh": "提问者已选择"},
+    "review_reason_none_of_these": {"en": "none of these", "zh": "提问者选了“都不是”"},
+    "review_reason_fallback": {"en": "fallback", "zh": "未能回答"},
+    "review_reason_low_confidence": {"en": "low confidence", "zh": "把握不大"},
+    "review_reason_thumbs_up": {"en": "👍", "zh": "👍"},
     "review_also_asked": {"en": "Also asked as: {wordings}", "zh": "其他问法：{wordings}"},
     "review_suggested": {"en": "Users suggested: {answers}", "zh": "用户建议：{answers}"},
     "review_person_answered": {

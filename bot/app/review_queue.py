@@ -55,6 +55,19 @@ class ReviewKind(enum.StrEnum):
     CONFIRMED = "confirmed"
 
 
+class ReviewReason(enum.StrEnum):
+    """Why a question is in the review queue (counted per item; `qabot review` prints these
+    words, Telegram the catalog's review_reason_<name> in the admin's language)."""
+
+    PERSON = "answered by a person"
+    THUMBS_DOWN = "👎"
+    CHOSEN = "chosen by the asker"
+    NONE_OF_THESE = "none of these"
+    FALLBACK = "fallback"
+    LOW_CONFIDENCE = "low confidence"
+    THUMBS_UP = "👍"
+
+
 def _empty_counter() -> Counter[str]:
     """An empty Counter without Counter.__init__, which runs Python code (update(None)): a
     third of the cost of a review item, of which a queue builds thousands."""
@@ -317,28 +330,28 @@ def grouped_queue(
             item = items[key] = ReviewItem(key, question, exchange_id, wordings={key: question})
         item.exchange_ids.add(exchange_id)
         if exchange_id in person_answers:  # the answer to a question counted already
-            item.reasons["answered by a person"] += 1
+            item.reasons[ReviewReason.PERSON] += 1
             item.person_answers.append((exchange_id, person_answers[exchange_id]))
             continue
         item.count += 1
         thumbs_down = False
         for rated in feedback_by_exchange.get(exchange_id, ()):
             if rated.rating < 0:
-                item.reasons["👎"] += 1
+                item.reasons[ReviewReason.THUMBS_DOWN] += 1
                 thumbs_down = True
             if rated.suggestion:
                 item.suggestions.append((rated.id, rated.suggestion))
         choice = choice_by_exchange.get(exchange_id)
         if choice is not None and choice.answer:
-            item.reasons["chosen by the asker"] += 1
+            item.reasons[ReviewReason.CHOSEN] += 1
             item.add_choice(choice.id, choice.answer)
             item.likely_answers[answer_key(choice.answer)] += 1
         elif choice is not None:
-            item.reasons["none of these"] += 1
+            item.reasons[ReviewReason.NONE_OF_THESE] += 1
         elif fallback:
-            item.reasons["fallback"] += 1
+            item.reasons[ReviewReason.FALLBACK] += 1
         elif confidence < REVIEW_BELOW_CONFIDENCE:
-            item.reasons["low confidence"] += 1
+            item.reasons[ReviewReason.LOW_CONFIDENCE] += 1
         surely_wrong = thumbs_down or (choice is not None and not choice.answer)
         item.expected_wrong += 1.0 if surely_wrong else 1 - _clamped(confidence)
         if answer_id is not None and thumbs_down:
@@ -387,7 +400,7 @@ def _confirmed_groups(
         item.first_confirmed[key] = row.id  # newest first: the last one is the first
         item.exchange_ids.add(row.id)
         item.count += 1
-        item.reasons["👍"] += 1
+        item.reasons[ReviewReason.THUMBS_UP] += 1
         item.expected_wrong += 1 - _clamped(row.confidence)
         item.likely_answers[row.answer_id] += 1
     return list(groups.values())

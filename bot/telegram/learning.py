@@ -20,7 +20,7 @@ from telegram.ext import ContextTypes
 from bot import messages
 from bot.app.charts import draw_stats_chart
 from bot.app.learning import LearningLoop
-from bot.app.review_queue import ReviewItem, ReviewKind
+from bot.app.review_queue import ReviewItem, ReviewKind, ReviewReason
 from bot.app.text import clean_question
 from bot.storage.exchange_writer import ExchangesNotWrittenError
 from bot.telegram.common import (
@@ -207,7 +207,10 @@ def _confirmed_keyboard(item: ReviewItem, lang: str) -> InlineKeyboardMarkup:
 
 
 def _describe(item: ReviewItem, queue_length: int, lang: str) -> str:
-    reasons = ", ".join(f"{reason} ×{n}" for reason, n in item.reasons.most_common())
+    reasons = ", ".join(
+        f"{messages.text(f'review_reason_{ReviewReason(reason).name.lower()}', lang)} ×{n}"
+        for reason, n in item.reasons.most_common()
+    )
     lines = [
         messages.text("review_title", lang, count=queue_length, question=quoted(item.question)),
         messages.text("review_asked", lang, count=item.count, reasons=reasons),

@@ -55,3 +55,20 @@ async def test_chinese_users_and_admins_are_answered_in_chinese(
     assert taught.text == messages.text(
         "teach_learned", "zh", question="“今天星期几”", answer="“星期一”"
     )
+
+
+def test_why_a_question_is_reviewed_is_said_in_the_admins_language() -> None:
+    from collections import Counter
+
+    from bot.app.review_queue import ReviewItem, ReviewReason
+    from bot.telegram.learning import _describe
+
+    item = ReviewItem("k", "量子引力是什么", 1, wordings={"k": "量子引力是什么"})
+    item.reasons = Counter({reason: 1 for reason in ReviewReason})
+    item.count = len(ReviewReason)
+    for lang in ("en", "zh"):
+        shown = _describe(item, 1, lang)
+        for reason in ReviewReason:
+            assert f"{messages.text(f'review_reason_{reason.name.lower()}', lang)} ×1" in shown
+    chinese = _describe(item, 1, "zh")
+    assert not any(reason in chinese for reason in ReviewReason if reason.isascii())
