@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from model.figures import WORDS
+
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
@@ -468,6 +470,31 @@ TEXTS: dict[str, dict[str, str]] = {
     },
 }
 
+# A model's figures (/models, /retrain): the English words are model.figures.WORDS, which
+# `qabot models`, `qabot train` and `qabot eval` print.
+_FIGURES_ZH = {
+    "in_scope_accuracy": "范围内问题准确率 {value}",
+    "oos_recall": "范围外问题识别率 {value}",
+    "answered_or_suggested": "正确答案被直接给出或在建议中 {value}",
+    "suggested_rate": "（{value} 的范围内问题给出了建议）",
+    "on_given": "基于 {count} 个验证问题",
+    "on_holdout": "基于 {count} 个留出问题",
+    "on_refit": "基于 {count} 个留出问题，之后用全部问答对重新训练",
+    "on_evaluation": "基于 {count} 个问题",
+    "on_cross_validation": "基于 {count} 个问题的交叉验证",
+    "on_other": "基于 {count} 个问题（{kind}）",
+    "separator": "，",
+    "none": "没有验证指标（训练时未做验证）",
+}
+TEXTS.update(
+    {f"figures_{key}": {"en": english, "zh": _FIGURES_ZH[key]} for key, english in WORDS.items()}
+)
+
 
 def text(key: str, lang: str = "en", **values: object) -> str:
     return TEXTS[key][lang].format(**values)
+
+
+def figure_words(lang: str) -> dict[str, str]:
+    """model.figures' words in this language (format_figures(metrics, figure_words(lang)))."""
+    return {key: TEXTS[f"figures_{key}"][lang] for key in WORDS}

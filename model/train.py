@@ -42,7 +42,7 @@ from model.calibration import (
 from model.commands import DATA_REFUSED, train_parser
 from model.data_checks import REFUSED, DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
-from model.figures import CROSS_VALIDATION, GIVEN, NO_VALIDATION, figure_phrases
+from model.figures import CROSS_VALIDATION, GIVEN, NO_VALIDATION, WORDS, figure_phrases
 from model.held_out import HeldOutRecord, held_out_record
 from model.negatives import bundled_negatives, far_from
 from model.predictor import (
@@ -799,7 +799,7 @@ def print_progress(event: dict) -> None:
             f"model {event['version']} written to {event['path']}"
             f"{' and promoted' if event['promoted'] else ''}"
         )
-        for phrase in figure_phrases(metrics) or ["no validation figures (trained without any)"]:
+        for phrase in figure_phrases(metrics) or [WORDS["none"]]:
             print(f"  {phrase}")
         print(
             f"  fallback: confidence below {metrics['threshold']} or top two within "

@@ -138,7 +138,8 @@ async def _run_retraining(
     else:
         verdict_key = "retrain_not_promoted"
     verdict = messages.text(verdict_key, lang, version=version)
-    await request.reply_text(f"{verdict}\n{comparison}\n{format_figures(outcome.trained.metrics)}")
+    figures = format_figures(outcome.trained.metrics, messages.figure_words(lang))
+    await request.reply_text(f"{verdict}\n{comparison}\n{figures}")
 
 
 def data_report_text(report: DataReport, lang: str = "en") -> str:
@@ -160,12 +161,13 @@ async def _edit(message: Message, text: str) -> None:
 async def models(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     """/models: the model versions with their figures; which one is live."""
     versions, lang = await app_of(context).models.versions(), user_lang(update)
+    words = messages.figure_words(lang)
     if not versions:
         await message_of(update).reply_text(messages.text("no_models", lang))
         return
     lines = [
         f"{'▶' if v.live else '•'} {v.name}{messages.text('model_live', lang) if v.live else ''}: "
-        f"{format_figures(v.metrics)}{_gate_suffix(v.metrics, lang)}"
+        f"{format_figures(v.metrics, words)}{_gate_suffix(v.metrics, lang)}"
         for v in versions[:15]
     ]
     await message_of(update).reply_text("\n".join(lines))

@@ -55,6 +55,26 @@ async def test_chinese_users_and_admins_are_answered_in_chinese(
     assert taught.text == messages.text(
         "teach_learned", "zh", question="“今天星期几”", answer="“星期一”"
     )
+    await bot.tg.send_command(chinese_admin, "/models")
+    listing = (await bot.tg.next_reply(chinese_admin)).text
+    assert "范围内问题准确率" in listing and "in-scope" not in listing
+
+
+def test_a_models_figures_read_the_same_in_english_and_are_translated() -> None:
+    from model.figures import CROSS_VALIDATION, format_figures
+
+    metrics = {
+        "validation": CROSS_VALIDATION,
+        "n": 1300,
+        "in_scope_accuracy": 0.8,
+        "oos_recall": 0.7,
+        "answered_or_suggested": 0.9,
+        "suggested_rate": 0.05,
+    }
+    assert format_figures(metrics, messages.figure_words("en")) == format_figures(metrics)
+    chinese = format_figures(metrics, messages.figure_words("zh"))
+    assert not any(ch.isascii() and ch.isalpha() for ch in chinese), chinese
+    assert all(figure in chinese for figure in ("80.0%", "70.0%", "90.0%", "5.0%", "1,300"))
 
 
 def test_why_a_question_is_reviewed_is_said_in_the_admins_language() -> None:
