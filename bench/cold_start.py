@@ -291,6 +291,13 @@ def main(argv: list[str] | None = None) -> int:
                         args.unknown)]  # fmt: skip
     else:
         sets = default_sets(args.data_dir)
+        missing = [str(d.train) for d in sets if not d.train.is_file()]
+        if missing:
+            parser.error(
+                f"no data set at {', '.join(missing)}: --data-dir names a folder holding "
+                "clinc150/{train,val,oos_train,oos_val}.csv and massive_zh/{train,val}.csv "
+                "(question,answer files)"
+            )
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="cold-start-") as work_dir:
