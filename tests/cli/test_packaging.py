@@ -211,3 +211,19 @@ def test_the_wheel_installs_and_serves_from_an_empty_folder(
         assert list(folder.iterdir()) == []
     finally:
         shutil.rmtree(venv)
+
+
+def test_make_clean_keeps_the_database_and_models(tmp_path: Path) -> None:
+    """`make clean` removes what setup and the tools made, never var/ (the SQLite database and
+    every model version)."""
+    shutil.copy2(PROJECT_ROOT / "Makefile", tmp_path / "Makefile")
+    kept = [tmp_path / "var" / "qabot.sqlite3", tmp_path / "var" / "models" / "v1" / "meta.json"]
+    kept.append(tmp_path / "var" / "__pycache__" / "x.pyc")  # however odd, it is var/'s
+    removed = [tmp_path / ".venv" / "bin" / "python", tmp_path / "bot" / "__pycache__" / "x.pyc"]
+    for path in kept + removed:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    subprocess.run(["make", "--no-print-directory", "clean"], cwd=tmp_path, check=True,
+                   capture_output=True)  # fmt: skip
+    assert all(path.exists() for path in kept)
+    assert not any(path.exists() for path in removed)
