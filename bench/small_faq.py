@@ -96,16 +96,16 @@ def synthetic_faq(name: str, path: Path, n_answers: int, seed: int = SYNTHETIC_S
 
 
 def default_sets(data_dir: Path) -> list[SmallFaq]:
-    sets = [
+    clinc, massive = data_dir / "clinc150" / "train.csv", data_dir / "massive_zh" / "train.csv"
+    for path in (clinc, massive):
+        if not path.exists():
+            raise SystemExit(f"{path} not found: give --data-dir (or --data files)")
+    return [
         SmallFaq("coworking FAQ (en+zh)", read_pairs(TESTS_DATA / "coworking_faq.csv")),
         SmallFaq("shop FAQ (en)", read_pairs(TESTS_DATA / "shop_faq_train.csv")),
+        synthetic_faq("CLINC150, 50 answers (en)", clinc, 50),
+        synthetic_faq("MASSIVE zh-CN, 40 answers", massive, 40),
     ]
-    clinc, massive = data_dir / "clinc150" / "train.csv", data_dir / "massive_zh" / "train.csv"
-    if clinc.exists():
-        sets.append(synthetic_faq("CLINC150, 50 answers (en)", clinc, 50))
-    if massive.exists():
-        sets.append(synthetic_faq("MASSIVE zh-CN, 40 answers", massive, 40))
-    return sets
 
 
 def hold_out_wordings(pairs: list[QAPair], draw: int) -> tuple[list[QAPair], list[QAPair]]:
