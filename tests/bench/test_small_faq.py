@@ -24,9 +24,9 @@ def test_one_wording_of_each_answer_with_three_or_more_is_held_out() -> None:
     held_keys = {match_key(p.question) for p in held_out}
     # A held-out wording is never trained on, not even as a repeated row; the others all are.
     assert not held_keys & {match_key(p.question) for p in training}
-    assert len(training) + sum(
-        match_key(p.question) in held_keys for p in COWORKING
-    ) == len(COWORKING)
+    assert len(training) + sum(match_key(p.question) in held_keys for p in COWORKING) == len(
+        COWORKING
+    )
     assert wordings_per_answer(training) == {
         key: count - (key in eligible) for key, count in counts.items()
     }
