@@ -95,11 +95,13 @@ def synthetic_faq(name: str, path: Path, n_answers: int, seed: int = SYNTHETIC_S
     return SmallFaq(name, pairs)
 
 
+def synthetic_sources(data_dir: Path) -> tuple[Path, Path]:
+    """The training splits the synthetic FAQs are drawn from: CLINC150's, MASSIVE zh-CN's."""
+    return data_dir / "clinc150" / "train.csv", data_dir / "massive_zh" / "train.csv"
+
+
 def default_sets(data_dir: Path) -> list[SmallFaq]:
-    clinc, massive = data_dir / "clinc150" / "train.csv", data_dir / "massive_zh" / "train.csv"
-    for path in (clinc, massive):
-        if not path.exists():
-            raise SystemExit(f"{path} not found: give --data-dir (or --data files)")
+    clinc, massive = synthetic_sources(data_dir)
     return [
         SmallFaq("coworking FAQ (en+zh)", read_pairs(TESTS_DATA / "coworking_faq.csv")),
         SmallFaq("shop FAQ (en)", read_pairs(TESTS_DATA / "shop_faq_train.csv")),
@@ -227,6 +229,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.data:
         sets = [SmallFaq(path.name, read_pair_files([path])) for path in args.data]
     else:
+        missing = [str(path) for path in synthetic_sources(args.data_dir) if not path.is_file()]
+        if missing:
+            parser.error(
+                f"no data set at {', '.join(missing)}: --data-dir names a folder holding "
+                "clinc150/train.csv and massive_zh/train.csv (question,answer files), or give "
+                "--data files"
+            )
         sets = default_sets(args.data_dir)
     unrelated = read_pairs(UNRELATED)
     started = time.perf_counter()
