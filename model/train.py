@@ -13,6 +13,7 @@ import os
 import random
 import re
 import sys
+import tempfile
 import time
 import unicodedata
 import warnings
@@ -22,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -599,6 +601,33 @@ def _targets(labels: np.ndarray, oos_class: int | None) -> np.ndarray:
     return np.where(labels == OUT_OF_SCOPE, -1 if oos_class is None else oos_class, labels)
 
 
+# What TensorFlow writes through absl while it is imported, before it reads
+# TF_CPP_MIN_LOG_LEVEL: absl's preamble and INFO lines ("oneDNN custom operations are on ...").
+_TENSORFLOW_IMPORT_CHATTER = re.compile(rb"WARNING: All log messages before absl::|I\d{4} ")
+
+
+def _import_tensorflow() -> tuple[Any, Any]:
+    """(keras, tensorflow), imported without the C++ log lines that would otherwise fall among
+    `qabot train`'s data report; anything else written meanwhile (errors) is passed on."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    stderr = os.dup(2)
+    with tempfile.TemporaryFile() as written:
+        os.dup2(written.fileno(), 2)
+        try:
+            import keras
+            import tensorflow as tf
+        finally:
+            sys.stderr.flush()
+            os.dup2(stderr, 2)
+            os.close(stderr)
+            written.seek(0)
+            lines = written.read().splitlines(keepends=True)
+            kept = [line for line in lines if not _TENSORFLOW_IMPORT_CHATTER.match(line)]
+            os.write(2, b"".join(kept))
+    return keras, tf
+
+
 def _fit_network(
     features: sparse.csr_matrix,
     targets: np.ndarray,
@@ -611,9 +640,7 @@ def _fit_network(
     val_targets: np.ndarray | None,
 ) -> Network:
     """Fit the Keras network; progress reports each epoch (with validation accuracy if any)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    keras, tf = _import_tensorflow()
 
     random.seed(seed)
     np.random.seed(seed)
