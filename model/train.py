@@ -18,12 +18,12 @@ import time
 import unicodedata
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import sparse
@@ -606,17 +606,17 @@ def _targets(labels: np.ndarray, oos_class: int | None) -> np.ndarray:
 _TENSORFLOW_IMPORT_CHATTER = re.compile(rb"WARNING: All log messages before absl::|I\d{4} ")
 
 
-def _import_tensorflow() -> tuple[Any, Any]:
-    """(keras, tensorflow), imported without the C++ log lines that would otherwise fall among
-    `qabot train`'s data report; anything else written meanwhile (errors) is passed on."""
+@contextmanager
+def _tensorflow_import_chatter_dropped() -> Iterator[None]:
+    """Around TensorFlow's import: its C++ log lines would fall among `qabot train`'s data
+    report; anything else written meanwhile (errors) is passed on."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.stderr.flush()
     stderr = os.dup(2)
     with tempfile.TemporaryFile() as written:
         os.dup2(written.fileno(), 2)
         try:
-            import keras
-            import tensorflow as tf
+            yield
         finally:
             sys.stderr.flush()
             os.dup2(stderr, 2)
@@ -625,7 +625,6 @@ def _import_tensorflow() -> tuple[Any, Any]:
             lines = written.read().splitlines(keepends=True)
             kept = [line for line in lines if not _TENSORFLOW_IMPORT_CHATTER.match(line)]
             os.write(2, b"".join(kept))
-    return keras, tf
 
 
 def _fit_network(
@@ -640,7 +639,9 @@ def _fit_network(
     val_targets: np.ndarray | None,
 ) -> Network:
     """Fit the Keras network; progress reports each epoch (with validation accuracy if any)."""
-    keras, tf = _import_tensorflow()
+    with _tensorflow_import_chatter_dropped():
+        import keras
+        import tensorflow as tf
 
     random.seed(seed)
     np.random.seed(seed)
