@@ -21,7 +21,7 @@ from bot.app.app import App
 from bot.console import run_console
 from bot.serving.retraining import TrainingNotInstalledError
 from bot.settings import Settings
-from bot.startup import SetupError, explain_bot_api_error
+from bot.startup import SetupError, explain_bot_api_error, explain_webhook_error
 from bot.storage.store import Store
 from bot.telegram.application import build_application
 from bot.telegram.handoff import remind_unanswered_forever
@@ -129,13 +129,15 @@ async def run_telegram(application: Application, settings: Settings) -> None:
         if settings.support_chat_id is not None
         else None
     )
-    async with receiving_updates(application, settings):
-        await stop.wait()
-        log.info("stopping")
-    if reminders is not None:
-        reminders.cancel()
-        await asyncio.gather(reminders, return_exceptions=True)
-    await application.stop()
+    try:
+        async with receiving_updates(application, settings):
+            await stop.wait()
+            log.info("stopping")
+    finally:  # also when updates could not be received (a setup error): shut down cleanly
+        if reminders is not None:
+            reminders.cancel()
+            await asyncio.gather(reminders, return_exceptions=True)
+        await application.stop()
 
 
 @contextlib.asynccontextmanager
@@ -144,7 +146,11 @@ async def receiving_updates(application: Application, settings: Settings) -> Asy
     behind a load balancer all register the same URL), else long polling."""
     if settings.webhook_url:
         server = WebhookServer(application, settings)
-        await server.start()
+        try:
+            await server.start()
+        except (OSError, TelegramError) as error:
+            await server.stop()
+            raise explain_webhook_error(settings, error) from None
         try:
             yield
         finally:

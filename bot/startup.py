@@ -96,14 +96,15 @@ def explain_database_error(settings: Settings, error: Exception) -> str:
 
 def explain_bot_api_error(settings: Settings, error: Exception) -> SetupError | None:
     """The setup mistake behind an error of the first Bot API call, if it is one."""
-    from telegram.error import InvalidToken, NetworkError
+    from telegram.error import BadRequest, InvalidToken, NetworkError
 
     if isinstance(error, InvalidToken):
         return SetupError(
             "the Bot API refused TELEGRAM_BOT_TOKEN\n"
             "check the token (BotFather gives it) and TELEGRAM_API_BASE_URL if you set it"
         )
-    if isinstance(error, NetworkError):
+    # The Bot API answered, refusing the request (BadRequest is a NetworkError to the library).
+    if isinstance(error, NetworkError) and not isinstance(error, BadRequest):
         message = (
             f"cannot reach the Bot API at {settings.telegram_api_base_url}: {error}\n"
             "check the network, or TELEGRAM_API_BASE_URL if you set it"
@@ -114,3 +115,27 @@ def explain_bot_api_error(settings: Settings, error: Exception) -> SetupError | 
             message = message.replace(form, REDACTED)
         return SetupError(message)
     return None
+
+
+def explain_webhook_error(settings: Settings, error: Exception) -> SetupError:
+    """Why webhook mode could not start: QABOT_WEBHOOK_LISTEN cannot be served (an OSError,
+    e.g. the port is taken), or the Bot API refused TELEGRAM_WEBHOOK_URL."""
+    if isinstance(error, OSError):
+        return SetupError(
+            f"cannot serve the webhook on QABOT_WEBHOOK_LISTEN ({settings.webhook_listen}): "
+            f"{error.strerror or error}\n"
+            "set QABOT_WEBHOOK_LISTEN to a free port of an address of this machine"
+        )
+    unreachable = explain_bot_api_error(settings, error)
+    if unreachable is not None:
+        return unreachable
+    from bot.logs import REDACTED, secret_forms
+
+    message = (
+        f"the Bot API refused TELEGRAM_WEBHOOK_URL ({settings.webhook_url}): {error}\n"
+        "set it to the public https:// URL (port 443, 80, 88 or 8443) that reaches "
+        "QABOT_WEBHOOK_LISTEN"
+    )
+    for form in secret_forms(settings.telegram_bot_token):
+        message = message.replace(form, REDACTED)
+    return SetupError(message)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +25,7 @@ from model.predictor import META_FILE
 from model.registry import ModelRegistry
 from tests.conftest import TOKEN, make_settings
 from tests.fake_telegram import FakeTelegram, free_port
+from tests.processes import ROOT
 
 SECRET = "s3cret-Token_42"
 
@@ -201,3 +206,48 @@ async def test_a_model_promoted_by_one_replica_is_served_by_the_other(
     finally:
         await first.stop()
         await second.stop()
+
+
+async def run_in_webhook_mode(tg: FakeTelegram, home: Path, port: int) -> tuple[int, list[str]]:
+    """`qabot run` (a process of its own: it handles signals) in webhook mode against the fake
+    Bot API: its exit code and the lines of its stderr."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QABOT_", "TELEGRAM_"))}
+    env.update(
+        QABOT_HOME=str(home),
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_API_BASE_URL=f"{tg.url}/bot",
+        TELEGRAM_WEBHOOK_URL=f"http://127.0.0.1:{port}/telegram/hook",
+        QABOT_WEBHOOK_LISTEN=f"127.0.0.1:{port}",
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        QABOT_MODEL_PROCESS="0",
+        PYTHONPATH=str(ROOT),
+    )
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "bot.cli", "run"], cwd=home.parent, env=env,
+        stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return done.returncode, done.stderr.strip().splitlines()
+
+
+@pytest.mark.slow  # a `qabot run` process
+async def test_a_webhook_port_in_use_is_a_setup_error(bot_home: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        async with FakeTelegram(token=TOKEN) as tg:
+            code, error = await run_in_webhook_mode(tg, bot_home, taken.getsockname()[1])
+    assert code == 2, error
+    assert error[-2].startswith("qabot: cannot serve the webhook on QABOT_WEBHOOK_LISTEN")
+    assert "QABOT_WEBHOOK_LISTEN" in error[-1]
+
+
+@pytest.mark.slow  # a `qabot run` process
+async def test_a_webhook_url_the_bot_api_refuses_is_a_setup_error(bot_home: Path) -> None:
+    async with FakeTelegram(token=TOKEN) as tg:
+        refusal = "Bad Request: bad webhook: An HTTPS URL must be provided for webhook"
+        tg.fail("setWebhook", status=400, description=refusal)
+        code, error = await run_in_webhook_mode(tg, bot_home, free_port())
+    assert code == 2, error
+    assert error[-2].startswith("qabot: the Bot API refused TELEGRAM_WEBHOOK_URL")
+    assert "https url must be provided" in error[-2].lower() and "https://" in error[-1]
+    assert not any(TOKEN.split(":")[1] in line for line in error)
