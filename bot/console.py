@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import os
 import sys
 from typing import TextIO
 
+from bot import messages
 from bot.app.answering import Reply
 from bot.app.app import App
 from bot.storage.store import ChatInfo, UserInfo
@@ -25,6 +27,16 @@ def terminal_safe(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
+def terminal_language() -> str:
+    """The language of the terminal's locale (LC_ALL, LC_MESSAGES or LANG), as Telegram's
+    language code is a user's: "zh" for a Chinese one."""
+    locale = next(
+        (os.environ[name] for name in ("LC_ALL", "LC_MESSAGES", "LANG") if os.environ.get(name)),
+        None,
+    )
+    return messages.language_of(None, locale)
 
 
 def console_user() -> UserInfo:
@@ -54,7 +66,7 @@ async def run_console(app: App, stdin: TextIO | None = None, stdout: TextIO | No
     user = console_user()
     questions = 0
     if interactive:
-        print("qabot console chat. Ask a question; Ctrl-D quits.", file=stdout)
+        print(messages.text("console_banner", terminal_language()), file=stdout)
     while True:
         if interactive:
             print("you> ", end="", file=stdout, flush=True)

@@ -44,6 +44,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "管理员：/teach 问题 | 答案、/review、/retrain [force]、/models、/rollback、"
         "/stats、/export [csv|jsonl] [7d]、/pairs",
     },
+    "console_banner": {
+        "en": "qabot console chat. Ask a question; Ctrl-D quits.",
+        "zh": "qabot 终端聊天。请提问；按 Ctrl-D 退出。",
+    },
     "fallback": {
         "en": "Sorry, I don't know how to answer that yet. Try rephrasing it, or ask an admin "
         "to teach me.",

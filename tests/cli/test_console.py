@@ -61,3 +61,21 @@ async def test_console_answers_cannot_drive_the_terminal(app: App) -> None:
     [line] = stdout.getvalue().splitlines()
     assert not any(ch in line for ch in "\x1b\x07\r")
     assert line == "\\x1b]0;owned\\x07\\x1b[2Jcleared second line over"
+
+
+async def test_the_interactive_banner_follows_the_terminals_language(
+    app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import messages
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for locale, lang in (("zh_CN.UTF-8", "zh"), ("en_US.UTF-8", "en"), ("C.UTF-8", "en")):
+        monkeypatch.delenv("LC_ALL", raising=False)
+        monkeypatch.delenv("LC_MESSAGES", raising=False)
+        monkeypatch.setenv("LANG", locale)
+        stdout = io.StringIO()
+        assert await run_console(app, Terminal(""), stdout) == 0
+        assert stdout.getvalue().startswith(messages.text("console_banner", lang) + "\n")
