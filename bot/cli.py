@@ -192,8 +192,11 @@ def run_model_command(settings: Settings, command: str, args: list[str]) -> int:
     if any(a == "--data" or a.startswith("--data=") for a in args):
         code = train_main(args)
         if code == 0 and bots_models:
-            migrate_database(settings)
-            asyncio.run(record_current_version(settings))
+            try:  # the model is trained and live whatever the database says
+                migrate_database(settings)
+                asyncio.run(record_current_version(settings))
+            except SetupError as error:
+                print(f"warning: the database did not record the version: {error}", file=sys.stderr)
             print(
                 "note: the bot's training set is unchanged: /retrain and `qabot train` train on "
                 "it, not on these files; `qabot import` a file to make it part of it",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -424,3 +425,31 @@ def test_train_prints_its_own_lines_only(qabot_home: Path, tmp_path: Path) -> No
     assert [line for line in done.stderr.splitlines() if not line.startswith(ours)] == []
     # A model trained on a file, promoted over the bot's: the bot's training set is another.
     assert done.stderr.splitlines()[-1].startswith("note: the bot's training set is unchanged")
+
+
+def test_training_on_a_file_into_the_bots_models_records_the_version(
+    qabot_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`qabot train --data F` promotes in the bot's model folder: the store's model_versions
+    record it as live, as `qabot train` and /retrain do."""
+    import sqlite3
+
+    import model.train
+    from model.registry import ModelRegistry
+    from tests.linear_trainer import linear_network
+
+    monkeypatch.setattr(model.train, "_fit_network", linear_network)  # seconds, no Keras
+    faq = "".join(
+        f"{how} {topic}?,All about {topic}.\n"
+        for topic in ("parking", "wifi", "opening hours")
+        for how in ("what about", "tell me about", "question on", "info on")
+    )
+    data = write(tmp_path / "faq.csv", "question,answer\n" + faq)
+    assert main(["train", "--data", str(data)]) == 0
+    live = ModelRegistry(qabot_home / "models").current_version()
+    with contextlib.closing(sqlite3.connect(qabot_home / "qabot.sqlite3")) as database:
+        rows = database.execute("select version, promoted_at, metrics from model_versions")
+        [(version, promoted_at, metrics)] = rows.fetchall()
+    assert version == live and promoted_at is not None
+    assert json.loads(metrics)["in_scope_accuracy"] is not None
+    assert "warning" not in capsys.readouterr().err
