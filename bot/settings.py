@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -56,18 +57,21 @@ class Settings(BaseSettings):
     rate_limit_setting: str = Field("10/1", alias="QABOT_RATE_LIMIT")
     # Messages a second the bot sends over all chats (Telegram asks for at most 30); 0 turns
     # the limiter off, which only a benchmark against a local fake Bot API should do.
-    send_rate: float = Field(30.0, ge=0, alias="QABOT_SEND_RATE")
+    send_rate: float = Field(30.0, ge=0, allow_inf_nan=False, alias="QABOT_SEND_RATE")
     # At least a day (0 or less would delete what was just logged); at most a century (a date
     # further back than the year 1 cannot be computed).
     retention_days: int | None = Field(None, ge=1, le=36_500, alias="QABOT_RETENTION_DAYS")
     # A Telegram group of people who answer what the bot cannot (hand-off); none: no hand-off.
     support_chat_id: int | None = Field(None, alias="QABOT_SUPPORT_CHAT_ID")
     # After this long without a person's answer, the user is told nobody has picked it up yet.
-    handoff_timeout_minutes: float = Field(60.0, gt=0, alias="QABOT_HANDOFF_TIMEOUT_MINUTES")
+    handoff_timeout_minutes: float = Field(
+        60.0, gt=0, allow_inf_nan=False, alias="QABOT_HANDOFF_TIMEOUT_MINUTES"
+    )
     # Memory for the exchanges kept while the database is unreachable (the oldest are dropped
     # beyond it): at 100,000 exchanges of 4,096 characters a queue bounded by count held 1.6 GB.
     outage_queue_mb: int = Field(256, ge=1, alias="QABOT_OUTAGE_QUEUE_MB")
-    seed: int = Field(0, alias="QABOT_SEED")
+    # Training seeds NumPy's generators, which take 0 to 2**32 - 1.
+    seed: int = Field(0, ge=0, le=2**32 - 1, alias="QABOT_SEED")
     # Answer in a model process beside the bot (bot/serving/); off: in the bot's own.
     model_process: bool = Field(True, alias="QABOT_MODEL_PROCESS")
     # The training worker runs this much nicer than the bot (0 to 19; 0: at the bot's priority)
@@ -177,8 +181,8 @@ def parse_rate_limit(value: str) -> RateLimit:
         raise ValueError(
             f"QABOT_RATE_LIMIT must look like BURST/PER_SECOND, got {value!r}"
         ) from None
-    if limit.burst < 0 or limit.per_second <= 0:
-        raise ValueError(f"QABOT_RATE_LIMIT must be positive, got {value!r}")
+    if limit.burst < 0 or not 0 < limit.per_second < math.inf:
+        raise ValueError(f"QABOT_RATE_LIMIT must be a positive, finite BURST/PER_SECOND, got {value!r}")
     return limit
 
 

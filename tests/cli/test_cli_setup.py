@@ -55,6 +55,9 @@ def assert_setup_error(result: subprocess.CompletedProcess[str], setting: str) -
         # Would delete every exchange as soon as it is logged.
         ("QABOT_RETENTION_DAYS", "-3"),
         ("QABOT_SEND_RATE", "-1"),
+        ("QABOT_RATE_LIMIT", "10/nan"),
+        ("QABOT_HANDOFF_TIMEOUT_MINUTES", "inf"),
+        ("QABOT_SEED", "-1"),
         ("QABOT_WEBHOOK_LISTEN", "localhost"),
         ("QABOT_DATABASE_URL", "not a url"),
         # In memory: each connection would get an empty database of its own.
