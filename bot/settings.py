@@ -182,7 +182,9 @@ def parse_rate_limit(value: str) -> RateLimit:
             f"QABOT_RATE_LIMIT must look like BURST/PER_SECOND, got {value!r}"
         ) from None
     if limit.burst < 0 or not 0 < limit.per_second < math.inf:
-        raise ValueError(f"QABOT_RATE_LIMIT must be a positive, finite BURST/PER_SECOND, got {value!r}")
+        raise ValueError(
+            f"QABOT_RATE_LIMIT must be a positive, finite BURST/PER_SECOND, got {value!r}"
+        )
     return limit
 
 
