@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from model import data_checks as checks
 from model.figures import WORDS
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
@@ -494,6 +495,49 @@ TEXTS.update(
     {f"figures_{key}": {"en": english, "zh": _FIGURES_ZH[key]} for key, english in WORDS.items()}
 )
 
+# The data checks' report (/retrain): the English words are model.data_checks.WORDS, which
+# `qabot train` prints. Chinese has no plural: both forms of a count read the same.
+_ADVICE_ZH = "请添加问题，至少要有两个不同的答案（每个答案配几种问法），然后重新训练。"
+_DATA_ZH = {
+    "head": "数据：{questions}，{answers}，{out_of_scope}",
+    "n_questions.one": "{n} 个问题",
+    "n_questions.other": "{n} 个问题",
+    "n_answers.one": "{n} 个答案",
+    "n_answers.other": "{n} 个答案",
+    "n_out_of_scope.one": "{n} 个超出范围的问题",
+    "n_out_of_scope.other": "{n} 个超出范围的问题",
+    checks.ERROR: "错误",
+    checks.WARNING: "警告",
+    "finding": "{severity}：{message}",
+    "list_separator": "、",
+    "and_more": "等另外 {n} 个",
+    "alternatives_separator": " / ",
+    f"{checks.TOO_FEW_ANSWERS}.no_questions": "数据里没有任何问题。" + _ADVICE_ZH,
+    f"{checks.TOO_FEW_ANSWERS}.all_out_of_scope": "所有问题的答案都是空的（超出范围）："
+    "没有可以回答的内容。" + _ADVICE_ZH,
+    f"{checks.TOO_FEW_ANSWERS}.single_answer": "数据里只有一个答案：只会一个答案的机器人会用它"
+    "回答所有问题。" + _ADVICE_ZH,
+    checks.SINGLE_WORDING: "{total} 个答案中有 {count} 个只有一种问法（{questions}）："
+    "机器人只能识别几乎逐字相同的提问。请为每个答案再补充两三种问法。",
+    checks.CONFLICTING_QUESTION: "问题“{question}”对应 {count} 个不同的答案：机器人只能学会"
+    "其中一个。请只保留正确的答案，或者改写这些问题，让它们有所区别。",
+    f"{checks.CONFLICTING_QUESTION}.with_out_of_scope": "问题“{question}”对应 {count} 个"
+    "不同的答案（其中一个标记为超出范围）：机器人只能学会其中一个。请只保留正确的答案，"
+    "或者改写这些问题，让它们有所区别。",
+    checks.NEAR_DUPLICATE_ANSWERS: "有 {count} 个答案的文字几乎相同（{texts}；对应的问题："
+    "{questions}）：机器人会把这些问题分散到几个答案上，回答时拿不定主意。"
+    "请让这些问题都使用同一个答案文本。",
+    checks.SHORT_ENTRY: "有 {count_questions}少于 {limit} 个字母或数字（{questions}）："
+    "内容太少，学不到东西。请按用户实际的问法来写。",
+    f"{checks.LONG_ENTRY}.questions": "有 {count_questions}超过 {limit} 个字符（{questions}）："
+    "关键的词会被其余内容淹没。只保留问题本身，把解释移到答案里。",
+    f"{checks.LONG_ENTRY}.answers": "有 {count_answers}超过 {limit} 个字符（{answers}）："
+    "机器人会在那里截断，因为 Telegram 不接受更长的消息。请缩短答案，或者改为附上网页链接。",
+}
+TEXTS.update(
+    {f"data_{key}": {"en": english, "zh": _DATA_ZH[key]} for key, english in checks.WORDS.items()}
+)
+
 
 def text(key: str, lang: str = "en", **values: object) -> str:
     return TEXTS[key][lang].format(**values)
@@ -502,3 +546,8 @@ def text(key: str, lang: str = "en", **values: object) -> str:
 def figure_words(lang: str) -> dict[str, str]:
     """model.figures' words in this language (format_figures(metrics, figure_words(lang)))."""
     return {key: TEXTS[f"figures_{key}"][lang] for key in WORDS}
+
+
+def data_words(lang: str) -> dict[str, str]:
+    """model.data_checks' words in this language (report.lines(data_words(lang)))."""
+    return {key: TEXTS[f"data_{key}"][lang] for key in checks.WORDS}

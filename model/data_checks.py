@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
-from model.datasets import QAPair, answer_key, quoted_texts, short_text
+from model.datasets import QAPair, answer_key, short_text
 from model.text import match_key
 
 ERROR, WARNING = "error", "warning"
@@ -42,16 +43,119 @@ SHOWN_QUESTIONS = 3
 REFUSED = "training refused, nothing was trained or promoted"
 
 
+# The report's words in English, keyed by part; a finding's sentence is keyed by its code, or
+# code.part where a code has several sentences. A front end may pass the same keys in another
+# language (bot/messages.py: the catalog's data_<key> entries, whose English are these).
+# Placeholders: {count}, {total} and {limit} are numbers; {questions} and {answers} quoted
+# lists of texts; {texts} quoted alternatives; {question} one quoted text; {count_questions}
+# and {count_answers} the count with its noun (the n_questions / n_answers entries).
+WORDS: dict[str, str] = {
+    "head": "data: {questions}, {answers}, {out_of_scope}",
+    "n_questions.one": "{n} question",
+    "n_questions.other": "{n} questions",
+    "n_answers.one": "{n} answer",
+    "n_answers.other": "{n} answers",
+    "n_out_of_scope.one": "{n} out-of-scope question",
+    "n_out_of_scope.other": "{n} out-of-scope questions",
+    ERROR: "error",
+    WARNING: "warning",
+    "finding": "{severity}: {message}",
+    "list_separator": ", ",
+    "and_more": " and {n} more",
+    "alternatives_separator": " / ",
+    f"{TOO_FEW_ANSWERS}.no_questions": "the data has no questions. Add questions with at least "
+    "two different answers (a few wordings each), then train again.",
+    f"{TOO_FEW_ANSWERS}.all_out_of_scope": "every question has an empty answer (out of scope): "
+    "there is nothing to answer. Add questions with at least two different answers (a few "
+    "wordings each), then train again.",
+    f"{TOO_FEW_ANSWERS}.single_answer": "the data has a single answer: a bot that knows one "
+    "answer gives it to every question. Add questions with at least two different answers (a "
+    "few wordings each), then train again.",
+    SINGLE_WORDING: "{count} of {total} answers have a single question ({questions}): the bot "
+    "recognises them only when asked almost word for word. Add two or three other ways of "
+    "asking each.",
+    CONFLICTING_QUESTION: "the question “{question}” has {count} different answers: the bot "
+    "can learn only one. Keep the right one, or reword the questions so they differ.",
+    f"{CONFLICTING_QUESTION}.with_out_of_scope": "the question “{question}” has {count} "
+    "different answers (one of them out of scope): the bot can learn only one. Keep the right "
+    "one, or reword the questions so they differ.",
+    NEAR_DUPLICATE_ANSWERS: "{count} answers are nearly the same text ({texts}; asked as "
+    "{questions}): the bot splits their questions between them and hesitates. Use one answer "
+    "text for all of them.",
+    SHORT_ENTRY: "{count_questions} with fewer than {limit} letters or digits ({questions}): "
+    "too little to learn from. Write them as a user would ask.",
+    f"{LONG_ENTRY}.questions": "{count_questions} longer than {limit} characters ({questions}): "
+    "the words that matter drown in the rest. Keep the question itself and move the "
+    "explanation into the answer.",
+    f"{LONG_ENTRY}.answers": "{count_answers} longer than {limit} characters ({answers}): the "
+    "bot cuts it there, as Telegram takes no longer messages. Shorten it or link to a page.",
+}
+
+
 @dataclass(frozen=True)
 class Finding:
     """One problem of the data: rows are 1-based positions among the pairs checked (the line of
-    a one-file CSV is row + 1), answers are answer ids (model.datasets.answer_key)."""
+    a one-file CSV is row + 1), answers are answer ids (model.datasets.answer_key).
+
+    `message` is the sentence in English (stable for scripts, like the code); `part` and
+    `values` (what the sentence is made of) say it again in other words (`text`). Reports
+    saved before findings had values have None: their English message is all there is."""
 
     code: str
     severity: str
     message: str
     rows: tuple[int, ...] = ()
     answers: tuple[str, ...] = ()
+    part: str = ""
+    values: dict[str, Any] | None = None
+
+    def text(self, words: Mapping[str, str] = WORDS) -> str:
+        """The finding's sentence in these words (its English message when they lack it: a
+        report of an older or newer version)."""
+        if self.values is None or _template_key(self.code, self.part) not in words:
+            return self.message
+        return _sentence(self.code, self.part, self.values, words)
+
+
+def _finding(
+    code: str,
+    severity: str,
+    values: dict[str, Any],
+    part: str = "",
+    rows: Sequence[int] = (),
+    answers: Sequence[str] = (),
+) -> Finding:
+    message = _sentence(code, part, values, WORDS)
+    return Finding(code, severity, message, tuple(rows), tuple(answers), part, values)
+
+
+def _sentence(code: str, part: str, values: Mapping[str, Any], words: Mapping[str, str]) -> str:
+    shown: dict[str, object] = {}
+    for name, value in values.items():
+        if isinstance(value, dict):  # {"texts": [...], "more": n}: an enumeration
+            shown[name] = _enumeration(value["texts"], value["more"], words)
+        elif isinstance(value, list):  # alternatives
+            shown[name] = words["alternatives_separator"].join(f"“{t}”" for t in value)
+        else:
+            shown[name] = value
+    if "count" in values:
+        shown["count_questions"] = _counted(values["count"], "n_questions", words)
+        shown["count_answers"] = _counted(values["count"], "n_answers", words)
+    return words[_template_key(code, part)].format(**shown)
+
+
+def _template_key(code: str, part: str) -> str:
+    return f"{code}.{part}" if part else code
+
+
+def _enumeration(texts: Sequence[str], more: int, words: Mapping[str, str]) -> str:
+    listed = words["list_separator"].join(f"“{text}”" for text in texts)
+    return listed + (words["and_more"].format(n=f"{more:,}") if more > 0 else "")
+
+
+def _counted(n: int, noun: str, words: Mapping[str, str]) -> str:
+    """`1 question`, `2 questions`: a language without plurals gives both keys alike."""
+    return words[f"{noun}.{'one' if n == 1 else 'other'}"].format(n=f"{n:,}")
 
 
 @dataclass(frozen=True)
@@ -77,19 +181,38 @@ class DataReport:
     @classmethod
     def from_dict(cls, data: dict) -> DataReport:
         findings = tuple(
-            Finding(f["code"], f["severity"], f["message"], tuple(f["rows"]), tuple(f["answers"]))
+            Finding(
+                f["code"],
+                f["severity"],
+                f["message"],
+                tuple(f["rows"]),
+                tuple(f["answers"]),
+                f.get("part", ""),
+                f.get("values"),
+            )
             for f in data.get("findings", ())
         )
         return cls(data["n_pairs"], data["n_answers"], data["n_out_of_scope"], findings)
 
-    def lines(self) -> list[str]:
-        """The report in plain sentences, errors first."""
-        head = (
-            f"data: {_count(self.n_pairs, 'question')}, {_count(self.n_answers, 'answer')}, "
-            f"{_count(self.n_out_of_scope, 'out-of-scope question')}"
+    def lines(self, words: Mapping[str, str] | None = None) -> list[str]:
+        """The report in plain sentences, errors first: in English, or in the words given
+        (the keys of WORDS)."""
+        words = WORDS if words is None else words
+        head = words["head"].format(
+            questions=_counted(self.n_pairs, "n_questions", words),
+            answers=_counted(self.n_answers, "n_answers", words),
+            out_of_scope=_counted(self.n_out_of_scope, "n_out_of_scope", words),
         )
         ordered = sorted(self.findings, key=lambda f: f.severity != ERROR)
-        return [head, *(f"{f.severity}: {f.message}" for f in ordered)]
+        return [
+            head,
+            *(
+                words["finding"].format(
+                    severity=words.get(f.severity, f.severity), message=f.text(words)
+                )
+                for f in ordered
+            ),
+        ]
 
 
 def check_pairs(pairs: Sequence[QAPair]) -> DataReport:
@@ -116,35 +239,30 @@ def check_pairs(pairs: Sequence[QAPair]) -> DataReport:
     )
 
 
-def _count(n: int, thing: str) -> str:
-    return f"{n:,} {thing}{'' if n == 1 else 's'}"
+def _shown(texts: Sequence[str]) -> dict[str, Any]:
+    """The first texts of a list that may be long, shortened, and how many more there are."""
+    return {
+        "texts": [short_text(t) for t in texts[:SHOWN_QUESTIONS]],
+        "more": max(len(texts) - SHOWN_QUESTIONS, 0),
+    }
 
 
-def _quoted(rows: Sequence[int], pairs: Sequence[QAPair]) -> str:
+def _quoted(rows: Sequence[int], pairs: Sequence[QAPair]) -> dict[str, Any]:
     """The questions of rows, as an admin finds them in the file or in /pairs: rows alone do
     not lead to them (a spreadsheet's row numbers count the header, /retrain's set has none)."""
-    return quoted_texts([pairs[row - 1].question for row in rows], SHOWN_QUESTIONS)
+    return _shown([pairs[row - 1].question for row in rows])
 
 
 def _too_few_answers(n_answers: int, n_pairs: int) -> list[Finding]:
     if n_answers >= 2:
         return []
     if n_pairs == 0:
-        have = "the data has no questions"
+        part = "no_questions"
     elif n_answers == 0:
-        have = "every question has an empty answer (out of scope): there is nothing to answer"
+        part = "all_out_of_scope"
     else:
-        have = (
-            "the data has a single answer: a bot that knows one answer gives it to every question"
-        )
-    return [
-        Finding(
-            TOO_FEW_ANSWERS,
-            ERROR,
-            f"{have}. Add questions with at least two different answers (a few wordings each), "
-            "then train again.",
-        )
-    ]
+        part = "single_answer"
+    return [_finding(TOO_FEW_ANSWERS, ERROR, {}, part)]
 
 
 def _single_wordings(
@@ -154,17 +272,9 @@ def _single_wordings(
     if not single or len(rows_by_answer) < 2:
         return []
     rows = sorted(single.values())
-    return [
-        Finding(
-            SINGLE_WORDING,
-            WARNING,
-            f"{len(single)} of {len(rows_by_answer)} answers have a single question "
-            f"({_quoted(rows, pairs)}): the bot recognises them only when asked almost word for "
-            "word. Add two or three other ways of asking each.",
-            tuple(rows),
-            tuple(sorted(single, key=single.__getitem__)),
-        )
-    ]
+    values = {"count": len(single), "total": len(rows_by_answer), "questions": _quoted(rows, pairs)}
+    answers = sorted(single, key=single.__getitem__)
+    return [_finding(SINGLE_WORDING, WARNING, values, rows=rows, answers=answers)]
 
 
 def _conflicting_questions(pairs: Sequence[QAPair]) -> list[Finding]:
@@ -177,16 +287,15 @@ def _conflicting_questions(pairs: Sequence[QAPair]) -> list[Finding]:
         if len(targets) < 2:
             continue
         rows = sorted(r for rows in targets.values() for r in rows)
-        question = pairs[rows[0] - 1].question
+        values = {"question": short_text(pairs[rows[0] - 1].question), "count": len(targets)}
         findings.append(
-            Finding(
+            _finding(
                 CONFLICTING_QUESTION,
                 WARNING,
-                f"the question “{short_text(question)}” has {len(targets)} different answers"
-                f"{' (one of them out of scope)' if '' in targets else ''}: the bot can learn "
-                "only one. Keep the right one, or reword the questions so they differ.",
-                tuple(rows),
-                tuple(key for key in targets if key),
+                values,
+                "with_out_of_scope" if "" in targets else "",
+                rows,
+                [key for key in targets if key],
             )
         )
     return findings
@@ -223,21 +332,13 @@ def _near_duplicate_answers(
             groups.append(group)
     findings = []
     for group in groups:
+        values = {
+            "count": len(group),
+            "texts": _where_they_differ([text_of[key] for key in group[:3]]),
+            "questions": _quoted([rows_by_answer[key][0] for key in group], pairs),
+        }
         rows = sorted(r for key in group for r in rows_by_answer[key])
-        quoted = " / ".join(f"“{text}”" for text in _where_they_differ(
-            [text_of[key] for key in group[:3]]
-        ))  # fmt: skip
-        findings.append(
-            Finding(
-                NEAR_DUPLICATE_ANSWERS,
-                WARNING,
-                f"{len(group)} answers are nearly the same text ({quoted}; asked as "
-                f"{_quoted([rows_by_answer[key][0] for key in group], pairs)}): the bot splits "
-                "their questions between them and hesitates. Use one answer text for all of them.",
-                tuple(rows),
-                tuple(group),
-            )
-        )
+        findings.append(_finding(NEAR_DUPLICATE_ANSWERS, WARNING, values, rows=rows, answers=group))
     return findings
 
 
@@ -255,39 +356,26 @@ def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
     long_answers = [r for r, p in enumerate(pairs, 1) if len(p.answer) > MAX_ANSWER_CHARS]
     findings = []
     if short:
-        findings.append(
-            Finding(
-                SHORT_ENTRY,
-                WARNING,
-                f"{_count(len(short), 'question')} with fewer than {MIN_QUESTION_CHARS} letters "
-                f"or digits ({_quoted(short, pairs)}): too little to learn from. Write them as a "
-                "user would ask.",
-                tuple(short),
-            )
-        )
+        values = {
+            "count": len(short),
+            "limit": MIN_QUESTION_CHARS,
+            "questions": _quoted(short, pairs),
+        }
+        findings.append(_finding(SHORT_ENTRY, WARNING, values, rows=short))
     if long_questions:
-        findings.append(
-            Finding(
-                LONG_ENTRY,
-                WARNING,
-                f"{_count(len(long_questions), 'question')} longer than {MAX_QUESTION_CHARS} "
-                f"characters ({_quoted(long_questions, pairs)}): the words that matter drown in "
-                "the rest. Keep the question itself and move the explanation into the answer.",
-                tuple(long_questions),
-            )
-        )
+        values = {
+            "count": len(long_questions),
+            "limit": MAX_QUESTION_CHARS,
+            "questions": _quoted(long_questions, pairs),
+        }
+        findings.append(_finding(LONG_ENTRY, WARNING, values, "questions", long_questions))
     if long_answers:
         # One finding per text, not per question: an answer asked five ways is one answer.
         first_rows = sorted({pairs[row - 1].answer: row for row in reversed(long_answers)}.values())
-        texts = quoted_texts([pairs[row - 1].answer for row in first_rows], SHOWN_QUESTIONS)
-        findings.append(
-            Finding(
-                LONG_ENTRY,
-                WARNING,
-                f"{_count(len(first_rows), 'answer')} longer than {MAX_ANSWER_CHARS} characters "
-                f"({texts}): the bot cuts it there, as Telegram takes no longer messages. "
-                "Shorten it or link to a page.",
-                tuple(long_answers),
-            )
-        )
+        values = {
+            "count": len(first_rows),
+            "limit": MAX_ANSWER_CHARS,
+            "answers": _shown([pairs[row - 1].answer for row in first_rows]),
+        }
+        findings.append(_finding(LONG_ENTRY, WARNING, values, "answers", long_answers))
     return findings

@@ -143,8 +143,9 @@ async def _run_retraining(
 
 
 def data_report_text(report: DataReport, lang: str = "en") -> str:
-    """The data checks' report in the words `qabot train` prints, cut to fit a message."""
-    text = "\n".join(report.lines())
+    """The data checks' report in the admin's language (in English, the words `qabot train`
+    prints), cut to fit a message."""
+    text = "\n".join(report.lines(messages.data_words(lang)))
     if len(text) <= MAX_REPORT_CHARS:
         return text
     return text[: MAX_REPORT_CHARS - 1] + messages.text("report_cut", lang)

@@ -14,6 +14,7 @@ from bot.app.app import App
 from bot.cli import main
 from bot.storage.store import ChatInfo, Store, UserInfo
 from bot.storage.tables import QAPairRow
+from model.data_checks import check_pairs
 from model.datasets import QAPair
 from model.text import match_key
 from tests.conftest import ADMIN_ID, TelegramBot, bot_on_fake_telegram
@@ -118,6 +119,18 @@ async def test_retrain_refuses_a_one_answer_set_with_the_report_qabot_train_prin
         assert bot.app.models.current.version == live == bot.app.models.registry.current_version()
         assert not bot.app.models.trainer.busy
 
+        # An admin whose Telegram language is Chinese is refused with the report in Chinese.
+        chinese_admin = bot.tg.user(ADMIN_ID, "Ada", username="ada", language_code="zh")
+        await bot.tg.send_command(chinese_admin, "/retrain")
+        chinese_status = await bot.tg.next_reply(chinese_admin)
+        chinese = await bot.tg.next_reply(chinese_admin, timeout=600)
+        assert chinese_status.text == "训练被拒绝。"
+        head, reason = chinese.text.splitlines()[1:3]
+        assert head == "数据：3 个问题，1 个答案，0 个超出范围的问题"
+        assert reason.startswith("错误：数据里只有一个答案：")
+        assert not re.search("[A-Za-z]", reason), reason
+        assert bot.app.models.current.version == live
+
     # `qabot train` on the same store prints the same report, and exits with code 2.
     monkeypatch.setenv("QABOT_HOME", str(home))
     monkeypatch.setenv("QABOT_DATABASE_URL", store.engine.url.render_as_string(False))
@@ -130,3 +143,32 @@ async def test_retrain_refuses_a_one_answer_set_with_the_report_qabot_train_prin
     ]
     assert printed[0].startswith("data: ") and "a single answer" in printed[-1]
     assert printed == refusal.text.splitlines()[1 : len(printed) + 1]
+
+
+async def test_a_chinese_admin_reads_the_data_report_of_retrain_in_chinese(
+    telegram_bot: TelegramBot,
+) -> None:
+    bot = telegram_bot
+    bot.app.models.trainer.worker_module = "tests.linear_trainer"
+    single = QAPair("where is your shop", "At 1 Main Street, next to the station.")
+    await bot.app.store.add_pairs([single], source="imported")
+    warnings = [
+        line
+        for line in check_pairs(await bot.app.store.training_pairs()).lines()
+        if line.startswith("warning: ")
+    ]
+    assert any("a single question" in line for line in warnings), warnings
+
+    chinese_admin = bot.tg.user(ADMIN_ID, "Ada", username="ada", language_code="zh")
+    await bot.tg.send_command(chinese_admin, "/retrain force")
+    status = await bot.tg.next_reply(chinese_admin)
+    verdict = await bot.tg.next_reply(chinese_admin, timeout=600)
+    assert "已上线" in verdict.text, verdict.text
+    # The report heads the progress message, every line of it in Chinese.
+    report = status.text.split("\n\n")[0].splitlines()
+    assert report[0].startswith("数据：") and status.text.endswith("训练完成。"), status.text
+    assert len(report) == 1 + len(warnings)
+    assert all(line.startswith("警告：") for line in report[1:]), report
+    [single_wording] = [line for line in report if "只有一种问法" in line]
+    assert "“where is your shop”" in single_wording
+    assert "single question" not in status.text and "warning" not in status.text

@@ -3,6 +3,7 @@ data no useful model can come from (`qabot train` exits with code 2, nothing is 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -125,8 +126,9 @@ def test_the_refusal_says_what_the_data_lacks(rows: list[tuple[str, str]], reaso
 
 
 def test_the_report_survives_json() -> None:
-    report = check_pairs(pairs_of(*GOOD, ("When are you OPEN?", RESET)))
-    assert DataReport.from_dict(report.to_dict()) == report
+    report = check_pairs(pairs_of(*GOOD, ("When are you OPEN?", RESET), ("?", HOURS)))
+    assert all(f.values for f in report.findings)
+    assert DataReport.from_dict(json.loads(json.dumps(report.to_dict()))) == report
 
 
 def test_qabot_train_refuses_a_one_answer_file(
