@@ -34,7 +34,12 @@ async def draw_stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
 
 def stats_chart(daily: Sequence[tuple[date, int, int]]) -> bytes:
     """PNG: daily question volume (bars) and fallback rate (line). Drawn on an Agg canvas of
-    its own, without pyplot's global state, so it is safe in a worker thread."""
+    its own, without pyplot's global state, so it is safe in a worker thread.
+
+    Its labels are English whatever the admin's language: matplotlib's bundled font (DejaVu)
+    has no CJK glyphs, so Chinese labels would be drawn as empty boxes, and the image ships
+    no font of its own. The figures an admin reads come in the caption sent with the chart,
+    which is in their language (bot/telegram/learning.py: stats)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

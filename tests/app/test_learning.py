@@ -14,7 +14,7 @@ from bot import messages
 from bot.telegram.learning import prompt_of
 from model.datasets import QAPair
 from model.registry import new_version_name
-from tests.conftest import TelegramBot
+from tests.conftest import ADMIN_ID, TelegramBot
 
 
 async def ask(bot: TelegramBot, user, text: str):
@@ -136,6 +136,13 @@ async def test_stats_with_a_chart(telegram_bot: TelegramBot) -> None:
     assert "Questions: 3 from 2 users" in report.caption
     assert "Fallback rate: 66.7%" in report.caption
     assert "👍 1 / 👎 0" in report.caption and "2× “帮我订一张去上海的机票”" in report.caption
+    # The chart's labels stay English (no CJK font ships); its caption is the admin's language.
+    chinese_admin = bot.tg.user(ADMIN_ID, "Ada", username="ada", language_code="zh")
+    await bot.tg.send_command(chinese_admin, "/stats")
+    chinese = await bot.tg.next_reply(chinese_admin)
+    assert chinese.photo.startswith(b"\x89PNG")
+    assert chinese.caption.splitlines()[:2] == ["问题：3 个，来自 2 位用户", "未能回答的比例：66.7%"]
+    assert "最常见的未回答问题：" in chinese.caption and "Questions" not in chinese.caption
 
 
 async def test_pairs_sends_the_training_set(telegram_bot: TelegramBot) -> None:
