@@ -6,6 +6,7 @@ import re
 
 from model import data_checks as checks
 from model.figures import WORDS
+from model.registry import NO_EARLIER_VERSION
 
 _CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
@@ -218,6 +219,11 @@ TEXTS: dict[str, dict[str, str]] = {
     },
     # -- admins: /teach
     "teach_usage": {"en": "Usage: /teach question | answer", "zh": "用法：/teach 问题 | 答案"},
+    "teach_empty_answer": {"en": "the answer is empty", "zh": "答案是空的"},
+    "teach_question_without_key": {
+        "en": "the question needs at least one letter, digit or symbol",
+        "zh": "问题至少要有一个字母、数字或符号",
+    },
     "teach_refused": {
         "en": "Not taught: {error}. Usage: /teach question | answer",
         "zh": "没有学习：{error}。用法：/teach 问题 | 答案",
@@ -327,6 +333,7 @@ TEXTS: dict[str, dict[str, str]] = {
     "no_models": {"en": "No model has been trained yet.", "zh": "还没有训练过任何模型。"},
     "model_live": {"en": " (live)", "zh": "（当前）"},
     "rollback_failed": {"en": "Cannot roll back: {error}", "zh": "无法回滚：{error}"},
+    "rollback_nothing_earlier": {"en": NO_EARLIER_VERSION, "zh": "没有可以回滚到的更早的模型版本"},
     "rolled_back": {
         "en": "Rolled back: model {version} is live again.",
         "zh": "已回滚：模型 {version} 重新上线。",
@@ -335,6 +342,14 @@ TEXTS: dict[str, dict[str, str]] = {
     "export_refused": {
         "en": "Cannot export: {error}.\nUsage: /export [{formats}] [7d | 24h | YYYY-MM-DD]",
         "zh": "无法导出：{error}。\n用法：/export [{formats}] [7d | 24h | YYYY-MM-DD]",
+    },
+    "export_unknown_word": {
+        "en": "“{word}” is neither a format, a range (7d, 24h) nor a date (YYYY-MM-DD)",
+        "zh": "“{word}”既不是格式，也不是时间范围（7d、24h）或日期（YYYY-MM-DD）",
+    },
+    "export_too_far_back": {
+        "en": "{word} reaches back before the year 1",
+        "zh": "{word} 早于公元 1 年",
     },
     "export_what_exchanges": {"en": "exchanges", "zh": "条对话"},
     "export_what_pairs": {"en": "Q&A pairs", "zh": "个问答对"},
@@ -350,6 +365,14 @@ TEXTS: dict[str, dict[str, str]] = {
     "export_caption_compressed": {
         "en": "{count} {what} (gzip-compressed)",
         "zh": "{count} {what}（gzip 压缩）",
+    },
+    "exchanges_not_written_outage": {
+        "en": "{count} exchanges not yet written; the database is unreachable",
+        "zh": "还有 {count} 条对话没有写入：数据库无法访问",
+    },
+    "exchanges_not_written_slow": {
+        "en": "{count} exchanges not yet written; the database is slow",
+        "zh": "还有 {count} 条对话没有写入：数据库响应太慢",
     },
     "not_yet_written": {
         "en": "{error}. Try again once they are written.",
@@ -541,6 +564,18 @@ TEXTS.update(
 
 def text(key: str, lang: str = "en", **values: object) -> str:
     return TEXTS[key][lang].format(**values)
+
+
+class CatalogError(Exception):
+    """An error said in the catalog's words: in English as the exception's text (logs, `qabot`),
+    in the reader's language where the bot shows it (in_language)."""
+
+    def __init__(self, key: str, **values: object) -> None:
+        self.key, self.values = key, values
+        super().__init__(text(key, "en", **values))
+
+    def in_language(self, lang: str) -> str:
+        return text(self.key, lang, **self.values)
 
 
 def figure_words(lang: str) -> dict[str, str]:

@@ -32,6 +32,14 @@ class RegistryError(RuntimeError):
     """A registry operation that cannot be done (unknown version, nothing to roll back to)."""
 
 
+# Said by `qabot rollback`, and by /rollback in English (bot/messages.py translates it).
+NO_EARLIER_VERSION = "no earlier model version to roll back to"
+
+
+class NoEarlierVersionError(RegistryError):
+    """Rollback with no version promoted before the live one."""
+
+
 class ModelRegistry:
     """Root folder: one sub-folder per model version and a CURRENT file naming the live one.
 
@@ -74,7 +82,7 @@ class ModelRegistry:
         pointer = self._read_pointer()
         history = [v for v in pointer.get("history", []) if (self.path(v) / META_FILE).is_file()]
         if not history:
-            raise RegistryError("no earlier model version to roll back to")
+            raise NoEarlierVersionError(NO_EARLIER_VERSION)
         previous = history.pop()
         self._write_pointer({"version": previous, "history": history})
         return previous

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from bot.app.known_answers import KnownAnswers
 from bot.app.review_queue import ReviewItem, ReviewKind, ReviewQueue, ReviewQueues
 from bot.app.text import clean_question
+from bot.messages import CatalogError
 from bot.storage.exchange_writer import ExchangeWriter
 from bot.storage.learning_records import LearningRecords
 from bot.storage.store import Store
@@ -21,6 +22,10 @@ from model.text import match_key
 
 if TYPE_CHECKING:
     from bot.app.models import ModelLifecycle
+
+
+class TeachRefusedError(CatalogError, ValueError):
+    """A pair /teach cannot add (its reason is a key of bot.messages)."""
 
 
 @dataclass(frozen=True)
@@ -54,13 +59,14 @@ class LearningLoop:
         self.writer = writer
 
     async def teach(self, question: str, answer: str) -> bool:
-        """Add a pair to the training set; it is answered at once. False if it was known."""
+        """Add a pair to the training set; it is answered at once. False if it was known;
+        TeachRefusedError for a pair that cannot be taught."""
         question, answer = clean_question(question), clean_question(answer)
         if not answer:
-            raise ValueError("the answer is empty")
+            raise TeachRefusedError("teach_empty_answer")
         if not match_key(question):
             # It would match every message without letters or digits ("?", "...", "👍").
-            raise ValueError("the question needs at least one letter, digit or symbol")
+            raise TeachRefusedError("teach_question_without_key")
         added = await self.store.add_pairs([QAPair(question, answer)], source="taught")
         self.known.remember([question], answer)
         return added > 0

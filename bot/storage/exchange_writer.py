@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bot.messages import CatalogError
 from bot.storage.store import ExchangeRecord, Store, is_outage
 
 log = logging.getLogger(__name__)
@@ -21,13 +22,13 @@ log = logging.getLogger(__name__)
 RECORD_OVERHEAD_BYTES = 1_500
 
 
-class ExchangesNotWrittenError(RuntimeError):
+class ExchangesNotWrittenError(CatalogError, RuntimeError):
     """Exchanges are still waiting for the database (see ExchangeWriter.flush)."""
 
     def __init__(self, count: int, *, outage: bool) -> None:
         self.count = count
-        why = "the database is unreachable" if outage else "the database is slow"
-        super().__init__(f"{count} exchanges not yet written; {why}")
+        why = "outage" if outage else "slow"
+        super().__init__(f"exchanges_not_written_{why}", count=count)
 
 
 def _record_bytes(record: ExchangeRecord) -> int:

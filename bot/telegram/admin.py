@@ -18,6 +18,7 @@ from bot import messages
 from bot.app.app import App
 from bot.app.exports import FORMATS, UPLOAD_LIMIT_BYTES, Exports
 from bot.app.gate import describe as describe_gate
+from bot.app.learning import TeachRefusedError
 from bot.serving.retraining import (
     TrainingBusyError,
     TrainingFailedError,
@@ -39,7 +40,7 @@ from bot.telegram.common import (
 )
 from model.data_checks import DataReport
 from model.figures import format_figures
-from model.registry import RegistryError
+from model.registry import NoEarlierVersionError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +61,10 @@ async def teach(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     answer_html = (message.text_html or "").partition(" ")[2].partition("|")[2]
     try:
         added = await app_of(context).learning.teach(question, answer_html)
-    except ValueError as error:
-        await message.reply_text(messages.text("teach_refused", lang, error=error))
+    except TeachRefusedError as error:
+        await message.reply_text(
+            messages.text("teach_refused", lang, error=error.in_language(lang))
+        )
         return
     await message.reply_text(
         messages.text(
@@ -186,7 +189,12 @@ async def rollback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     try:
         version = await app_of(context).models.rollback()
     except RegistryError as error:
-        await message_of(update).reply_text(messages.text("rollback_failed", lang, error=error))
+        reason = (
+            messages.text("rollback_nothing_earlier", lang)
+            if isinstance(error, NoEarlierVersionError)
+            else str(error)  # a damaged registry: its own words, for whoever repairs it
+        )
+        await message_of(update).reply_text(messages.text("rollback_failed", lang, error=reason))
         return
     await message_of(update).reply_text(messages.text("rolled_back", lang, version=version))
 
@@ -198,9 +206,11 @@ async def export(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message, lang = message_of(update), user_lang(update)
     try:
         fmt, since = parse_export_arguments(command_argument(message))
-    except ValueError as error:
+    except ExportArgumentError as error:
         await message.reply_text(
-            messages.text("export_refused", lang, error=error, formats="|".join(FORMATS))
+            messages.text(
+                "export_refused", lang, error=error.in_language(lang), formats="|".join(FORMATS)
+            )
         )
         return
     exports = app_of(context).exports
@@ -259,8 +269,13 @@ async def _send_file(
         )
 
 
+class ExportArgumentError(messages.CatalogError, ValueError):
+    """A word of /export's arguments that is no format, range or date."""
+
+
 def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:
-    """`jsonl 7d` → ("jsonl", 7 days ago); `2026-11-01` → ("csv", that day); ValueError if odd."""
+    """`jsonl 7d` → ("jsonl", 7 days ago); `2026-11-01` → ("csv", that day);
+    ExportArgumentError if odd."""
     fmt, since = "csv", None
     for word in argument.lower().split():
         if word in FORMATS:
@@ -270,8 +285,11 @@ def parse_export_arguments(argument: str) -> tuple[str, datetime | None]:
             try:
                 since = datetime.now(UTC) - timedelta(hours=hours)
             except OverflowError:
-                raise ValueError(f"{word} reaches back before the year 1") from None
+                raise ExportArgumentError("export_too_far_back", word=word) from None
         else:
-            moment = datetime.fromisoformat(word)
+            try:
+                moment = datetime.fromisoformat(word)
+            except ValueError:
+                raise ExportArgumentError("export_unknown_word", word=word) from None
             since = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
     return fmt, since

@@ -129,7 +129,7 @@ def fit_message(text: str) -> str:
 
 def not_yet_written(error: ExchangesNotWrittenError, lang: str = "en") -> str:
     """What /export and /stats say when exchanges still queued could not be written in time."""
-    return messages.text("not_yet_written", lang, error=error)
+    return messages.text("not_yet_written", lang, error=error.in_language(lang))
 
 
 def admin_only(handler: Handler) -> Handler:

@@ -141,7 +141,10 @@ async def test_stats_with_a_chart(telegram_bot: TelegramBot) -> None:
     await bot.tg.send_command(chinese_admin, "/stats")
     chinese = await bot.tg.next_reply(chinese_admin)
     assert chinese.photo.startswith(b"\x89PNG")
-    assert chinese.caption.splitlines()[:2] == ["问题：3 个，来自 2 位用户", "未能回答的比例：66.7%"]
+    assert chinese.caption.splitlines()[:2] == [
+        "问题：3 个，来自 2 位用户",
+        "未能回答的比例：66.7%",
+    ]
     assert "最常见的未回答问题：" in chinese.caption and "Questions" not in chinese.caption
 
 

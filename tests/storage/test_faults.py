@@ -154,6 +154,7 @@ async def test_export_and_stats_answer_during_an_outage_saying_what_is_not_writt
             locker = sqlite3.connect(home / "qabot.sqlite3", isolation_level=None)
             locker.execute("BEGIN EXCLUSIVE")
             await ask_during_outage(bot, 3)
+            chinese_admin = bot.tg.user(ADMIN_ID, "Ada", username="ada", language_code="zh")
             async with asyncio.timeout(20):
                 for command in ("/export", "/stats"):
                     await bot.tg.send_command(bot.admin, command)
@@ -161,6 +162,10 @@ async def test_export_and_stats_answer_during_an_outage_saying_what_is_not_writt
                         "3 exchanges not yet written; the database is unreachable. "
                         "Try again once they are written."
                     )
+                await bot.tg.send_command(chinese_admin, "/stats")
+                assert (await bot.tg.next_reply(chinese_admin)).text == (
+                    "还有 3 条对话没有写入：数据库无法访问。请等它们写入后再试。"
+                )
             locker.execute("ROLLBACK")
             locker.close()
             await bot.tg.send_command(bot.admin, "/export")

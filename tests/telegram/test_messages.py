@@ -59,6 +59,16 @@ async def test_chinese_users_and_admins_are_answered_in_chinese(
     await bot.tg.send_command(chinese_admin, "/models")
     listing = (await bot.tg.next_reply(chinese_admin)).text
     assert "范围内问题准确率" in listing and "in-scope" not in listing
+    # Refusals say why in Chinese too.
+    refusals = {
+        "/teach ??? | 什么都行": "没有学习：问题至少要有一个字母、数字或符号。",
+        "/rollback": "无法回滚：没有可以回滚到的更早的模型版本",
+        "/export sometime": "无法导出：“sometime”既不是格式，也不是时间范围（7d、24h）或日期",
+        "/export 99999999d": "无法导出：99999999d 早于公元 1 年。",
+    }
+    for command, refusal in refusals.items():
+        await bot.tg.send_command(chinese_admin, command)
+        assert (await bot.tg.next_reply(chinese_admin)).text.startswith(refusal), command
 
 
 def test_a_models_figures_read_the_same_in_english_and_are_translated() -> None:
