@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from model.chinese import has_chinese
 from model.datasets import QAPair, answer_key, short_text
 from model.text import match_key
 
@@ -350,8 +351,15 @@ def _where_they_differ(texts: list[str], context: int = 15) -> list[str]:
     return [("…" if start else "") + short_text(text[start:]) for text in texts]
 
 
+def _too_short(question: str) -> bool:
+    """Fewer than MIN_QUESTION_CHARS letters or digits; a Chinese character is a word of its
+    own ("嗨", "hi"), enough alone."""
+    key = match_key(question)
+    return len(key) < MIN_QUESTION_CHARS and not has_chinese(key)
+
+
 def _entry_lengths(pairs: Sequence[QAPair]) -> list[Finding]:
-    short = [r for r, p in enumerate(pairs, 1) if len(match_key(p.question)) < MIN_QUESTION_CHARS]
+    short = [r for r, p in enumerate(pairs, 1) if _too_short(p.question)]
     long_questions = [r for r, p in enumerate(pairs, 1) if len(p.question) > MAX_QUESTION_CHARS]
     long_answers = [r for r, p in enumerate(pairs, 1) if len(p.answer) > MAX_ANSWER_CHARS]
     findings = []

@@ -75,10 +75,12 @@ def test_near_duplicate_answers() -> None:
 def test_very_short_and_very_long_entries() -> None:
     long_question = "please tell me " * 30
     report = check_pairs(
-        pairs_of(*GOOD, ("?", HOURS), (long_question, RESET), ("hours please", "x" * 5000))
+        pairs_of(
+            *GOOD, ("?", HOURS), (long_question, RESET), ("hours please", "x" * 5000), ("嗨", HOURS)
+        )
     )
     found = {(f.code, f.rows) for f in report.findings}
-    assert (data_checks.SHORT_ENTRY, (5,)) in found
+    assert (data_checks.SHORT_ENTRY, (5,)) in found  # "嗨" ("hi"), row 8, is a word
     assert (data_checks.LONG_ENTRY, (6,)) in found
     assert (data_checks.LONG_ENTRY, (7,)) in found
 
