@@ -7,6 +7,7 @@ and the serving process never loads TensorFlow.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -41,6 +42,7 @@ from model.calibration import (
     scores,
     should_fall_back,
 )
+from model.chinese import has_chinese
 from model.commands import DATA_REFUSED, train_parser
 from model.data_checks import REFUSED, DataReport, check_pairs
 from model.datasets import QAPair, answer_key, read_pair_files
@@ -93,6 +95,18 @@ LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 # training question of it (answer_wordings): a short answer reads like a question, a long one
 # mostly starts with its topic.
 ANSWER_WORDING_MAX_WORDS = 8
+# The rest of a real FAQ's answer holds the words its users ask with ("A day pass costs ... and
+# includes coffee"): each clause of it (answer_clauses), cut into runs of at most
+# ANSWER_CLAUSE_MAX_WORDS words, is one more training question of it, weighing less than an
+# admin's question (they also say what the answer does not answer). A long answer gives its
+# first ANSWER_CLAUSES_PER_ANSWER only; a clause of one word says too little. Decision 0011.
+ANSWER_CLAUSE_WEIGHT = 0.5
+ANSWER_CLAUSE_MAX_WORDS = 8
+ANSWER_CLAUSE_MIN_WORDS = 2
+ANSWER_CLAUSES_PER_ANSWER = 8
+# Where an answer's clauses end: sentence and clause marks (a Latin full stop only before a
+# space or the end, not in "1.5"), Chinese ones, line breaks.
+_CLAUSE_BREAKS = re.compile(r"[.!?;:](?=\s|$)|[。！？；，：\n]")
 # Underscores and runs of them join the words of identifier-like answers ("pin_change").
 _IDENTIFIER_JOINS = re.compile(r"_+")
 # Score of the classes the linear model never saw in training (far below any other score).
@@ -284,10 +298,14 @@ def _fit(
     with_linear: bool,
 ) -> tuple[Featurizer, Network, Linear | None, sparse.csr_matrix]:
     """Fit the featurizer, the network and (with_linear) the linear model on train_pairs and the
-    answer_wordings of their answers (val_set only reports progress); the last item is the
+    answer_wordings and answer_clauses of their answers (val_set only reports progress); the
+    last item is the
     features of train_pairs."""
     n_pairs = len(train_pairs)
-    train_set = _labelled([*train_pairs, *answer_wordings(train_pairs)], class_index)
+    wordings, clauses = answer_wordings(train_pairs), answer_clauses(train_pairs)
+    train_set = _labelled([*train_pairs, *wordings, *clauses], class_index)
+    importance = np.ones(len(train_set.labels), dtype=np.float32)
+    importance[len(importance) - len(clauses) :] = ANSWER_CLAUSE_WEIGHT
     spec = config.features
     if spec is None:
         # Counted without the answers' texts: they must not tip a set over the line.
@@ -305,7 +323,7 @@ def _fit(
     oos_class = class_index.get(None)
     features = featurizer.transform(train_set.questions)
     targets = _targets(train_set.labels, oos_class)
-    weights = _example_weights(train_set.labels)
+    weights = _example_weights(train_set.labels, importance)
     # The linear model trains in a thread beside the network (its solver releases the GIL).
     with ThreadPoolExecutor(max_workers=1) as executor:
         linear = None
@@ -370,16 +388,80 @@ def _first_words(text: str, words: Sequence[str]) -> str:
     return folded[:end]
 
 
-def _example_weights(labels: np.ndarray) -> np.ndarray:
-    """Training weight per example: 1, but out-of-scope questions outnumbering the answered ones
-    (a small FAQ and the bundled negatives) share the weight of as many answered questions.
-    Unweighted, 700 negatives beside a 20-question FAQ drown it: cross-validated, not one of its
-    held-out questions was answered."""
+def answer_clauses(pairs: Sequence[QAPair]) -> list[QAPair]:
+    """More questions for each answer of pairs: the clauses of its text (_CLAUSE_BREAKS), each
+    cut into even runs of at most ANSWER_CLAUSE_MAX_WORDS words, NFKC and casefolded as the
+    featurizer reads them; the first ANSWER_CLAUSES_PER_ANSWER of an answer with
+    ANSWER_CLAUSE_MIN_WORDS words or more. A clause already asked as a question, or given by
+    answer_wordings, is left out: an identifier-like or short answer gives none. Decision 0011."""
+    answers: dict[str, str] = {}
+    for pair in pairs:
+        if not pair.out_of_scope:
+            answers.setdefault(answer_key(pair.answer), pair.answer)
+    taken = {match_key(p.question) for p in [*pairs, *answer_wordings(pairs)]}
+    clauses = []
+    for answer in answers.values():
+        text = unicodedata.normalize("NFKC", _IDENTIFIER_JOINS.sub(" ", answer)).casefold()
+        kept = 0
+        for clause in _CLAUSE_BREAKS.split(text):
+            for run in _word_runs(clause, ANSWER_CLAUSE_MAX_WORDS):
+                if kept < ANSWER_CLAUSES_PER_ANSWER and match_key(run) not in taken:
+                    taken.add(match_key(run))
+                    clauses.append(QAPair(run, answer))
+                    kept += 1
+    return clauses
+
+
+def _word_runs(text: str, max_words: int) -> list[str]:
+    """text (NFKC, casefolded) cut into even runs of at most max_words of its words, each run
+    with ANSWER_CLAUSE_MIN_WORDS words or more (a shorter text gives none)."""
+    words = words_of(text)
+    if len(words) < ANSWER_CLAUSE_MIN_WORDS:
+        return []
+    n_runs = math.ceil(len(words) / max_words)
+    size = math.ceil(len(words) / n_runs)
+    ends, position = [], 0
+    for word in words:
+        found = text.find(word, position)
+        position = position if found < 0 else found + len(word)
+        ends.append(position)
+    # A cut inside a token of Latin text ("8:00", "wi-fi") moves on to the space after it.
+    cuts = [0, *(_token_end(text, end) for end in ends[size - 1 : -1 : size]), len(text)]
+    runs = (_trimmed(text[start:stop]) for start, stop in itertools.pairwise(cuts))
+    return [run for run in runs if run]
+
+
+def _trimmed(text: str) -> str:
+    """text without the spaces and punctuation at its ends."""
+    start, stop = 0, len(text)
+    while start < stop and _is_space_or_punctuation(text[start]):
+        start += 1
+    while stop > start and _is_space_or_punctuation(text[stop - 1]):
+        stop -= 1
+    return text[start:stop]
+
+
+def _is_space_or_punctuation(ch: str) -> bool:
+    return ch.isspace() or unicodedata.category(ch)[0] == "P"
+
+
+def _token_end(text: str, position: int) -> int:
+    """position, or the end of the Latin token it falls inside."""
+    while position < len(text) and not text[position].isspace() and not has_chinese(text[position]):
+        position += 1
+    return position
+
+
+def _example_weights(labels: np.ndarray, importance: np.ndarray | None = None) -> np.ndarray:
+    """Training weight per example: its importance (default 1), but out-of-scope questions
+    outweighing the answered ones (a small FAQ and the bundled negatives) share the weight of
+    the answered questions. Unweighted, 700 negatives beside a 20-question FAQ drown it:
+    cross-validated, not one of its held-out questions was answered."""
     out_of_scope = labels == OUT_OF_SCOPE
-    n_oos, n_answered = int(out_of_scope.sum()), int((~out_of_scope).sum())
-    weights = np.ones(len(labels), dtype=np.float32)
+    weights = np.ones(len(labels), dtype=np.float32) if importance is None else importance.copy()
+    n_oos, n_answered = float(weights[out_of_scope].sum()), float(weights[~out_of_scope].sum())
     if n_oos > n_answered:
-        weights[out_of_scope] = n_answered / n_oos
+        weights[out_of_scope] *= n_answered / n_oos
     return weights
 
 
