@@ -100,7 +100,7 @@ ANSWER_WORDING_MAX_WORDS = 8
 # ANSWER_CLAUSE_MAX_WORDS words, is one more training question of it, weighing less than an
 # admin's question (they also say what the answer does not answer). A long answer gives its
 # first ANSWER_CLAUSES_PER_ANSWER only; a clause of one word says too little. Decision 0011.
-ANSWER_CLAUSE_WEIGHT = 0.5
+ANSWER_CLAUSE_WEIGHT = 0.3
 ANSWER_CLAUSE_MAX_WORDS = 8
 ANSWER_CLAUSE_MIN_WORDS = 2
 ANSWER_CLAUSES_PER_ANSWER = 8
