@@ -285,6 +285,32 @@ def test_the_words_of_a_short_answer_are_taught_with_it(tmp_path: Path) -> None:
         assert (prediction.answer, prediction.fallback) == (answer, False), question
 
 
+@pytest.mark.slow
+def test_the_later_clauses_of_a_long_answer_are_taught_with_it(tmp_path: Path) -> None:
+    # Each answer's first sentence has more than ANSWER_WORDING_MAX_WORDS words: its second one
+    # is taught by answer_clauses only, and no question of the admin's holds its words.
+    faq = {
+        "A day pass costs ¥80 and includes coffee and a hot desk until closing. "
+        "Lockers can be rented for ¥150 a month.":
+            ["how much is a day pass", "price for one day", "day ticket cost"],
+        "Meeting rooms are booked in the app under the rooms tab, for any time slot. "
+        "Members get four free hours every month.":
+            ["how do I book a meeting room", "reserve a room", "meeting room booking"],
+        "Dogs are welcome on the fifth floor, on the terrace side of the building. "
+        "Please keep them on a leash.":
+            ["can I bring my dog", "are pets allowed", "dog friendly?"],
+        "The printer is next to the kitchen and prints black and white pages for ¥0.5. "
+        "Colour copies cost ¥2 each.":
+            ["where can I print", "is there a printer", "printing"],
+    }  # fmt: skip
+    pairs = [QAPair(q, answer) for answer, questions in faq.items() for q in questions]
+    model = AnswerModel.load(train(pairs, tmp_path, seed=0).path)
+    asked = ["can I rent a locker", "how many free hours do members get",
+             "do they need a leash", "how much are colour copies"]  # fmt: skip
+    for question, answer in zip(asked, faq, strict=True):
+        assert model.predict(question).candidates[0][1] == answer, question
+
+
 def test_cross_validation_holds_out_whole_answers_and_keeps_every_answers_last_question() -> None:
     sizes = [i % 4 + 1 for i in range(10)]  # answers 0, 4 and 8 have a single question
     pairs = [QAPair(f"question {i} {j}", f"answer {i}") for i in range(10) for j in range(sizes[i])]
