@@ -71,7 +71,7 @@ from model.suggestions import (
     suggestion_figures,
     top_answers,
 )
-from model.text import FeatureSpec, Featurizer, match_key, words_of
+from model.text import MAX_FEATURE_CHARS, FeatureSpec, Featurizer, match_key, words_of
 
 # Without validation pairs, the fallback rule is chosen by cross-validation (see
 # cross_validation_folds): CV_FOLDS folds, or a single one from SINGLE_FOLD_FROM pairs on (the
@@ -95,11 +95,11 @@ LARGE_SET_FEATURES = FeatureSpec(min_df=2)
 # training question of it (answer_wordings): a short answer reads like a question, a long one
 # mostly starts with its topic.
 ANSWER_WORDING_MAX_WORDS = 8
-# The rest of a real FAQ's answer holds the words its users ask with ("A day pass costs ... and
-# includes coffee"): each clause of it (answer_clauses), cut into runs of at most
-# ANSWER_CLAUSE_MAX_WORDS words, is one more training question of it, weighing less than an
-# admin's question (they also say what the answer does not answer). A long answer gives its
-# first ANSWER_CLAUSES_PER_ANSWER only; a clause of one word says too little. Decision 0011.
+# The rest of a real FAQ's answer holds the words its users ask with ("... and includes coffee,
+# Wi-Fi and a hot desk"): each clause of it, in runs of at most ANSWER_CLAUSE_MAX_WORDS words, is
+# one more training question of it (answer_clauses), weighing less than an admin's question: an
+# answer also says what nobody asks. A long answer gives its first ANSWER_CLAUSES_PER_ANSWER runs
+# only, so that it does not outweigh the others; a single word says too little. Decision 0011.
 ANSWER_CLAUSE_WEIGHT = 0.3
 ANSWER_CLAUSE_MAX_WORDS = 8
 ANSWER_CLAUSE_MIN_WORDS = 2
@@ -299,8 +299,7 @@ def _fit(
 ) -> tuple[Featurizer, Network, Linear | None, sparse.csr_matrix]:
     """Fit the featurizer, the network and (with_linear) the linear model on train_pairs and the
     answer_wordings and answer_clauses of their answers (val_set only reports progress); the
-    last item is the
-    features of train_pairs."""
+    last item is the features of train_pairs."""
     n_pairs = len(train_pairs)
     wordings, clauses = answer_wordings(train_pairs), answer_clauses(train_pairs)
     train_set = _labelled([*train_pairs, *wordings, *clauses], class_index)
@@ -390,10 +389,10 @@ def _first_words(text: str, words: Sequence[str]) -> str:
 
 def answer_clauses(pairs: Sequence[QAPair]) -> list[QAPair]:
     """More questions for each answer of pairs: the clauses of its text (_CLAUSE_BREAKS), each
-    cut into even runs of at most ANSWER_CLAUSE_MAX_WORDS words, NFKC and casefolded as the
-    featurizer reads them; the first ANSWER_CLAUSES_PER_ANSWER of an answer with
-    ANSWER_CLAUSE_MIN_WORDS words or more. A clause already asked as a question, or given by
-    answer_wordings, is left out: an identifier-like or short answer gives none. Decision 0011."""
+    cut into even runs of at most ANSWER_CLAUSE_MAX_WORDS words (_word_runs), NFKC and casefolded
+    as the featurizer reads them; at most ANSWER_CLAUSES_PER_ANSWER of an answer, its first. A
+    run already asked as a question or given by answer_wordings is left out, so an identifier-like
+    or one-clause short answer gives none. Decision 0011."""
     answers: dict[str, str] = {}
     for pair in pairs:
         if not pair.out_of_scope:
@@ -402,19 +401,27 @@ def answer_clauses(pairs: Sequence[QAPair]) -> list[QAPair]:
     clauses = []
     for answer in answers.values():
         text = unicodedata.normalize("NFKC", _IDENTIFIER_JOINS.sub(" ", answer)).casefold()
+        runs = (
+            run
+            for clause in _CLAUSE_BREAKS.split(text)
+            for run in _word_runs(clause, ANSWER_CLAUSE_MAX_WORDS)
+        )
         kept = 0
-        for clause in _CLAUSE_BREAKS.split(text):
-            for run in _word_runs(clause, ANSWER_CLAUSE_MAX_WORDS):
-                if kept < ANSWER_CLAUSES_PER_ANSWER and match_key(run) not in taken:
-                    taken.add(match_key(run))
-                    clauses.append(QAPair(run, answer))
-                    kept += 1
+        for run in runs:
+            if kept == ANSWER_CLAUSES_PER_ANSWER:
+                break
+            if match_key(run) not in taken:
+                taken.add(match_key(run))
+                clauses.append(QAPair(run, answer))
+                kept += 1
     return clauses
 
 
 def _word_runs(text: str, max_words: int) -> list[str]:
     """text (NFKC, casefolded) cut into even runs of at most max_words of its words, each run
-    with ANSWER_CLAUSE_MIN_WORDS words or more (a shorter text gives none)."""
+    with ANSWER_CLAUSE_MIN_WORDS words or more (a shorter text gives none). Only the beginning
+    of a long text is read, as the featurizer reads it."""
+    text = text[:MAX_FEATURE_CHARS]
     words = words_of(text)
     if len(words) < ANSWER_CLAUSE_MIN_WORDS:
         return []
