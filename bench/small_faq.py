@@ -1,6 +1,7 @@
 """A first day with a small FAQ: new wordings of its own questions, and unrelated questions.
 
     .venv/bin/python bench/small_faq.py [--data F ...] [--draws 0 1 2] [--json]
+    .venv/bin/python bench/small_faq.py --cross-language [--data F ...] [--no-glosses]
 
 An admin imports tens of answers with one to ten wordings each, no out-of-scope rows and no
 validation split. For each data set and draw, one wording of each answer with three or more is
@@ -15,6 +16,11 @@ Default data sets: tests/data/coworking_faq.csv (49 answers, English and Chinese
 tests/data/shop_faq_train.csv, and two small FAQs drawn (seeded) from the training splits of
 the shared data: 50 CLINC150 answers and 40 MASSIVE zh-CN answers with 1-8 wordings each.
 Only training splits are read.
+
+--cross-language: for the answers of a bilingual FAQ (default: the coworking FAQ) asked in both
+English and Chinese, all wordings of one language are held out and the model, trained on the
+rest, is asked them; both directions. --no-glosses trains without the Chinese words' English
+glosses (FeatureSpec.chinese_glosses), the model before them.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 from model.datasets import QAPair, answer_key, read_pair_files, read_pairs  # noqa: E402
 from model.predictor import AnswerModel, Prediction  # noqa: E402
-from model.text import match_key  # noqa: E402
+from model.text import FeatureSpec, match_key  # noqa: E402
 from model.train import train  # noqa: E402
 
 TESTS_DATA = ROOT / "tests" / "data"
@@ -146,9 +152,34 @@ def right_offered(prediction: Prediction, answer_id: str) -> bool:
     )
 
 
-def bench_draw(faq: SmallFaq, draw: int, work: Path, unrelated: list[QAPair]) -> Figures:
-    training, held_out = hold_out_wordings(faq.pairs, draw)
-    result = train(training, work / f"draw{draw}", seed=0)
+def hold_out_language(pairs: list[QAPair], chinese: bool) -> tuple[list[QAPair], list[QAPair]]:
+    """(training pairs, held-out pairs): every wording in Chinese (else in English) of the
+    answers asked in both languages."""
+    languages: dict[str, set[bool]] = {}
+    for pair in pairs:
+        if not pair.out_of_scope:
+            languages.setdefault(answer_key(pair.answer), set()).add(is_chinese(pair.question))
+    both = {answer for answer, seen in languages.items() if len(seen) == 2}
+    is_held = [
+        not p.out_of_scope and answer_key(p.answer) in both and is_chinese(p.question) == chinese
+        for p in pairs
+    ]
+    training = [p for p, h in zip(pairs, is_held, strict=True) if not h]
+    return training, [p for p, h in zip(pairs, is_held, strict=True) if h]
+
+
+def bench_draw(
+    faq: SmallFaq,
+    draw: int,
+    work: Path,
+    unrelated: list[QAPair],
+    held: tuple[list[QAPair], list[QAPair]] | None = None,
+    spec: FeatureSpec | None = None,
+) -> Figures:
+    """Figures of one training: on held (training pairs, held-out pairs), else on the wordings
+    held out by draw."""
+    training, held_out = held or hold_out_wordings(faq.pairs, draw)
+    result = train(training, work / f"draw{draw}", seed=0, features=spec)
     model = AnswerModel.load(result.path)
     figures = Figures(faq.name, len({answer_key(p.answer) for p in faq.pairs}), len(faq.pairs))
     figures.train_seconds = result.metrics["train_seconds"]
@@ -225,7 +256,17 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--draws", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--cross-language", action="store_true",
+        help="hold out one language of the answers asked in both (see above)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-glosses", action="store_true", help="train without the Chinese words' glosses"
+    )
     args = parser.parse_args(argv)
+    spec = FeatureSpec(chinese_glosses=False) if args.no_glosses else None
+    if args.cross_language:
+        return cross_language(args.data or [TESTS_DATA / "coworking_faq.csv"], spec, args.json)
     if args.data:
         sets = [SmallFaq(path.name, read_pair_files([path])) for path in args.data]
     else:
@@ -262,6 +303,41 @@ def main(argv: list[str] | None = None) -> int:
     )
     print_table(results)
     print(f"\ndraws {args.draws}; {elapsed:.0f} s; load average {load:.2f}")
+    return 0
+
+
+def cross_language(paths: list[Path], spec: FeatureSpec | None, as_json: bool) -> int:
+    unrelated = read_pairs(UNRELATED)
+    started = time.perf_counter()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="small-faq-") as work_dir:
+        for number, path in enumerate(paths):
+            pairs = read_pair_files([path])
+            for chinese in (True, False):
+                name = f"{path.stem}: {'zh' if chinese else 'en'} held out"
+                print(f"{name} ...", file=sys.stderr)
+                faq = SmallFaq(name, pairs)
+                held = hold_out_language(pairs, chinese)
+                figures = bench_draw(
+                    faq, 0, Path(work_dir) / f"{number}-{chinese}", unrelated, held, spec
+                )
+                results.append((figures, [figures]))
+    elapsed = time.perf_counter() - started
+    load = os.getloadavg()[0]
+    if as_json:
+        print(json.dumps({
+            "glosses": spec is None, "seconds": round(elapsed, 1), "load_average": load,
+            "results": [asdict(total) for total, _ in results],
+        }))  # fmt: skip
+        return 0
+    print(
+        "The answers asked in both languages, one language's wordings held out (trained on the "
+        f"rest); glosses {'off' if spec else 'on'}.\nright: answered right at the fallback rule; "
+        "on top: right answer ranked first; offered: answered right or\namong the buttons; wrong: "
+        "a wrong answer given; unrel: unrelated questions that fall back.\n"
+    )
+    print_table(results)
+    print(f"\n{elapsed:.0f} s; load average {load:.2f}")
     return 0
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from model.chinese import has_chinese, segment_chinese, segmenter
+from model.glosses import glosser, glosses_of
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -91,6 +92,9 @@ class FeatureSpec:
     # Word n-grams of Chinese are made from segmented words (jieba); without it a run of Chinese
     # characters is one "word", the whole sentence. (Models saved before this knob read False.)
     chinese_words: bool = True
+    # Chinese words also add their English glosses (CC-CEDICT) as word unigrams, so that Chinese
+    # and English wordings of one question share features. (Models saved before read False.)
+    chinese_glosses: bool = True
 
 
 def _words(text: str) -> list[str]:
@@ -117,7 +121,7 @@ _TEXT_BREAK = "\x00"
 
 
 def _word_ngrams(
-    words_per_text: Sequence[list[str]], spec: FeatureSpec
+    words_per_text: Sequence[list[str]], spec: FeatureSpec, gloss: bool = False
 ) -> tuple[np.ndarray, list[str]]:
     """(row ids, n-grams) of the word n-grams of a batch, made from one flat list of its words
     (Python's per-text overhead costs more than the n-grams). The n-grams that span two texts
@@ -131,6 +135,11 @@ def _word_ngrams(
         # zip stops at the shortest slice: exactly the n-grams that fit.
         grams += flat if n == 1 else map(" ".join, zip(*[flat[i:] for i in range(n)], strict=False))
         rows.append(row_of_word[: max(len(flat) - n + 1, 0)])
+    if gloss:
+        # The glosses of Chinese words are English words of their own: unigrams only.
+        glosses_per_text = [glosses_of(words) for words in words_per_text]
+        grams += chain.from_iterable(glosses_per_text)
+        rows.append(np.repeat(np.arange(len(words_per_text)), list(map(len, glosses_per_text))))
     return np.concatenate(rows), grams
 
 
@@ -255,7 +264,8 @@ class Featurizer:
         spec = spec or FeatureSpec()
         words_per_text = [_words(q) for q in questions]
         tokens_per_text = [_word_tokens(words, spec) for words in words_per_text]
-        gram_rows, grams = _word_ngrams(tokens_per_text, spec)
+        gloss = spec.chinese_words and spec.chinese_glosses and any(map(has_chinese, questions))
+        gram_rows, grams = _word_ngrams(tokens_per_text, spec, gloss)
         # Document frequency: the number of distinct questions an n-gram occurs in.
         word_df = Counter(
             gram
@@ -334,12 +344,14 @@ class Featurizer:
         index type scipy would otherwise convert to)."""
         words_per_text = [_words(text) for text in texts]
         # One search for the batch's words (NFKC can make CJK ideographs) rather than one a word.
+        gloss = False
         if has_chinese(_TEXT_BREAK.join(chain.from_iterable(words_per_text))):
             cut = self.cuts_chinese
             tokens_per_text = [_word_tokens(words, self.spec, cut) for words in words_per_text]
+            gloss = cut and self.spec.chinese_glosses
         else:
             tokens_per_text = words_per_text
-        word_rows, grams = _word_ngrams(tokens_per_text, self.spec)
+        word_rows, grams = _word_ngrams(tokens_per_text, self.spec, gloss)
         # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
         word_cols = np.fromiter(map(self._word_index.get, grams, repeat(-1)), np.int64, len(grams))
         char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
@@ -363,6 +375,7 @@ class Featurizer:
         spec = FeatureSpec(
             **{
                 "chinese_words": False,
+                "chinese_glosses": False,
                 **fields,
                 "word_ngrams": tuple(fields["word_ngrams"]),
                 "char_ngrams": tuple(fields["char_ngrams"]),
@@ -381,4 +394,6 @@ class Featurizer:
         featurizer = cls.from_json(json.loads(path.read_text(encoding="utf-8")))
         if featurizer.cuts_chinese:
             segmenter()
+            if featurizer.spec.chinese_glosses:
+                glosser()
         return featurizer

