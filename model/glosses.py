@@ -50,11 +50,15 @@ _NOT_A_MEANING = (
     "same as",
     "classifier for",
 )
-# English words with no meaning of their own, and the dictionary's "sb" (somebody), "sth".
+# English words with no meaning of their own, the dictionary's "sb" (somebody), "sth", and the
+# glosses of Chinese function words (吗 "what", 可以 "can", 有 "there", 怎么 "how"): they
+# would match any English question.
 STOP_WORDS = frozenset(
     """a an the to of for and or in on at by with from as into onto up out off be is are was
     sb sth sb's sth's one one's oneself etc e g i e s it its this that these those not no so
-    very have has having""".split()
+    very have has having
+    what how why where which who whom whose when can may might possible possibly able there
+    me my i you your we our he she they do does did will would should""".split()
 )
 
 _glosser: Glosser | None = None
