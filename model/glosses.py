@@ -18,6 +18,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable
 
+from model.chinese import has_chinese
+
 # Senses (after the ones dropped below) and words kept per Chinese word: the first senses are
 # the common ones; more of them add rare meanings that match unrelated English questions.
 MAX_SENSES = 3
@@ -147,3 +149,16 @@ def glosses_of(tokens: Iterable[str]) -> list[str]:
     """The gloss words of the Chinese words among tokens (a segmented text's words)."""
     gloss = glosser()
     return [word for token in tokens for word in gloss(token)]
+
+
+def concepts_of(tokens: Iterable[str]) -> list[str]:
+    """The English content words of a segmented text's words: the glosses of its Chinese words,
+    its English words but the stop words."""
+    concepts: list[str] = []
+    for token in tokens:
+        if token.isascii():
+            if token.isalpha() and token not in STOP_WORDS:
+                concepts.append(token)
+        elif has_chinese(token):
+            concepts += glosser()(token)
+    return concepts

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from model.chinese import has_chinese, segment_chinese, segmenter
-from model.glosses import glosser, glosses_of
+from model.glosses import concepts_of, glosser
 
 if TYPE_CHECKING:
     from scipy import sparse
@@ -116,6 +116,9 @@ def _word_tokens(words: list[str], spec: FeatureSpec, cut_runs: bool = True) -> 
     return [token for word in words for token in segment_chinese(word, cut_runs=cut_runs)]
 
 
+# Marks the concept terms among the word n-grams; it sorts before any word (\w), so that the
+# concepts are the first columns.
+CONCEPT_MARK = "#"
 # Joins the words of a batch's texts into one list: no word or known n-gram contains it.
 _TEXT_BREAK = "\x00"
 
@@ -136,10 +139,10 @@ def _word_ngrams(
         grams += flat if n == 1 else map(" ".join, zip(*[flat[i:] for i in range(n)], strict=False))
         rows.append(row_of_word[: max(len(flat) - n + 1, 0)])
     if gloss:
-        # The glosses of Chinese words are English words of their own: unigrams only.
-        glosses_per_text = [glosses_of(words) for words in words_per_text]
-        grams += chain.from_iterable(glosses_per_text)
-        rows.append(np.repeat(np.arange(len(words_per_text)), list(map(len, glosses_per_text))))
+        # The concepts (English content words, glosses of Chinese words): unigrams of their own.
+        concepts_per_text = [concepts_of(words) for words in words_per_text]
+        grams += [CONCEPT_MARK + word for word in chain.from_iterable(concepts_per_text)]
+        rows.append(np.repeat(np.arange(len(words_per_text)), list(map(len, concepts_per_text))))
     return np.concatenate(rows), grams
 
 
@@ -254,6 +257,9 @@ class Featurizer:
         # Chinese word is unknown however its run is cut (one word or several, each a Chinese
         # piece), so the runs are kept whole, and no time goes to jieba or its dictionary.
         self.cuts_chinese = spec.chinese_words and any(map(has_chinese, self.words))
+        self.n_concepts = sum(word.startswith(CONCEPT_MARK) for word in self.words)
+        if not all(word.startswith(CONCEPT_MARK) for word in self.words[: self.n_concepts]):
+            raise ValueError("concept terms must come first")
 
     @property
     def size(self) -> int:
@@ -334,8 +340,8 @@ class Featurizer:
             matrix = sparse.csr_matrix((counts, columns, indptr), shape)
         values = (1.0 + np.log(counts)) * self.idf[columns]
         # L2 norm per (row, block): each block weighs the same whatever the text length.
-        group = rows * 2 + (columns >= len(self.words))
-        norms = np.sqrt(np.bincount(group, weights=values * values, minlength=2 * len(texts)))
+        group = rows * 3 + (columns >= self.n_concepts) + (columns >= len(self.words))
+        norms = np.sqrt(np.bincount(group, weights=values * values, minlength=3 * len(texts)))
         matrix.data = (values / norms[group]).astype(np.float32)
         return matrix
 
@@ -344,11 +350,10 @@ class Featurizer:
         index type scipy would otherwise convert to)."""
         words_per_text = [_words(text) for text in texts]
         # One search for the batch's words (NFKC can make CJK ideographs) rather than one a word.
-        gloss = False
+        gloss = self.n_concepts > 0
         if has_chinese(_TEXT_BREAK.join(chain.from_iterable(words_per_text))):
             cut = self.cuts_chinese
             tokens_per_text = [_word_tokens(words, self.spec, cut) for words in words_per_text]
-            gloss = cut and self.spec.chinese_glosses
         else:
             tokens_per_text = words_per_text
         word_rows, grams = _word_ngrams(tokens_per_text, self.spec, gloss)
@@ -394,6 +399,6 @@ class Featurizer:
         featurizer = cls.from_json(json.loads(path.read_text(encoding="utf-8")))
         if featurizer.cuts_chinese:
             segmenter()
-            if featurizer.spec.chinese_glosses:
+            if featurizer.n_concepts:
                 glosser()
         return featurizer
