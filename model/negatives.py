@@ -44,7 +44,10 @@ def far_from(
     if not negatives or not questions:
         return list(negatives)
     negative_texts = [p.question for p in negatives]
-    featurizer = Featurizer.fit([*questions, *negative_texts], spec)
+    # Without glosses: which negatives stay does not depend on them.
+    featurizer = Featurizer.fit(
+        [*questions, *negative_texts], spec or FeatureSpec(chinese_glosses=False)
+    )
     closest = np.zeros(len(negatives))
     admin = _unit_rows(featurizer.transform(questions)).T.tocsr()
     # In blocks of negatives: the similarity matrix stays small for large FAQs.

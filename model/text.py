@@ -92,9 +92,12 @@ class FeatureSpec:
     # Word n-grams of Chinese are made from segmented words (jieba); without it a run of Chinese
     # characters is one "word", the whole sentence. (Models saved before this knob read False.)
     chinese_words: bool = True
-    # Chinese words also add their English glosses (CC-CEDICT) as word unigrams, so that Chinese
-    # and English wordings of one question share features. (Models saved before read False.)
+    # A block of concepts: the English glosses of Chinese words (CC-CEDICT) and the content words
+    # of English, so that Chinese and English wordings of one question share features. On when
+    # the training questions hold Chinese. (Models saved before this knob read False.)
     chinese_glosses: bool = True
+    # The concept block's norm (the word and character blocks have 1).
+    concept_weight: float = 2.0
 
 
 def _words(text: str) -> list[str]:
@@ -342,6 +345,9 @@ class Featurizer:
         # L2 norm per (row, block): each block weighs the same whatever the text length.
         group = rows * 3 + (columns >= self.n_concepts) + (columns >= len(self.words))
         norms = np.sqrt(np.bincount(group, weights=values * values, minlength=3 * len(texts)))
+        if self.n_concepts:
+            # The concept block weighs more than the others: it alone links the two languages.
+            values[columns < self.n_concepts] *= self.spec.concept_weight
         matrix.data = (values / norms[group]).astype(np.float32)
         return matrix
 

@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -309,6 +309,12 @@ def _fit(
     if spec is None:
         # Counted without the answers' texts: they must not tip a set over the line.
         spec = LARGE_SET_FEATURES if n_pairs >= MIN_PAIRS_FOR_PRUNING else FeatureSpec()
+    if spec.chinese_glosses and not any(
+        has_chinese(p.question) for p in train_pairs if not p.out_of_scope
+    ):
+        # Glosses link the FAQ's own Chinese to English: an FAQ without Chinese questions (the
+        # bundled out-of-scope ones may have some) keeps the features it had without them.
+        spec = replace(spec, chinese_glosses=False)
     featurizer = Featurizer.fit(train_set.questions, spec)
     report(
         {
