@@ -288,6 +288,23 @@ def _tagged(report: Progress, phase: str) -> Progress:
     return lambda event: report({**event, "phase": phase})
 
 
+def feature_spec(train_pairs: Sequence[QAPair], config: TrainConfig) -> FeatureSpec:
+    """The features of a training on train_pairs: config.features, else by the set's size;
+    without glosses when no answered question holds Chinese."""
+    spec = config.features
+    if spec is None:
+        # Counted without the answers' texts: they must not tip a set over the line.
+        large = len(train_pairs) >= MIN_PAIRS_FOR_PRUNING
+        spec = LARGE_SET_FEATURES if large else FeatureSpec()
+    if spec.chinese_glosses and not any(
+        has_chinese(p.question) for p in train_pairs if not p.out_of_scope
+    ):
+        # Glosses link the FAQ's own Chinese to English: an FAQ without Chinese questions (the
+        # bundled out-of-scope ones may have some) keeps the features it had without them.
+        spec = replace(spec, chinese_glosses=False)
+    return spec
+
+
 def _fit(
     train_pairs: list[QAPair],
     val_set: LabelledSet | None,
@@ -305,16 +322,7 @@ def _fit(
     train_set = _labelled([*train_pairs, *wordings, *clauses], class_index)
     importance = np.ones(len(train_set.labels), dtype=np.float32)
     importance[len(importance) - len(clauses) :] = ANSWER_CLAUSE_WEIGHT
-    spec = config.features
-    if spec is None:
-        # Counted without the answers' texts: they must not tip a set over the line.
-        spec = LARGE_SET_FEATURES if n_pairs >= MIN_PAIRS_FOR_PRUNING else FeatureSpec()
-    if spec.chinese_glosses and not any(
-        has_chinese(p.question) for p in train_pairs if not p.out_of_scope
-    ):
-        # Glosses link the FAQ's own Chinese to English: an FAQ without Chinese questions (the
-        # bundled out-of-scope ones may have some) keeps the features it had without them.
-        spec = replace(spec, chinese_glosses=False)
+    spec = feature_spec(train_pairs, config)
     featurizer = Featurizer.fit(train_set.questions, spec)
     report(
         {
