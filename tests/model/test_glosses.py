@@ -28,10 +28,10 @@ def test_gloss_words_keep_the_content_words_of_the_first_meanings() -> None:
 
 
 def test_the_dictionary_reads_both_writings_and_proper_nouns_only_without_common_words() -> None:
-    senses = read_senses(DICTIONARY)
+    senses = read_senses(DICTIONARY.splitlines())
     assert senses["钱"] == senses["錢"] == "coin/money/CL:筆|笔[bi3]"
     assert senses["孔"] == "surname Kong"
-    assert set(read_senses(DICTIONARY, lambda word: len(word) == 1)) == {
+    assert set(read_senses(DICTIONARY.splitlines(), lambda word: len(word) == 1)) == {
         "个", "個", "钱", "錢", "孔"
     }  # fmt: skip
 
