@@ -1,6 +1,6 @@
 """A first day with a small FAQ: new wordings of its own questions, and unrelated questions.
 
-    .venv/bin/python bench/small_faq.py [--data F ...] [--draws 0 1 2] [--json]
+    .venv/bin/python bench/small_faq.py [--data F ...] [--draws 0 1 2] [--json] [--no-glosses]
     .venv/bin/python bench/small_faq.py --cross-language [--data F ...] [--no-glosses]
 
 An admin imports tens of answers with one to ten wordings each, no out-of-scope rows and no
@@ -19,8 +19,8 @@ Only training splits are read.
 
 --cross-language: for the answers of a bilingual FAQ (default: the coworking FAQ) asked in both
 English and Chinese, all wordings of one language are held out and the model, trained on the
-rest, is asked them; both directions. --no-glosses trains without the Chinese words' English
-glosses (FeatureSpec.chinese_glosses), the model before them.
+rest, is asked them; both directions. --no-glosses (either mode) trains without the Chinese
+words' English glosses (FeatureSpec.chinese_glosses), as models were trained before them.
 """
 
 from __future__ import annotations
@@ -204,14 +204,18 @@ def bench_draw(
 
 
 def bench_faq(
-    faq: SmallFaq, draws: list[int], work: Path, unrelated: list[QAPair]
+    faq: SmallFaq,
+    draws: list[int],
+    work: Path,
+    unrelated: list[QAPair],
+    spec: FeatureSpec | None = None,
 ) -> tuple[Figures, list[Figures]]:
     """(the figures summed over the draws, each draw's)."""
     total = Figures(faq.name, len({answer_key(p.answer) for p in faq.pairs}), len(faq.pairs))
     per_draw = []
     for draw in draws:
         print(f"{faq.name}: draw {draw} ...", file=sys.stderr)
-        figures = bench_draw(faq, draw, work, unrelated)
+        figures = bench_draw(faq, draw, work, unrelated, spec=spec)
         per_draw.append(figures)
         total.add(figures)
     return total, per_draw
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="small-faq-") as work_dir:
         results = [
-            bench_faq(faq, args.draws, Path(work_dir) / str(number), unrelated)
+            bench_faq(faq, args.draws, Path(work_dir) / str(number), unrelated, spec)
             for number, faq in enumerate(sets)
         ]
     elapsed = time.perf_counter() - started
