@@ -1,7 +1,8 @@
 """Text normalisation and the TF-IDF featurizer (word and character n-grams), NumPy only.
 
 Chinese is written without spaces: its words come from jieba's segmenter (model/chinese.py),
-English and other spaced scripts from the spaces themselves.
+English and other spaced scripts from the spaces themselves. Concepts (English content words,
+the English glosses of Chinese words: model/glosses.py) link the two languages.
 """
 
 from __future__ import annotations
@@ -93,8 +94,9 @@ class FeatureSpec:
     # characters is one "word", the whole sentence. (Models saved before this knob read False.)
     chinese_words: bool = True
     # A block of concepts: the English glosses of Chinese words (CC-CEDICT) and the content words
-    # of English, so that Chinese and English wordings of one question share features. On when
-    # the training questions hold Chinese. (Models saved before this knob read False.)
+    # of English, so that Chinese and English wordings of one question share features; made when
+    # the training questions hold Chinese (model.train.feature_spec: the FAQ's own questions).
+    # (Models saved before this knob read False.)
     chinese_glosses: bool = True
     # The concept block's norm (the word and character blocks have 1).
     concept_weight: float = 2.0
@@ -119,18 +121,19 @@ def _word_tokens(words: list[str], spec: FeatureSpec, cut_runs: bool = True) -> 
     return [token for word in words for token in segment_chinese(word, cut_runs=cut_runs)]
 
 
-# Marks the concept terms among the word n-grams; it sorts before any word (\w), so that the
-# concepts are the first columns.
+# Marks the concept terms in the word vocabulary: it sorts before any word n-gram (they start
+# with a \w character), so the concepts are its first columns.
 CONCEPT_MARK = "#"
 # Joins the words of a batch's texts into one list: no word or known n-gram contains it.
 _TEXT_BREAK = "\x00"
 
 
 def _word_ngrams(
-    words_per_text: Sequence[list[str]], spec: FeatureSpec, gloss: bool = False
+    words_per_text: Sequence[list[str]], spec: FeatureSpec, concepts: bool = False
 ) -> tuple[np.ndarray, list[str]]:
-    """(row ids, n-grams) of the word n-grams of a batch, made from one flat list of its words
-    (Python's per-text overhead costs more than the n-grams). The n-grams that span two texts
+    """(row ids, n-grams) of the word n-grams of a batch (and, with concepts, its concept terms),
+    made from one flat list of its words (Python's per-text overhead costs more than the
+    n-grams). The n-grams that span two texts
     hold _TEXT_BREAK: they are in no vocabulary, and fit() leaves them out."""
     flat = list(chain.from_iterable([*words, _TEXT_BREAK] for words in words_per_text))
     row_of_word = np.repeat(np.arange(len(words_per_text)), [len(w) + 1 for w in words_per_text])
@@ -141,8 +144,8 @@ def _word_ngrams(
         # zip stops at the shortest slice: exactly the n-grams that fit.
         grams += flat if n == 1 else map(" ".join, zip(*[flat[i:] for i in range(n)], strict=False))
         rows.append(row_of_word[: max(len(flat) - n + 1, 0)])
-    if gloss:
-        # The concepts (English content words, glosses of Chinese words): unigrams of their own.
+    if concepts:
+        # English content words and the glosses of Chinese words, each a term of its own.
         concepts_per_text = [concepts_of(words) for words in words_per_text]
         grams += [CONCEPT_MARK + word for word in chain.from_iterable(concepts_per_text)]
         rows.append(np.repeat(np.arange(len(words_per_text)), list(map(len, concepts_per_text))))
@@ -240,9 +243,11 @@ class KeyTable:
 
 
 class Featurizer:
-    """Sublinear TF-IDF over word and character n-grams; each of the two blocks is L2-normalised.
+    """Sublinear TF-IDF over word and character n-grams, and over concepts when the training
+    questions held Chinese; each block is L2-normalised (the concepts to spec.concept_weight).
 
-    Columns: the known word n-grams (sorted), then the known character n-grams (by key).
+    Columns: the known word n-grams (sorted: the concepts, marked with CONCEPT_MARK, first),
+    then the known character n-grams (by key).
     """
 
     def __init__(
@@ -273,8 +278,8 @@ class Featurizer:
         spec = spec or FeatureSpec()
         words_per_text = [_words(q) for q in questions]
         tokens_per_text = [_word_tokens(words, spec) for words in words_per_text]
-        gloss = spec.chinese_words and spec.chinese_glosses and any(map(has_chinese, questions))
-        gram_rows, grams = _word_ngrams(tokens_per_text, spec, gloss)
+        concepts = spec.chinese_words and spec.chinese_glosses and any(map(has_chinese, questions))
+        gram_rows, grams = _word_ngrams(tokens_per_text, spec, concepts)
         # Document frequency: the number of distinct questions an n-gram occurs in.
         word_df = Counter(
             gram
@@ -356,13 +361,12 @@ class Featurizer:
         index type scipy would otherwise convert to)."""
         words_per_text = [_words(text) for text in texts]
         # One search for the batch's words (NFKC can make CJK ideographs) rather than one a word.
-        gloss = self.n_concepts > 0
         if has_chinese(_TEXT_BREAK.join(chain.from_iterable(words_per_text))):
             cut = self.cuts_chinese
             tokens_per_text = [_word_tokens(words, self.spec, cut) for words in words_per_text]
         else:
             tokens_per_text = words_per_text
-        word_rows, grams = _word_ngrams(tokens_per_text, self.spec, gloss)
+        word_rows, grams = _word_ngrams(tokens_per_text, self.spec, self.n_concepts > 0)
         # Dictionary lookups run in C through map(); unknown n-grams become -1 and are dropped.
         word_cols = np.fromiter(map(self._word_index.get, grams, repeat(-1)), np.int64, len(grams))
         char_rows, keys = _char_ngram_keys(words_per_text, self.spec)
@@ -405,6 +409,6 @@ class Featurizer:
         featurizer = cls.from_json(json.loads(path.read_text(encoding="utf-8")))
         if featurizer.cuts_chinese:
             segmenter()
-            if featurizer.n_concepts:
-                glosser()
+        if featurizer.n_concepts:
+            glosser()
         return featurizer
