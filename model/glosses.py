@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable
 
 from model.chinese import has_chinese
 
-# Senses (after the ones dropped below) and words kept per Chinese word: the first senses are
-# the common ones; more of them add rare meanings that match unrelated English questions.
+# Senses kept per reading of a Chinese word (those that are meanings), and words per word: the
+# first senses are the common ones; more add rare meanings that match unrelated questions.
 MAX_SENSES = 3
 MAX_WORDS = 6
 
@@ -55,13 +55,15 @@ _NOT_A_MEANING = (
 # English words with no meaning of their own, the dictionary's "sb" (somebody), "sth", and the
 # glosses of Chinese function words (吗 "what", 可以 "can", 有 "there", 怎么 "how"): they
 # would match any English question.
-STOP_WORDS = frozenset(
-    """a an the to of for and or in on at by with from as into onto up out off be is are was
-    sb sth sb's sth's one one's oneself etc e g i e s it its this that these those not no so
-    very have has having
-    what how why where which who whom whose when can may might possible possibly able there
-    me my i you your we our he she they do does did will would should""".split()
-)
+STOP_WORDS = frozenset({
+    "a", "an", "the", "to", "of", "for", "and", "or", "in", "on", "at", "by", "with", "from", "as",
+    "into", "onto", "up", "out", "off", "be", "is", "are", "was", "sb", "sth", "one", "oneself",
+    "etc", "e", "g", "i", "s", "it", "its", "this", "that", "these", "those", "not", "no", "so",
+    "very", "have", "has", "having", "what", "how", "why", "where", "which", "who", "whom",
+    "whose", "when", "can", "may", "might", "possible", "possibly", "able", "there", "me", "my",
+    "you", "your", "we", "our", "he", "she", "they", "do", "does", "did", "will", "would",
+    "should",
+})  # fmt: skip
 
 _glosser: Glosser | None = None
 _glosser_lock = threading.Lock()
@@ -148,12 +150,6 @@ def glosser() -> Glosser:
                 )
             _glosser = Glosser(senses_of)
         return _glosser
-
-
-def glosses_of(tokens: Iterable[str]) -> list[str]:
-    """The gloss words of the Chinese words among tokens (a segmented text's words)."""
-    gloss = glosser()
-    return [word for token in tokens for word in gloss(token)]
 
 
 def concepts_of(tokens: Iterable[str]) -> list[str]:

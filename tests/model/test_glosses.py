@@ -21,10 +21,11 @@ DICTIONARY = """\
 
 
 def test_gloss_words_keep_the_content_words_of_the_first_meanings() -> None:
-    senses = ["to take a nap (after lunch)", "CL:次[ci4]", "siesta", "variant of 午覺|午觉[wu3 jiao4]"]
+    senses = ["to take a nap (after lunch)", "CL:次[ci4]", "siesta", "variant of 午覺|午觉[wu3]"]
     assert gloss_words(senses) == ["take", "nap", "siesta"]
     # Only the first three senses that are meanings count.
-    assert gloss_words(["CL:個|个[ge4]", "coin", "money", "cash", "wealth"]) == ["coin", "money", "cash"]
+    senses = ["CL:個|个[ge4]", "coin", "money", "cash", "wealth"]
+    assert gloss_words(senses) == ["coin", "money", "cash"]
 
 
 def test_the_dictionary_reads_both_writings_and_proper_nouns_only_without_common_words() -> None:
