@@ -5,7 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
-from bench.small_faq import MIN_WORDINGS_TO_HOLD_OUT, hold_out_wordings, synthetic_faq
+from bench.small_faq import (
+    MIN_WORDINGS_TO_HOLD_OUT,
+    hold_out_language,
+    hold_out_wordings,
+    is_chinese,
+    synthetic_faq,
+)
 from model.datasets import QAPair, answer_key, read_pairs, write_pairs_csv
 from model.text import match_key
 
@@ -30,6 +36,23 @@ def test_one_wording_of_each_answer_with_three_or_more_is_held_out() -> None:
     assert wordings_per_answer(training) == {
         key: count - (key in eligible) for key, count in counts.items()
     }
+
+
+def test_one_language_of_the_answers_asked_in_both_is_held_out() -> None:
+    languages: dict[str, set[bool]] = {}
+    for pair in COWORKING:
+        languages.setdefault(answer_key(pair.answer), set()).add(is_chinese(pair.question))
+    both = {key for key, seen in languages.items() if len(seen) == 2}
+    assert both and len(both) < len(languages)
+    for chinese in (True, False):
+        training, held_out = hold_out_language(COWORKING, chinese)
+        assert len(training) + len(held_out) == len(COWORKING)
+        assert {answer_key(p.answer) for p in held_out} == both
+        assert all(is_chinese(p.question) == chinese for p in held_out)
+        # Every such answer keeps its other language, every other answer all its wordings.
+        taught = {answer_key(p.answer) for p in training if is_chinese(p.question) != chinese}
+        assert both <= taught
+        assert {answer_key(p.answer) for p in training} == set(languages)
 
 
 def test_draws_are_seeded_and_differ() -> None:
