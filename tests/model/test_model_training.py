@@ -83,7 +83,7 @@ TRAINING_PAIRS = [
     ],
 ]
 
-# The fixture's model is trained without glosses: with them (decision 0011) this toy FAQ of
+# The fixture's model is trained without glosses: with them (decision 0012) this toy FAQ of
 # parallel answers, one per language, ranks every paraphrase right but its cross-validated rule
 # turns stricter (threshold 0.55 -> 0.79), and 2 of them fall back; a test below covers it.
 TOY_FEATURES = FeatureSpec(chinese_glosses=False)
