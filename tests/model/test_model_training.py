@@ -18,7 +18,6 @@ from model.evaluate import evaluate
 from model.evaluate import main as eval_main
 from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide, softmax
 from model.registry import ModelRegistry
-from model.text import FeatureSpec
 from model.train import (
     ANSWER_WORDING_MAX_WORDS,
     CROSS_VALIDATION,
@@ -83,11 +82,6 @@ TRAINING_PAIRS = [
     ],
 ]
 
-# The fixture's model is trained without glosses: with them (decision 0012) this toy FAQ of
-# parallel answers, one per language, ranks every paraphrase right but its cross-validated rule
-# turns stricter (threshold 0.55 -> 0.79), and 2 of them fall back; a test below covers it.
-TOY_FEATURES = FeatureSpec(chinese_glosses=False)
-
 PARAPHRASES = [
     ("你好啊", GREETING_ZH),
     ("你叫什么", NAME_ZH),
@@ -105,7 +99,7 @@ OUT_OF_SCOPE = ["transfer money to my account", "please book me a flight", "帮�
 def registry_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("models")
     events: list[dict] = []
-    result = train(TRAINING_PAIRS, root, seed=7, progress=events.append, features=TOY_FEATURES)
+    result = train(TRAINING_PAIRS, root, seed=7, progress=events.append)
     assert result.promoted and result.path == root / result.version
     assert events[0]["event"] == "start"
     assert any(e["event"] == "epoch" and e["epoch"] == e["epochs"] for e in events)
@@ -209,7 +203,7 @@ def test_models_of_another_format_are_refused_clearly(model: AnswerModel, tmp_pa
 
 
 def test_same_seed_gives_the_same_model(model: AnswerModel, tmp_path: Path) -> None:
-    retrained = train(TRAINING_PAIRS, tmp_path, seed=7, promote=False, features=TOY_FEATURES)
+    retrained = train(TRAINING_PAIRS, tmp_path, seed=7, promote=False)
     with (
         np.load(model.path / WEIGHTS_FILE) as first,
         np.load(retrained.path / WEIGHTS_FILE) as second,
@@ -218,27 +212,6 @@ def test_same_seed_gives_the_same_model(model: AnswerModel, tmp_path: Path) -> N
         for name in first.files:
             np.testing.assert_array_equal(first[name], second[name], err_msg=name)
     assert ModelRegistry(tmp_path).current_version() is None  # promote=False
-
-
-def test_with_glosses_the_paraphrases_rank_first_and_serving_needs_no_tensorflow(
-    tmp_path: Path,
-) -> None:
-    result = train(TRAINING_PAIRS, tmp_path, seed=7)
-    model = AnswerModel.load(result.path)
-    assert model.featurizer.n_concepts > 0
-    for question, answer in PARAPHRASES:
-        assert model.predict(question).candidates[0][1] == answer, question
-    script = (
-        "import sys\n"
-        "from model.predictor import AnswerModel\n"
-        f"model = AnswerModel.load({str(result.path)!r})\n"
-        "print(model.predict('你叫什么').answer)\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))\n"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True
-    )
-    assert done.stdout.splitlines() == [NAME_ZH, "[]"]
 
 
 def test_serving_never_imports_tensorflow(registry_root: Path) -> None:
