@@ -19,7 +19,8 @@ from bot.telegram.handoff import remind_unanswered
 from tests.conftest import TelegramBot, bot_on_fake_telegram
 
 SUPPORT_CHAT_ID = -100777
-UNKNOWN = "how do I export my invoices to the tax office"
+# A question about a service the bundled FAQ does not cover (nor its out-of-scope set).
+UNKNOWN = "can you recommend a dentist near the train station"
 
 
 @pytest.fixture
