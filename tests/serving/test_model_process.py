@@ -157,17 +157,19 @@ async def test_answering_without_the_model_process_reads_the_model_off_the_event
     assert len(read_on) == 2 and loop_thread not in read_on
 
 
-async def test_questions_are_answered_while_a_new_model_loads(
-    app: App, questions: list[str], tmp_path: Path
-) -> None:
-    """A model's load (a second or more for a large one) holds up no question: the models the
-    process has loaded answer meanwhile."""
+def gated_candidate(app: App, tmp_path: Path) -> tuple[Path, Path, Path]:
+    """(the live model, a copy of it as the candidate, the FIFO its load waits on)."""
     assert app.models.current is not None
     live = app.models.current.path
     candidate = tmp_path / "candidate"
     shutil.copytree(live, candidate)
     gate = tmp_path / "load-gate"
     os.mkfifo(gate)
+    return live, candidate, gate
+
+
+async def gated_process(candidate: Path, gate: Path) -> ModelProcess:
+    """A started model process whose load of candidate waits until gate is written to."""
     process = ModelProcess()
     process.worker_module = "tests.model_worker_gated_load"
     process.extra_environment = {
@@ -175,6 +177,16 @@ async def test_questions_are_answered_while_a_new_model_loads(
         "QABOT_TEST_LOAD_GATE": str(gate),
     }
     await process.start()
+    return process
+
+
+async def test_questions_are_answered_while_a_new_model_loads(
+    app: App, questions: list[str], tmp_path: Path
+) -> None:
+    """A model's load (a second or more for a large one) holds up no question: the models the
+    process has loaded answer meanwhile."""
+    live, candidate, gate = gated_candidate(app, tmp_path)
+    process = await gated_process(candidate, gate)
     # Opening the gate for writing returns once the load has opened it for reading.
     at_gate = asyncio.ensure_future(asyncio.to_thread(gate.open, "wb"))
     try:
@@ -200,19 +212,9 @@ async def test_a_load_that_hangs_is_given_up_and_the_restart_serves_what_was_ser
 ) -> None:
     """A load has its own timeout; the process it hung is killed, and the restart loads the
     models served before it, not the one whose load hung (which would hang it again)."""
-    assert app.models.current is not None
-    live = app.models.current.path
-    candidate = tmp_path / "candidate"
-    shutil.copytree(live, candidate)
-    gate = tmp_path / "load-gate"
-    os.mkfifo(gate)  # never opened for writing: the candidate's load never ends
-    process = ModelProcess()
-    process.worker_module = "tests.model_worker_gated_load"
-    process.extra_environment = {
-        "QABOT_TEST_GATED_MODEL": str(candidate),
-        "QABOT_TEST_LOAD_GATE": str(gate),
-    }
-    await process.start()
+    # The gate is never opened for writing: the candidate's load never ends.
+    live, candidate, gate = gated_candidate(app, tmp_path)
+    process = await gated_process(candidate, gate)
     try:
         await process.load(live)
         first_pid = process.pid
