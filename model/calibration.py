@@ -33,17 +33,6 @@ class FallbackRule:
     margin: float
 
 
-@dataclass(frozen=True)
-class Temperatures:
-    """Softmax temperatures of a version: the network's answer probabilities (fitted for
-    likelihood), the gate the fallback rule reads (see choose_gate_temperature), the linear
-    model's scores."""
-
-    network: float
-    gate: float
-    linear: float
-
-
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising the negative log-likelihood of labels (labels < 0 are ignored)."""
     known = labels >= 0

@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from model.calibration import OUT_OF_SCOPE, FallbackRule, Temperatures
+from model.calibration import OUT_OF_SCOPE, FallbackRule
 from model.datasets import QAPair, answer_key
-from model.predictor import blend, decide, softmax
+from model.predictor import Mixture, decide
 from model.text import match_key
 
 if TYPE_CHECKING:
@@ -73,8 +73,7 @@ def held_out_record(
     held_pairs: Sequence[Sequence[QAPair]],
     classes: Sequence[str | None],
     rule: FallbackRule,
-    temperatures: Temperatures,
-    linear_share: float,
+    mixture: Mixture,
     leave_out: Collection[QAPair] = (),
 ) -> HeldOutRecord:
     """The answers of the fold models (or of the model given validation data) under the served
@@ -84,11 +83,13 @@ def held_out_record(
     oos_class = classes.index(None) if None in classes else None
     answers: dict[tuple[str, str], str] = {}
     for held, pairs in zip(held_out, held_pairs, strict=True):
-        gate = softmax(held.logits / temperatures.gate)
-        linear = None
-        if held.linear_scores is not None:
-            linear = softmax(held.linear_scores / temperatures.linear)
-        probs = blend(softmax(held.logits / temperatures.network), linear, linear_share)
+        sentence = held.sentence_scores
+        gate, probs = mixture.probabilities(
+            held.logits,
+            held.linear_scores,
+            None if sentence is None else sentence.__getitem__,
+            oos_class,
+        )
         decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
         judged = (held.labels >= 0) | (held.labels == OUT_OF_SCOPE)
         for row in np.flatnonzero(judged).tolist():

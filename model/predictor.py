@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +26,8 @@ ANSWERS_FILE = "answers.json"
 FORMAT_VERSION = 4
 # Arrays of the linear model in WEIGHTS_FILE (beside the network's l0, l1, ...).
 LINEAR_KERNEL, LINEAR_BIAS = "linear.kernel", "linear.bias"
+# Arrays of the sentence model (versions trained before it have none).
+SENTENCE_KERNEL, SENTENCE_BIAS = "sentence.kernel", "sentence.bias"
 # Batches larger than this are answered in chunks of this size, as a pipeline: a worker thread
 # multiplies each chunk's features by the weights (scipy and NumPy release the GIL there) while
 # the calling thread featurizes the next chunks and then turns the probabilities into
@@ -198,29 +200,113 @@ def blend(
     return mixed
 
 
+class SentenceModel:
+    """A linear model over sentence vectors (model/sentences.py): scores = vectors @ kernel + bias.
+    It knows what words mean from the encoder's pretraining, where the network and the linear
+    model know only the n-grams of the FAQ's own wordings."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray):
+        self.kernel, self.bias = kernel, bias
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors @ self.kernel + self.bias
+
+
+@dataclass(frozen=True)
+class Temperatures:
+    """Softmax temperatures of a version: the network's answer probabilities (fitted for
+    likelihood), the gate the fallback rule reads (see calibration.choose_gate_temperature), the
+    linear model's and the sentence model's scores."""
+
+    network: float
+    gate: float
+    linear: float
+    sentence: float = 1.0
+
+
+@dataclass(frozen=True)
+class Mixture:
+    """How a version's members make its two probability tables (all of it is in its meta).
+
+    The answer probabilities blend the network's and the linear model's (linear_share); the
+    gate, which the fallback rule reads, is the network's at its own temperature. For the
+    questions whose best answer under that blend is below sentence_below, the sentence model's
+    probabilities are mixed into both (sentence_share, sentence_gate_share): the others are
+    answered without encoding them, which keeps the median answer fast (decision 0013).
+    """
+
+    temperatures: Temperatures
+    linear_share: float = 0.0
+    sentence_share: float = 0.0
+    sentence_gate_share: float = 0.0
+    sentence_below: float = 1.0
+
+    def probabilities(
+        self,
+        logits: np.ndarray,
+        linear_scores: np.ndarray | None,
+        sentence_scores: Callable[[np.ndarray], np.ndarray] | None,
+        oos_class: int | None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(gate, answer probabilities) of the members' outputs; sentence_scores gives the
+        sentence model's scores of the rows it is passed (None: no sentence model)."""
+        temperatures = self.temperatures
+        network_probs = softmax(logits / temperatures.network)
+        gate = network_probs
+        if temperatures.gate != temperatures.network:
+            gate = softmax(logits / temperatures.gate)
+        linear_probs = None
+        if linear_scores is not None:
+            linear_probs = softmax(linear_scores / temperatures.linear)
+        probs = blend(network_probs, linear_probs, self.linear_share)
+        if sentence_scores is None or self.sentence_share <= 0.0:
+            return gate, probs
+        unsure = np.flatnonzero(without_oos(probs, oos_class).max(axis=1) < self.sentence_below)
+        if not unsure.size:
+            return gate, probs
+        sentence_probs = softmax(sentence_scores(unsure) / temperatures.sentence)
+        gate, probs = gate.copy(), probs.copy()
+        probs[unsure] = _mixed(probs[unsure], sentence_probs, self.sentence_share)
+        gate[unsure] = _mixed(gate[unsure], sentence_probs, self.sentence_gate_share)
+        return gate, probs
+
+
+def _mixed(probs: np.ndarray, other: np.ndarray, share: float) -> np.ndarray:
+    return probs * (1.0 - share) + other * share
+
+
 @dataclass(frozen=True)
 class Weights:
-    """The network's and the linear model's weights (the largest file)."""
+    """The network's, the linear model's and the sentence model's weights (the largest file)."""
 
     network: Network
     linear: Linear | None
+    sentence: SentenceModel | None = None
 
     @classmethod
     def load(cls, path: Path) -> Weights:
         with np.load(path / WEIGHTS_FILE) as arrays:
             network = Network.from_npz({name: arrays[name] for name in arrays.files})
-            linear = None
+            linear = sentence = None
             if LINEAR_KERNEL in arrays.files:
                 linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
-        return cls(network, linear)
+            if SENTENCE_KERNEL in arrays.files:
+                sentence = SentenceModel(arrays[SENTENCE_KERNEL], arrays[SENTENCE_BIAS])
+        if sentence is not None:
+            from model.sentences import load_encoder
+
+            load_encoder()
+        return cls(network, linear, sentence)
 
 
 class AnswerModel:
-    """A loaded model version: featurizer, network (and linear model), answers, fallback rule.
+    """A loaded model version: featurizer, network (linear and sentence models), answers,
+    fallback rule.
 
     The network's probabilities decide whether to answer (fallback rule); the answer given is the
     best of their blend with the linear model's: the two make different mistakes, while the
-    linear model's confidence tells out-of-scope questions apart worse than the network's.
+    linear model's confidence tells out-of-scope questions apart worse than the network's. The
+    sentence model joins both for the questions they are unsure of (Mixture).
 
     `load(path, weights=False)` reads only the small files (rules, answers): the featurizer and
     the weights are read on first use. The bot does that when a model process answers for it
@@ -246,6 +332,7 @@ class AnswerModel:
         self.metrics: dict = meta.get("metrics", {})
         self.suggestion_rule = SuggestionRule.from_json(meta.get("suggestions"))
         self.linear_temperature: float = float(meta.get("linear_temperature", 1.0))
+        self.sentence_temperature: float = float(meta.get("sentence_temperature", 1.0))
         self.classes = classes
         self._answers = answers
         self._featurizer: Featurizer | None = None
@@ -320,6 +407,27 @@ class AnswerModel:
     def linear_share(self) -> float:
         return float(self.meta.get("linear_share", 0.0)) if self.linear is not None else 0.0
 
+    @property
+    def sentence(self) -> SentenceModel | None:
+        return self.weights().sentence
+
+    @property
+    def mixture(self) -> Mixture:
+        meta = self.meta
+        with_sentences = self.sentence is not None
+        return Mixture(
+            Temperatures(
+                self.temperature,
+                self.gate_temperature,
+                self.linear_temperature,
+                self.sentence_temperature,
+            ),
+            self.linear_share,
+            float(meta.get("sentence_share", 0.0)) if with_sentences else 0.0,
+            float(meta.get("sentence_gate_share", 0.0)) if with_sentences else 0.0,
+            float(meta.get("sentence_below", 1.0)),
+        )
+
     def answers(self) -> dict[str, str]:
         return dict(self._answers)
 
@@ -339,32 +447,39 @@ class AnswerModel:
         """gate_and_answer_probabilities of texts, one chunk of PIPELINE_CHUNK texts at a time:
         all chunks are featurized here while the worker thread computes their probabilities."""
         if len(texts) <= PIPELINE_CHUNK:
-            yield self._probabilities(self._features(texts))
+            yield self._probabilities(texts, self._features(texts))
             return
         worker = _pipeline_worker()
-        chunks = [
-            worker.submit(
-                self._probabilities, self._features(texts[start : start + PIPELINE_CHUNK])
+        chunks = []
+        for start in range(0, len(texts), PIPELINE_CHUNK):
+            chunk_texts = texts[start : start + PIPELINE_CHUNK]
+            chunks.append(
+                worker.submit(self._probabilities, chunk_texts, self._features(chunk_texts))
             )
-            for start in range(0, len(texts), PIPELINE_CHUNK)
-        ]
         for chunk in chunks:
             yield chunk.result()
 
     def _features(self, texts: Sequence[str]) -> sparse.spmatrix:
         return self.featurizer.transform(texts, by_columns=len(texts) >= BY_COLUMNS_FROM)
 
-    def _probabilities(self, features: sparse.spmatrix) -> tuple[np.ndarray, np.ndarray]:
+    def _probabilities(
+        self, texts: Sequence[str], features: sparse.spmatrix
+    ) -> tuple[np.ndarray, np.ndarray]:
         weights = self.weights()
+        linear_scores = None
+        if weights.linear is not None and self.linear_share > 0.0:
+            linear_scores = weights.linear.scores(features)
+        sentence_scores = None
+        if weights.sentence is not None:
+            sentence = weights.sentence
+
+            def sentence_scores(rows: np.ndarray) -> np.ndarray:
+                from model.sentences import sentence_vectors
+
+                return sentence.scores(sentence_vectors([texts[row] for row in rows.tolist()]))
+
         logits = weights.network.logits(features)
-        network_probs = softmax(logits / self.temperature)
-        gate = network_probs
-        if self.gate_temperature != self.temperature:
-            gate = softmax(logits / self.gate_temperature)
-        if weights.linear is None or self.linear_share <= 0.0:
-            return gate, network_probs
-        linear_probs = softmax(weights.linear.scores(features) / self.linear_temperature)
-        return gate, blend(network_probs, linear_probs, self.linear_share)
+        return self.mixture.probabilities(logits, linear_scores, sentence_scores, self.oos_class)
 
     def predict(self, text: str) -> Prediction:
         return self.predict_batch([text])[0]

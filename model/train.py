@@ -35,7 +35,6 @@ from model.calibration import (
     UNKNOWN_ANSWER,
     UNTAUGHT,
     FallbackRule,
-    Temperatures,
     choose_gate_temperature,
     choose_rule,
     fit_temperature,
@@ -56,15 +55,19 @@ from model.predictor import (
     LINEAR_BIAS,
     LINEAR_KERNEL,
     META_FILE,
+    SENTENCE_BIAS,
+    SENTENCE_KERNEL,
     WEIGHTS_FILE,
     Linear,
+    Mixture,
     Network,
-    blend,
+    SentenceModel,
+    Temperatures,
     decide,
-    softmax,
     without_oos,
 )
 from model.registry import ModelRegistry
+from model.sentences import VectorCache
 from model.suggestions import (
     SuggestionRule,
     choose_suggestion_rule,
@@ -138,6 +141,15 @@ class TrainConfig:
     # Passes of the SVM's solver (scikit-learn's default: 1000): its answers settle long before
     # its own tolerance is met.
     linear_max_iter: int = 15
+    # The sentence model (model/sentences.py; decision 0013): its share in the answer
+    # probabilities and in the gate, for the questions whose best answer under the network and
+    # the linear model is below sentence_below (0: no sentence model), and its solver's C and
+    # passes (on CLINC150 it settles in 25).
+    sentence_share: float = 0.5
+    sentence_gate_share: float = 0.3
+    sentence_below: float = 0.9
+    sentence_c: float = 10.0
+    sentence_max_iter: int = 25
     # The bundled out-of-scope questions (model/negatives.py) join data with fewer out-of-scope
     # questions of its own than this (0: never) ...
     min_own_out_of_scope: int = 200
@@ -195,48 +207,53 @@ def train(
 
     held_out: list[HeldOut] = []
     held_pairs: list[list[QAPair]] = []  # the questions of each held_out
+    vectors = VectorCache() if config.sentence_share > 0.0 else None
     if val_pairs:
         validation_kind = GIVEN
         with_linear = config.linear_share > 0.0
         val_set = _labelled(val_pairs, class_index)
-        featurizer, network, linear, features = _fit(
-            pairs, val_set, class_index, config, seed, _tagged(report, "final"), with_linear
-        )
-        held_out.append(_held_out(featurizer, network, linear, val_set))
+        final = _fit(
+            pairs, val_set, class_index, config, seed, _tagged(report, "final"), with_linear,
+            vectors,
+        )  # fmt: skip
+        held_out.append(_held_out(final, val_set, vectors))
         held_pairs.append(val_pairs)
     else:
         folds = cross_validation_folds(pairs, seed, _fold_count(len(pairs)))
         validation_kind = CROSS_VALIDATION if folds else NO_VALIDATION
         with_linear = bool(folds) and config.linear_share > 0.0
+        if not folds:
+            # The sentence model's temperature and shares are fitted on held-out questions too.
+            vectors = None
         for number, fold in enumerate(folds, start=1):
             fold_set = _labelled(fold.held_out, class_index)
             fold_set.labels[fold.untaught] = UNTAUGHT
             fold_report = _tagged(report, f"fold {number}/{len(folds)}")
             fitted = _fit(
                 [pairs[i] for i in fold.train_rows], fold_set, class_index, config, seed,
-                fold_report,
-                with_linear,
+                fold_report, with_linear, vectors,
             )  # fmt: skip
-            held_out.append(_held_out(*fitted[:3], fold_set))
+            held_out.append(_held_out(fitted, fold_set, vectors))
             held_pairs.append(fold.held_out)
         # The served model learns from every pair; the folds only chose its fallback rule.
-        featurizer, network, linear, features = _fit(
-            pairs, None, class_index, config, seed, _tagged(report, "final"), with_linear
+        final = _fit(
+            pairs, None, class_index, config, seed, _tagged(report, "final"), with_linear, vectors
         )
+    featurizer, features = final.featurizer, final.features
 
     suggestion_rule = SuggestionRule()
     record = HeldOutRecord(trained=frozenset(match_key(p.question) for p in admin_pairs))
+    mixture = Mixture(Temperatures(1.0, 1.0, 1.0))
     if held_out:
-        rule, temperatures, figures, suggestion_rule = _choose_fallback(held_out, oos_class, config)
+        rule, mixture, figures, suggestion_rule = _choose_fallback(held_out, oos_class, config)
         # What the promotion gate compares versions on (model/held_out.py).
-        share = config.linear_share if with_linear else 0.0
         record = held_out_record(
-            admin_pairs, held_out, held_pairs, classes, rule, temperatures, share,
-            frozenset(negatives),
-        )  # fmt: skip
+            admin_pairs, held_out, held_pairs, classes, rule, mixture, frozenset(negatives)
+        )
     else:
-        rule, temperatures = FallbackRule(DEFAULT_THRESHOLD, 0.0), Temperatures(1.0, 1.0, 1.0)
+        rule = FallbackRule(DEFAULT_THRESHOLD, 0.0)
         figures = {"in_scope_accuracy": None, "oos_recall": None}
+    temperatures = mixture.temperatures
     n_validation = sum(len(h.labels) for h in held_out)
 
     metrics = {
@@ -246,7 +263,10 @@ def train(
         "margin": rule.margin,
         "temperature": round(temperatures.network, 4),
         "gate_temperature": round(temperatures.gate, 4),
-        "linear_temperature": round(temperatures.linear, 4) if linear is not None else None,
+        "linear_temperature": (round(temperatures.linear, 4) if final.linear is not None else None),
+        "sentence_temperature": (
+            round(temperatures.sentence, 4) if final.sentence is not None else None
+        ),
         "n": n_validation,
         "n_train": len(pairs),
         "n_bundled_negatives": len(negatives),
@@ -262,21 +282,9 @@ def train(
     with registry.new_version() as (version, staging):
         record.save(staging)
         _write_version(
-            staging,
-            version,
-            seed,
-            config,
-            rule,
-            temperatures,
-            metrics,
-            featurizer,
-            network,
-            classes,
-            answers,
-            linear,
-            suggestion_rule,
-            wordings,
-        )
+            staging, version, seed, config, rule, mixture, metrics, final, classes, answers,
+            suggestion_rule, wordings,
+        )  # fmt: skip
     if promote:
         registry.promote(version)
     return TrainResult(
@@ -305,6 +313,17 @@ def feature_spec(train_pairs: Sequence[QAPair], config: TrainConfig) -> FeatureS
     return spec
 
 
+@dataclass(frozen=True)
+class Fitted:
+    """The members fitted on one training set, and the features of its pairs."""
+
+    featurizer: Featurizer
+    network: Network
+    linear: Linear | None
+    sentence: SentenceModel | None
+    features: sparse.csr_matrix
+
+
 def _fit(
     train_pairs: list[QAPair],
     val_set: LabelledSet | None,
@@ -313,10 +332,11 @@ def _fit(
     seed: int,
     report: Progress,
     with_linear: bool,
-) -> tuple[Featurizer, Network, Linear | None, sparse.csr_matrix]:
-    """Fit the featurizer, the network and (with_linear) the linear model on train_pairs and the
-    answer_wordings and answer_clauses of their answers (val_set only reports progress); the
-    last item is the features of train_pairs."""
+    vectors: VectorCache | None = None,
+) -> Fitted:
+    """Fit the featurizer, the network, (with_linear) the linear model and (with vectors) the
+    sentence model on train_pairs and the answer_wordings and answer_clauses of their answers
+    (val_set only reports progress)."""
     n_pairs = len(train_pairs)
     wordings, clauses = answer_wordings(train_pairs), answer_clauses(train_pairs)
     train_set = _labelled([*train_pairs, *wordings, *clauses], class_index)
@@ -337,33 +357,38 @@ def _fit(
     features = featurizer.transform(train_set.questions)
     targets = _targets(train_set.labels, oos_class)
     weights = _example_weights(train_set.labels, importance)
-    # The linear model trains in a thread beside the network (its solver releases the GIL).
-    with ThreadPoolExecutor(max_workers=1) as executor:
-        linear = None
+    n_classes = len(class_index)
+    # The linear models train in threads beside the network (their solvers release the GIL).
+    with ThreadPoolExecutor(max_workers=2) as executor:
+        linear = sentence = None
         if with_linear:
             linear = executor.submit(
-                _fit_linear,
-                features,
-                targets,
-                weights,
-                len(class_index),
-                config.linear_c,
-                seed,
+                _fit_linear, features, targets, weights, n_classes, config.linear_c, seed,
                 config.linear_max_iter,
-            )
+            )  # fmt: skip
+        if vectors is not None:
+            sentence = executor.submit(
+                _fit_sentence_model, vectors(train_set.questions), targets, weights, n_classes,
+                config,
+            )  # fmt: skip
         network = _fit_network(
             features,
             targets,
             weights,
-            len(class_index),
+            n_classes,
             config,
             seed,
             report,
             None if val_set is None else featurizer.transform(val_set.questions),
             None if val_set is None else _targets(val_set.labels, oos_class),
         )
-        linear_model = None if linear is None else linear.result()
-        return featurizer, network, linear_model, features[:n_pairs]
+        return Fitted(
+            featurizer,
+            network,
+            None if linear is None else linear.result(),
+            None if sentence is None else sentence.result(),
+            features[:n_pairs],
+        )
 
 
 def answer_wordings(pairs: Sequence[QAPair]) -> list[QAPair]:
@@ -512,11 +537,45 @@ def _fit_linear(
     if len(svm.classes_) == 2:
         # A binary SVM has one score, for its second class: the first one gets its opposite.
         coef, intercept = np.vstack([-coef, coef]), np.concatenate([-intercept, intercept])
-    kernel = np.zeros((features.shape[1], n_classes), dtype=np.float32)
+    return Linear(*_all_classes(svm.classes_, coef, intercept, n_classes))
+
+
+def _fit_sentence_model(
+    vectors: np.ndarray,
+    targets: np.ndarray,
+    weights: np.ndarray,
+    n_classes: int,
+    config: TrainConfig,
+) -> SentenceModel | None:
+    """A multinomial logistic regression over sentence vectors; None for a single class."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    if len(np.unique(targets)) < 2:
+        return None
+    # Stopping at sentence_max_iter is meant (see _fit_linear).
+    warnings.filterwarnings(
+        "ignore", message="lbfgs failed to converge", category=ConvergenceWarning
+    )
+    model = LogisticRegression(C=config.sentence_c, max_iter=config.sentence_max_iter)
+    model.fit(vectors, targets, sample_weight=weights)
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:
+        # Binary: one score for the second class; the softmax of (-s/2, s/2) gives the same odds.
+        coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
+    return SentenceModel(*_all_classes(model.classes_, coef, intercept, n_classes))
+
+
+def _all_classes(
+    fitted_classes: np.ndarray, coef: np.ndarray, intercept: np.ndarray, n_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(kernel, bias) over all n_classes from a model fitted on some of them: the classes it
+    never saw score UNSEEN_CLASS_SCORE."""
+    kernel = np.zeros((coef.shape[1], n_classes), dtype=np.float32)
     bias = np.full(n_classes, UNSEEN_CLASS_SCORE, dtype=np.float32)
-    kernel[:, svm.classes_] = coef.T
-    bias[svm.classes_] = intercept
-    return Linear(kernel, bias)
+    kernel[:, fitted_classes] = coef.T
+    bias[fitted_classes] = intercept
+    return kernel, bias
 
 
 def _fold_count(n_pairs: int) -> int:
@@ -607,40 +666,55 @@ class HeldOut:
     logits: np.ndarray
     linear_scores: np.ndarray | None
     labels: np.ndarray
+    sentence_scores: np.ndarray | None = None
 
 
-def _held_out(
-    featurizer: Featurizer, network: Network, linear: Linear | None, held: LabelledSet
-) -> HeldOut:
-    features = featurizer.transform(held.questions)
-    linear_scores = None if linear is None else linear.scores(features)
-    return HeldOut(network.logits(features), linear_scores, held.labels)
+def _held_out(fitted: Fitted, held: LabelledSet, vectors: VectorCache | None) -> HeldOut:
+    features = fitted.featurizer.transform(held.questions)
+    linear_scores = None if fitted.linear is None else fitted.linear.scores(features)
+    sentence_scores = None
+    if fitted.sentence is not None and vectors is not None:
+        sentence_scores = fitted.sentence.scores(vectors(held.questions))
+    return HeldOut(fitted.network.logits(features), linear_scores, held.labels, sentence_scores)
 
 
 def _choose_fallback(
     held_out: Sequence[HeldOut], oos_class: int | None, config: TrainConfig
-) -> tuple[FallbackRule, Temperatures, dict, SuggestionRule]:
-    """(rule, temperatures, figures at the rule, "did you mean" rule) on the held-out questions
-    of every fold together."""
+) -> tuple[FallbackRule, Mixture, dict, SuggestionRule]:
+    """(rule, mixture, figures at the rule, "did you mean" rule) on the held-out questions of
+    every fold together."""
     labels = np.concatenate([h.labels for h in held_out])
     targets = _targets(labels, oos_class)
     logits = np.concatenate([h.logits for h in held_out])
     temperature = fit_temperature(logits, targets)
-    linear_probs, linear_temperature = None, 1.0
+    linear_scores, linear_temperature, linear_share = None, 1.0, 0.0
     if all(h.linear_scores is not None for h in held_out):
         linear_scores = np.concatenate([h.linear_scores for h in held_out])
         linear_temperature = fit_temperature(linear_scores, targets)
-        linear_probs = softmax(linear_scores / linear_temperature)
-    probs = blend(softmax(logits / temperature), linear_probs, config.linear_share)
+        linear_share = config.linear_share
+    sentence_scores, sentence_temperature, sentence_share = None, 1.0, 0.0
+    if all(h.sentence_scores is not None for h in held_out):
+        sentence_scores = np.concatenate([h.sentence_scores for h in held_out])
+        sentence_temperature = fit_temperature(sentence_scores, targets)
+        sentence_share = config.sentence_share
+    mixture = Mixture(
+        Temperatures(temperature, temperature, linear_temperature, sentence_temperature),
+        linear_share,
+        sentence_share,
+        config.sentence_gate_share if sentence_share > 0.0 else 0.0,
+        config.sentence_below,
+    )
+    rows_of = None if sentence_scores is None else sentence_scores.__getitem__
+    _, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
     gate_temperature = choose_gate_temperature(
         logits, probs, labels, oos_class, config.target_oos_recall, temperature
     )
-    gate = softmax(logits / gate_temperature)
+    mixture = replace(mixture, temperatures=replace(mixture.temperatures, gate=gate_temperature))
+    gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
     rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
     figures = scores(probs, labels, oos_class, rule, gate)
     suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
-    temperatures = Temperatures(temperature, gate_temperature, linear_temperature)
-    return rule, temperatures, {**figures, **suggested}, suggestion_rule
+    return rule, mixture, {**figures, **suggested}, suggestion_rule
 
 
 def _suggestions(
@@ -813,16 +887,16 @@ def _write_version(
     seed: int,
     config: TrainConfig,
     rule: FallbackRule,
-    temperatures: Temperatures,
+    mixture: Mixture,
     metrics: dict,
-    featurizer: Featurizer,
-    network: Network,
+    fitted: Fitted,
     classes: list[str | None],
     answers: dict[str, str],
-    linear: Linear | None,
     suggestion_rule: SuggestionRule,
     wordings: dict[str, str],
 ) -> None:
+    temperatures = mixture.temperatures
+    with_sentences = fitted.sentence is not None and mixture.sentence_share > 0.0
     meta = {
         "format": FORMAT_VERSION,
         "version": version,
@@ -831,17 +905,24 @@ def _write_version(
         "margin": rule.margin,
         "temperature": temperatures.network,
         "gate_temperature": temperatures.gate,
-        "linear_share": config.linear_share if linear is not None else 0.0,
+        "linear_share": mixture.linear_share if fitted.linear is not None else 0.0,
         "linear_temperature": temperatures.linear,
+        "sentence_share": mixture.sentence_share if with_sentences else 0.0,
+        "sentence_gate_share": mixture.sentence_gate_share if with_sentences else 0.0,
+        "sentence_below": mixture.sentence_below,
+        "sentence_temperature": temperatures.sentence,
         "suggestions": suggestion_rule.to_json(),
         "seed": seed,
         "config": asdict(config),
         "metrics": metrics,
     }
-    featurizer.save(directory / FEATURES_FILE)
-    arrays = network.to_npz()
-    if linear is not None:
-        arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS] = linear.kernel, linear.bias
+    fitted.featurizer.save(directory / FEATURES_FILE)
+    arrays = fitted.network.to_npz()
+    if fitted.linear is not None:
+        arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS] = fitted.linear.kernel, fitted.linear.bias
+    if with_sentences:
+        arrays[SENTENCE_KERNEL] = fitted.sentence.kernel  # type: ignore[union-attr]
+        arrays[SENTENCE_BIAS] = fitted.sentence.bias  # type: ignore[union-attr]
     # numpy's stub types **kwds as if a key could be its allow_pickle flag.
     np.savez(directory / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
     (directory / ANSWERS_FILE).write_text(

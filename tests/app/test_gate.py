@@ -174,8 +174,9 @@ def test_a_growing_training_set_keeps_holding_out_the_same_questions() -> None:
 
 
 def test_the_record_keeps_the_answers_of_taught_held_out_questions() -> None:
-    from model.calibration import UNTAUGHT, FallbackRule, Temperatures
+    from model.calibration import UNTAUGHT, FallbackRule
     from model.held_out import held_out_record
+    from model.predictor import Mixture, Temperatures
     from model.train import HeldOut
 
     classes = ["a", "b", None]
@@ -189,8 +190,7 @@ def test_the_record_keeps_the_answers_of_taught_held_out_questions() -> None:
         [held, [negative]],
         [answer_key("A") if c == "a" else answer_key("B") if c == "b" else None for c in classes],
         FallbackRule(0.5, 0.0),
-        Temperatures(network=1.0, gate=1.0, linear=1.0),
-        0.0,
+        Mixture(Temperatures(network=1.0, gate=1.0, linear=1.0)),
         {negative},
     )
     assert kept.answers == {

@@ -16,8 +16,16 @@ from model.calibration import UNTAUGHT, choose_gate_temperature
 from model.datasets import QAPair, answer_key, write_pairs_csv
 from model.evaluate import evaluate
 from model.evaluate import main as eval_main
-from model.predictor import LINEAR_KERNEL, WEIGHTS_FILE, AnswerModel, decide, softmax
+from model.predictor import (
+    LINEAR_KERNEL,
+    WEIGHTS_FILE,
+    AnswerModel,
+    decide,
+    softmax,
+    without_oos,
+)
 from model.registry import ModelRegistry
+from model.sentences import sentence_vectors
 from model.train import (
     ANSWER_WORDING_MAX_WORDS,
     CROSS_VALIDATION,
@@ -360,12 +368,25 @@ def test_without_validation_the_rule_comes_from_cross_validation(tmp_path: Path)
     assert (model.threshold, model.margin) == (metrics["threshold"], metrics["margin"])
     assert model.predict("tell me about music").answer == "All about music."
     assert model.predict("asdfgh").fallback
-    # The rule reads the network's probabilities at the gate's own temperature.
+    # The rule reads the network's probabilities at the gate's own temperature, mixed with the
+    # sentence model's for the questions the network and the linear model are unsure of.
     assert model.gate_temperature == pytest.approx(metrics["gate_temperature"], rel=1e-3)
     questions = ["tell me about music", "asdfgh"]
-    gate, _ = model.gate_and_answer_probabilities(questions)
-    logits = model.network.logits(model.featurizer.transform(questions))
-    np.testing.assert_allclose(gate, softmax(logits / model.gate_temperature), rtol=1e-5)
+    gate, answer_probs = model.gate_and_answer_probabilities(questions)
+    features = model.featurizer.transform(questions)
+    network_gate = softmax(model.network.logits(features) / model.gate_temperature)
+    mixture = model.mixture
+    assert model.sentence is not None and mixture.sentence_gate_share > 0.0
+    sentence_probs = softmax(
+        model.sentence.scores(sentence_vectors(questions)) / model.sentence_temperature
+    )
+    share = mixture.sentence_gate_share
+    mixed = network_gate * (1 - share) + sentence_probs * share
+    best = without_oos(answer_probs, model.oos_class).max(axis=1)
+    # The known question is sure before the sentence model is asked; the gibberish is not.
+    assert best[0] >= mixture.sentence_below > best[1]
+    np.testing.assert_allclose(gate[0], network_gate[0], rtol=1e-5)
+    np.testing.assert_allclose(gate[1], mixed[1], rtol=1e-5)
 
 
 def test_the_gate_temperature_is_the_one_telling_untaught_questions_apart() -> None:

