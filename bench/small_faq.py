@@ -1,7 +1,9 @@
 """A first day with a small FAQ: new wordings of its own questions, and unrelated questions.
 
     .venv/bin/python bench/small_faq.py [--data F ...] [--draws 0 1 2] [--json] [--no-glosses]
+        [--no-sentences]
     .venv/bin/python bench/small_faq.py --cross-language [--data F ...] [--no-glosses]
+        [--no-sentences]
 
 An admin imports tens of answers with one to ten wordings each, no out-of-scope rows and no
 validation split. For each data set and draw, one wording of each answer with three or more is
@@ -20,7 +22,8 @@ Only training splits are read.
 --cross-language: for the answers of a bilingual FAQ (default: the coworking FAQ) asked in both
 English and Chinese, all wordings of one language are held out and the model, trained on the
 rest, is asked them; both directions. --no-glosses (either mode) trains without the Chinese
-words' English glosses (FeatureSpec.chinese_glosses), as models were trained before them.
+words' English glosses (FeatureSpec.chinese_glosses), as models were trained before them;
+--no-sentences without the sentence model (TrainConfig.sentence_shares empty).
 """
 
 from __future__ import annotations
@@ -174,12 +177,12 @@ def bench_draw(
     work: Path,
     unrelated: list[QAPair],
     held: tuple[list[QAPair], list[QAPair]] | None = None,
-    spec: FeatureSpec | None = None,
+    tuning: dict | None = None,
 ) -> Figures:
     """Figures of one training: on held (training pairs, held-out pairs), else on the wordings
     held out by draw."""
     training, held_out = held or hold_out_wordings(faq.pairs, draw)
-    result = train(training, work / f"draw{draw}", seed=0, features=spec)
+    result = train(training, work / f"draw{draw}", seed=0, **(tuning or {}))
     model = AnswerModel.load(result.path)
     figures = Figures(faq.name, len({answer_key(p.answer) for p in faq.pairs}), len(faq.pairs))
     figures.train_seconds = result.metrics["train_seconds"]
@@ -208,14 +211,14 @@ def bench_faq(
     draws: list[int],
     work: Path,
     unrelated: list[QAPair],
-    spec: FeatureSpec | None = None,
+    tuning: dict | None = None,
 ) -> tuple[Figures, list[Figures]]:
     """(the figures summed over the draws, each draw's)."""
     total = Figures(faq.name, len({answer_key(p.answer) for p in faq.pairs}), len(faq.pairs))
     per_draw = []
     for draw in draws:
         print(f"{faq.name}: draw {draw} ...", file=sys.stderr)
-        figures = bench_draw(faq, draw, work, unrelated, spec=spec)
+        figures = bench_draw(faq, draw, work, unrelated, tuning=tuning)
         per_draw.append(figures)
         total.add(figures)
     return total, per_draw
@@ -267,10 +270,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-glosses", action="store_true", help="train without the Chinese words' glosses"
     )
+    parser.add_argument(
+        "--no-sentences", action="store_true", help="train without the sentence model"
+    )
     args = parser.parse_args(argv)
-    spec = FeatureSpec(chinese_glosses=False) if args.no_glosses else None
+    tuning: dict = {}
+    if args.no_glosses:
+        tuning["features"] = FeatureSpec(chinese_glosses=False)
+    if args.no_sentences:
+        tuning["sentence_shares"] = ()
     if args.cross_language:
-        return cross_language(args.data or [TESTS_DATA / "coworking_faq.csv"], spec, args.json)
+        return cross_language(args.data or [TESTS_DATA / "coworking_faq.csv"], tuning, args.json)
     if args.data:
         sets = [SmallFaq(path.name, read_pair_files([path])) for path in args.data]
     else:
@@ -286,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="small-faq-") as work_dir:
         results = [
-            bench_faq(faq, args.draws, Path(work_dir) / str(number), unrelated, spec)
+            bench_faq(faq, args.draws, Path(work_dir) / str(number), unrelated, tuning)
             for number, faq in enumerate(sets)
         ]
     elapsed = time.perf_counter() - started
@@ -310,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def cross_language(paths: list[Path], spec: FeatureSpec | None, as_json: bool) -> int:
+def cross_language(paths: list[Path], tuning: dict, as_json: bool) -> int:
     unrelated = read_pairs(UNRELATED)
     started = time.perf_counter()
     results = []
@@ -323,20 +333,24 @@ def cross_language(paths: list[Path], spec: FeatureSpec | None, as_json: bool) -
                 faq = SmallFaq(name, pairs)
                 held = hold_out_language(pairs, chinese)
                 figures = bench_draw(
-                    faq, 0, Path(work_dir) / f"{number}-{chinese}", unrelated, held, spec
+                    faq, 0, Path(work_dir) / f"{number}-{chinese}", unrelated, held, tuning
                 )
                 results.append((figures, [figures]))
     elapsed = time.perf_counter() - started
     load = os.getloadavg()[0]
     if as_json:
         print(json.dumps({
-            "glosses": spec is None, "seconds": round(elapsed, 1), "load_average": load,
+            "glosses": "features" not in tuning,
+            "sentences": "sentence_shares" not in tuning,
+            "seconds": round(elapsed, 1), "load_average": load,
             "results": [asdict(total) for total, _ in results],
         }))  # fmt: skip
         return 0
     print(
         "The answers asked in both languages, one language's wordings held out (trained on the "
-        f"rest); glosses {'off' if spec else 'on'}.\nright: answered right at the fallback rule; "
+        f"rest); glosses {'off' if 'features' in tuning else 'on'}, sentence model "
+        f"{'off' if 'sentence_shares' in tuning else 'on'}.\n"
+        "right: answered right at the fallback rule; "
         "on top: right answer ranked first; offered: answered right or\namong the buttons; wrong: "
         "a wrong answer given; unrel: unrelated questions that fall back.\n"
     )

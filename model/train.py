@@ -141,12 +141,13 @@ class TrainConfig:
     # Passes of the SVM's solver (scikit-learn's default: 1000): its answers settle long before
     # its own tolerance is met.
     linear_max_iter: int = 15
-    # The sentence model (model/sentences.py; decision 0013): its share in the answer
-    # probabilities and in the gate, for the questions whose best answer under the network and
-    # the linear model is below sentence_below (0: no sentence model), and its solver's C and
-    # passes (on CLINC150 it settles in 25).
-    sentence_share: float = 0.5
-    sentence_gate_share: float = 0.3
+    # The sentence model (model/sentences.py; decision 0013) joins the answer probabilities and
+    # the gate for the questions whose best answer under the network and the linear model is
+    # below sentence_below; its shares in each are chosen on the held-out questions among
+    # these (no shares: no sentence model). Its solver's C and passes: on CLINC150 it settles in
+    # 25.
+    sentence_shares: tuple[float, ...] = (0.5, 0.8)
+    sentence_gate_shares: tuple[float, ...] = (0.3, 0.6, 0.9)
     sentence_below: float = 0.9
     sentence_c: float = 10.0
     sentence_max_iter: int = 25
@@ -207,10 +208,15 @@ def train(
 
     held_out: list[HeldOut] = []
     held_pairs: list[list[QAPair]] = []  # the questions of each held_out
-    vectors = VectorCache() if config.sentence_share > 0.0 else None
+    vectors = VectorCache() if config.sentence_shares else None
+    # On a large set the sentence model takes the linear model's place: they answer about as
+    # well as either with the network (decision 0013), and the linear model costs a fifth of
+    # the training there.
+    with_linear = config.linear_share > 0.0 and (
+        vectors is None or len(pairs) < MIN_PAIRS_FOR_PRUNING
+    )
     if val_pairs:
         validation_kind = GIVEN
-        with_linear = config.linear_share > 0.0
         val_set = _labelled(val_pairs, class_index)
         final = _fit(
             pairs, val_set, class_index, config, seed, _tagged(report, "final"), with_linear,
@@ -221,7 +227,7 @@ def train(
     else:
         folds = cross_validation_folds(pairs, seed, _fold_count(len(pairs)))
         validation_kind = CROSS_VALIDATION if folds else NO_VALIDATION
-        with_linear = bool(folds) and config.linear_share > 0.0
+        with_linear = with_linear and bool(folds)
         if not folds:
             # The sentence model's temperature and shares are fitted on held-out questions too.
             vectors = None
@@ -692,29 +698,40 @@ def _choose_fallback(
         linear_scores = np.concatenate([h.linear_scores for h in held_out])
         linear_temperature = fit_temperature(linear_scores, targets)
         linear_share = config.linear_share
-    sentence_scores, sentence_temperature, sentence_share = None, 1.0, 0.0
+    sentence_scores, sentence_temperature = None, 1.0
     if all(h.sentence_scores is not None for h in held_out):
         sentence_scores = np.concatenate([h.sentence_scores for h in held_out])
         sentence_temperature = fit_temperature(sentence_scores, targets)
-        sentence_share = config.sentence_share
-    mixture = Mixture(
-        Temperatures(temperature, temperature, linear_temperature, sentence_temperature),
-        linear_share,
-        sentence_share,
-        config.sentence_gate_share if sentence_share > 0.0 else 0.0,
-        config.sentence_below,
-    )
+    temperatures = Temperatures(temperature, temperature, linear_temperature, sentence_temperature)
     rows_of = None if sentence_scores is None else sentence_scores.__getitem__
-    _, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
-    gate_temperature = choose_gate_temperature(
-        logits, probs, labels, oos_class, config.target_oos_recall, temperature
+
+    def at_shares(sentence_share: float, gate_share: float) -> tuple[FallbackRule, Mixture, dict]:
+        mixture = Mixture(
+            temperatures, linear_share, sentence_share, gate_share, config.sentence_below
+        )
+        _, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
+        gate_temperature = choose_gate_temperature(
+            logits, probs, labels, oos_class, config.target_oos_recall, temperature
+        )
+        mixture = replace(mixture, temperatures=replace(temperatures, gate=gate_temperature))
+        gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
+        rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
+        return rule, mixture, scores(probs, labels, oos_class, rule, gate)
+
+    shares = [(0.0, 0.0)]
+    if sentence_scores is not None:
+        shares = list(itertools.product(config.sentence_shares, config.sentence_gate_shares))
+    rule, mixture, figures = max(
+        (at_shares(*pair) for pair in shares),
+        key=lambda chosen: (_nan_low(chosen[2]["in_scope_accuracy"]), chosen[2]["oos_recall"]),
     )
-    mixture = replace(mixture, temperatures=replace(mixture.temperatures, gate=gate_temperature))
     gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
-    rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
-    figures = scores(probs, labels, oos_class, rule, gate)
     suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
     return rule, mixture, {**figures, **suggested}, suggestion_rule
+
+
+def _nan_low(value: float) -> float:
+    return -1.0 if value is None or np.isnan(value) else value
 
 
 def _suggestions(
