@@ -103,14 +103,14 @@ def test_an_english_faq_answers_chinese_questions_and_old_versions_still_load(
     # (ranked first, most of them answered), and unrelated Chinese still falls back.
     predictions = model.predict_batch(list(asked))
     assert [p.candidates[0][1] for p in predictions] == list(asked.values())
-    assert sum(p.answer == right for p, right in zip(predictions, asked.values())) >= 2
+    assert sum(p.answer == right for p, right in zip(predictions, asked.values(), strict=True)) >= 2
     assert model.predict("今天天气怎么样").fallback
 
     # A version trained before the sentence model (no sentence arrays, no sentence keys in its
     # meta) answers from its network and linear model alone.
     with np.load(result.path / WEIGHTS_FILE) as arrays:
         kept = {k: arrays[k] for k in arrays.files if k not in {SENTENCE_KERNEL, SENTENCE_BIAS}}
-    np.savez(result.path / WEIGHTS_FILE, **kept)  # type: ignore[arg-type]
+    np.savez(result.path / WEIGHTS_FILE, **kept)
     meta = json.loads((result.path / META_FILE).read_text(encoding="utf-8"))
     for key in ("sentence_share", "sentence_gate_share", "sentence_below", "sentence_temperature"):
         del meta[key]
