@@ -182,8 +182,13 @@ def bench_this_model(splits: Splits, work: Path, val: list[QAPair], seed: int):
         "from model.predictor import AnswerModel\n"
         f"predict = AnswerModel.load({str(model.path)!r}).predict"
     )
+    members = ["Keras MLP"]
+    if model.linear is not None:
+        members.append("linear SVM")
+    if model.sentence is not None:
+        members.append("sentence model")
     row = Row(
-        name="this model (Keras MLP + linear SVM, NumPy serving)",
+        name=f"this model ({' + '.join(members)}, NumPy serving)",
         in_scope_accuracy=result["in_scope_accuracy"],
         oos_recall=result["oos_recall"],
         top1_accuracy=top1_accuracy(probs, labels, model.oos_class),

@@ -278,5 +278,6 @@ async def test_after_a_decision_the_queue_is_the_one_built_afresh(app: App) -> N
         afresh = await queue_built_here(app)
         assert [(i.key, i.wordings) for i in after] == [(i.key, i.wordings) for i in afresh]
         # Equal to float32 precision (a priority may be summed in float32 on one road and in
-        # float64 on the other: rounding both to 6 decimals can still split them).
-        assert [i.priority for i in after] == pytest.approx([i.priority for i in afresh], rel=1e-6)
+        # float64 on the other, and the sentence encoder's vectors of a question differ in their
+        # last bits with the batch it is encoded in).
+        assert [i.priority for i in after] == pytest.approx([i.priority for i in afresh], rel=1e-5)
