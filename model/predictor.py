@@ -28,6 +28,7 @@ FORMAT_VERSION = 4
 LINEAR_KERNEL, LINEAR_BIAS = "linear.kernel", "linear.bias"
 # Arrays of the sentence model (versions trained before it have none).
 SENTENCE_KERNEL, SENTENCE_BIAS = "sentence.kernel", "sentence.bias"
+SENTENCE_CENTERS = "sentence.centers"
 # Batches larger than this are answered in chunks of this size, as a pipeline: a worker thread
 # multiplies each chunk's features by the weights (scipy and NumPy release the GIL there) while
 # the calling thread featurizes the next chunks and then turns the probabilities into
@@ -201,15 +202,18 @@ def blend(
 
 
 class SentenceModel:
-    """A linear model over sentence vectors (model/sentences.py): scores = vectors @ kernel + bias.
-    It knows what words mean from the encoder's pretraining, where the network and the linear
-    model know only the n-grams of the FAQ's own wordings."""
+    """A linear model over sentence vectors (model/sentences.py), each less its language's
+    center: scores = centered vectors @ kernel + bias. It knows what words mean from the
+    encoder's pretraining, where the network and the linear model know only the n-grams of the
+    FAQ's own wordings."""
 
-    def __init__(self, kernel: np.ndarray, bias: np.ndarray):
-        self.kernel, self.bias = kernel, bias
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, centers: np.ndarray | None = None):
+        self.kernel, self.bias, self.centers = kernel, bias, centers
 
-    def scores(self, vectors: np.ndarray) -> np.ndarray:
-        return vectors @ self.kernel + self.bias
+    def scores(self, vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        from model.sentences import language_centered
+
+        return language_centered(vectors, texts, self.centers) @ self.kernel + self.bias
 
 
 @dataclass(frozen=True)
@@ -291,7 +295,8 @@ class Weights:
             if LINEAR_KERNEL in arrays.files:
                 linear = Linear(arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS])
             if SENTENCE_KERNEL in arrays.files:
-                sentence = SentenceModel(arrays[SENTENCE_KERNEL], arrays[SENTENCE_BIAS])
+                centers = arrays[SENTENCE_CENTERS] if SENTENCE_CENTERS in arrays.files else None
+                sentence = SentenceModel(arrays[SENTENCE_KERNEL], arrays[SENTENCE_BIAS], centers)
         if sentence is not None:
             from model.sentences import load_encoder
 
@@ -476,7 +481,8 @@ class AnswerModel:
             def sentence_scores(rows: np.ndarray) -> np.ndarray:
                 from model.sentences import sentence_vectors
 
-                return sentence.scores(sentence_vectors([texts[row] for row in rows.tolist()]))
+                asked = [texts[row] for row in rows.tolist()]
+                return sentence.scores(sentence_vectors(asked), asked)
 
         logits = weights.network.logits(features)
         return self.mixture.probabilities(logits, linear_scores, sentence_scores, self.oos_class)

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from model.chinese import has_chinese
+
 # Long messages are encoded from their beginning, like the n-gram features (model/text.py).
 MAX_ENCODED_CHARS = 2000
 VECTOR_SIZE = 512
@@ -57,12 +59,45 @@ def sentence_vectors(texts: Sequence[str]) -> np.ndarray:
     return np.asarray(vectors, dtype=np.float32).reshape(len(texts), VECTOR_SIZE)
 
 
+# Rows of a model's language centers (language_centers).
+OTHER_LANGUAGES, CHINESE = 0, 1
+
+
+def language_centers(vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    """The mean vector of the Chinese texts and of the others (CHINESE, OTHER_LANGUAGES rows;
+    zeros for a language without texts). The encoder's vectors carry their language besides
+    their meaning: a classifier taught English wordings only and Chinese out-of-scope questions
+    learns "Chinese: out of scope". Less each language's center, a question keeps its meaning
+    (Libovický et al., 2020, "On the language neutrality of pre-trained multilingual
+    representations")."""
+    chinese = np.fromiter(map(has_chinese, texts), dtype=bool, count=len(texts))
+    centers = np.zeros((2, VECTOR_SIZE), dtype=np.float32)
+    for row, of_language in ((OTHER_LANGUAGES, ~chinese), (CHINESE, chinese)):
+        if of_language.any():
+            centers[row] = vectors[of_language].mean(axis=0)
+    return centers
+
+
+def language_centered(
+    vectors: np.ndarray, texts: Sequence[str], centers: np.ndarray | None
+) -> np.ndarray:
+    """vectors less the center of each text's language, at unit length again."""
+    if centers is None:
+        return vectors
+    chinese = np.fromiter(map(has_chinese, texts), dtype=np.intp, count=len(texts))
+    centered = vectors - centers[chinese]
+    norms = np.linalg.norm(centered, axis=1, keepdims=True)
+    return (centered / np.maximum(norms, 1e-6)).astype(np.float32)
+
+
 class VectorCache:
     """Sentence vectors of the texts of one training, each encoded once: the cross-validation
-    folds and the final fit share most of their questions."""
+    folds and the final fit share most of their questions. centers: the language centers the
+    training's sentence models use (language_centers of some neutral texts)."""
 
-    def __init__(self) -> None:
+    def __init__(self, neutral_texts: Sequence[str] = ()) -> None:
         self._vectors: dict[str, np.ndarray] = {}
+        self.centers = language_centers(self(neutral_texts), neutral_texts)
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -71,3 +106,6 @@ class VectorCache:
         if not texts:
             return np.zeros((0, VECTOR_SIZE), dtype=np.float32)
         return np.stack([self._vectors[t] for t in texts])
+
+    def centered(self, texts: Sequence[str]) -> np.ndarray:
+        return language_centered(self(texts), texts, self.centers)

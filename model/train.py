@@ -56,6 +56,7 @@ from model.predictor import (
     LINEAR_KERNEL,
     META_FILE,
     SENTENCE_BIAS,
+    SENTENCE_CENTERS,
     SENTENCE_KERNEL,
     WEIGHTS_FILE,
     Linear,
@@ -208,7 +209,11 @@ def train(
 
     held_out: list[HeldOut] = []
     held_pairs: list[list[QAPair]] = []  # the questions of each held_out
-    vectors = VectorCache() if config.sentence_shares else None
+    vectors = None
+    if config.sentence_shares:
+        # The bundled out-of-scope questions: everyday questions in both languages, whatever
+        # the FAQ; their centers are the languages' (model/sentences.py).
+        vectors = VectorCache([p.question for p in bundled_negatives()])
     # On a large set the sentence model takes the linear model's place: they answer about as
     # well as either with the network (decision 0013), and the linear model costs a fifth of
     # the training there.
@@ -374,8 +379,8 @@ def _fit(
             )  # fmt: skip
         if vectors is not None:
             sentence = executor.submit(
-                _fit_sentence_model, vectors(train_set.questions), targets, weights, n_classes,
-                config,
+                _fit_sentence_model, vectors.centered(train_set.questions), vectors.centers,
+                targets, weights, n_classes, config,
             )  # fmt: skip
         network = _fit_network(
             features,
@@ -548,12 +553,14 @@ def _fit_linear(
 
 def _fit_sentence_model(
     vectors: np.ndarray,
+    centers: np.ndarray | None,
     targets: np.ndarray,
     weights: np.ndarray,
     n_classes: int,
     config: TrainConfig,
 ) -> SentenceModel | None:
-    """A multinomial logistic regression over sentence vectors; None for a single class."""
+    """A multinomial logistic regression over sentence vectors (centered by centers); None for
+    a single class."""
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.linear_model import LogisticRegression
 
@@ -569,7 +576,7 @@ def _fit_sentence_model(
     if len(model.classes_) == 2:
         # Binary: one score for the second class; the softmax of (-s/2, s/2) gives the same odds.
         coef, intercept = np.vstack([-coef, coef]) / 2, np.concatenate([-intercept, intercept]) / 2
-    return SentenceModel(*_all_classes(model.classes_, coef, intercept, n_classes))
+    return SentenceModel(*_all_classes(model.classes_, coef, intercept, n_classes), centers)
 
 
 def _all_classes(
@@ -680,7 +687,7 @@ def _held_out(fitted: Fitted, held: LabelledSet, vectors: VectorCache | None) ->
     linear_scores = None if fitted.linear is None else fitted.linear.scores(features)
     sentence_scores = None
     if fitted.sentence is not None and vectors is not None:
-        sentence_scores = fitted.sentence.scores(vectors(held.questions))
+        sentence_scores = fitted.sentence.scores(vectors(held.questions), held.questions)
     return HeldOut(fitted.network.logits(features), linear_scores, held.labels, sentence_scores)
 
 
@@ -937,9 +944,11 @@ def _write_version(
     arrays = fitted.network.to_npz()
     if fitted.linear is not None:
         arrays[LINEAR_KERNEL], arrays[LINEAR_BIAS] = fitted.linear.kernel, fitted.linear.bias
-    if with_sentences:
-        arrays[SENTENCE_KERNEL] = fitted.sentence.kernel  # type: ignore[union-attr]
-        arrays[SENTENCE_BIAS] = fitted.sentence.bias  # type: ignore[union-attr]
+    if with_sentences and fitted.sentence is not None:
+        sentence = fitted.sentence
+        arrays[SENTENCE_KERNEL], arrays[SENTENCE_BIAS] = sentence.kernel, sentence.bias
+        if sentence.centers is not None:
+            arrays[SENTENCE_CENTERS] = sentence.centers
     # numpy's stub types **kwds as if a key could be its allow_pickle flag.
     np.savez(directory / WEIGHTS_FILE, **arrays)  # type: ignore[arg-type]
     (directory / ANSWERS_FILE).write_text(

@@ -378,7 +378,7 @@ def test_without_validation_the_rule_comes_from_cross_validation(tmp_path: Path)
     mixture = model.mixture
     assert model.sentence is not None and mixture.sentence_gate_share > 0.0
     sentence_probs = softmax(
-        model.sentence.scores(sentence_vectors(questions)) / model.sentence_temperature
+        model.sentence.scores(sentence_vectors(questions), questions) / model.sentence_temperature
     )
     share = mixture.sentence_gate_share
     mixed = network_gate * (1 - share) + sentence_probs * share

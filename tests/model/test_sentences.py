@@ -12,14 +12,20 @@ import pytest
 from model.datasets import QAPair
 from model.predictor import (
     META_FILE,
-    SENTENCE_BIAS,
-    SENTENCE_KERNEL,
     WEIGHTS_FILE,
     AnswerModel,
     Mixture,
     Temperatures,
 )
-from model.sentences import VECTOR_SIZE, VectorCache, sentence_vectors
+from model.sentences import (
+    CHINESE,
+    OTHER_LANGUAGES,
+    VECTOR_SIZE,
+    VectorCache,
+    language_centered,
+    language_centers,
+    sentence_vectors,
+)
 from model.train import train
 
 
@@ -109,7 +115,7 @@ def test_an_english_faq_answers_chinese_questions_and_old_versions_still_load(
     # A version trained before the sentence model (no sentence arrays, no sentence keys in its
     # meta) answers from its network and linear model alone.
     with np.load(result.path / WEIGHTS_FILE) as arrays:
-        kept = {k: arrays[k] for k in arrays.files if k not in {SENTENCE_KERNEL, SENTENCE_BIAS}}
+        kept = {k: arrays[k] for k in arrays.files if not k.startswith("sentence.")}
     np.savez(result.path / WEIGHTS_FILE, **kept)
     meta = json.loads((result.path / META_FILE).read_text(encoding="utf-8"))
     for key in ("sentence_share", "sentence_gate_share", "sentence_below", "sentence_temperature"):
@@ -118,3 +124,17 @@ def test_an_english_faq_answers_chinese_questions_and_old_versions_still_load(
     old = AnswerModel.load(result.path)
     assert old.sentence is None and old.mixture.sentence_share == 0.0
     assert old.predict("how do refunds work").answer == asked["我要退款"]
+
+
+def test_each_language_is_centered_on_its_own_mean() -> None:
+    texts = ["hello there", "good morning", "你好", "早上好"]
+    vectors = sentence_vectors(texts)
+    centers = language_centers(vectors, texts)
+    np.testing.assert_allclose(centers[CHINESE], vectors[2:].mean(axis=0), atol=1e-6)
+    np.testing.assert_allclose(centers[OTHER_LANGUAGES], vectors[:2].mean(axis=0), atol=1e-6)
+    centered = language_centered(vectors, texts, centers)
+    np.testing.assert_allclose(np.linalg.norm(centered, axis=1), 1.0, atol=1e-5)
+    # Two texts of a language are opposite once their mean is taken away.
+    np.testing.assert_allclose(centered[2], -centered[3], atol=1e-5)
+    assert not language_centers(vectors[:2], texts[:2])[CHINESE].any()  # no Chinese: no center
+    np.testing.assert_array_equal(language_centered(vectors, texts, None), vectors)
