@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from bot import messages
 from bot.app.app import App
 from bot.cli import main
 from bot.storage.store import ChatInfo, Store, UserInfo
@@ -39,12 +40,18 @@ async def test_out_of_scope_in_review_makes_the_bot_fall_back_after_retrain(
     telegram_bot: TelegramBot,
 ) -> None:
     bot = telegram_bot
+    none_of_these = messages.text("none_of_these", "en")
     for wording in OPENING_HOURS:
         await bot.tg.send_text(bot.user, wording)
-        answer = await bot.tg.next_reply(bot.user)
-        if answer.buttons:  # answered: the user says it is wrong, so it is reviewed too
-            await bot.tg.press_button(bot.user, answer, text="👎")
+        reply = await bot.tg.next_reply(bot.user)
+        labels = [button["text"] for button in reply.buttons]
+        if "👎" in labels:  # answered: the user says it is wrong, so it is reviewed too
+            await bot.tg.press_button(bot.user, reply, text="👎")
             await bot.tg.next_reply(bot.user)  # the prompt for a better answer
+        elif none_of_these in labels:  # "did you mean": none of the offered answers
+            since = len(bot.tg.calls)
+            await bot.tg.press_button(bot.user, reply, text=none_of_these)
+            await bot.tg.wait_for(lambda c: c.method == "editMessageText", since=since)
 
     [group, *others] = await bot.app.learning.review_queue()
     await bot.tg.send_command(bot.admin, "/review")
@@ -58,13 +65,15 @@ async def test_out_of_scope_in_review_makes_the_bot_fall_back_after_retrain(
         i.question for i in others
     ]
 
+    retrain_calls = len(bot.tg.calls)
     await bot.tg.send_command(bot.admin, "/retrain force")
     status = await bot.tg.next_reply(bot.admin)
     verdict = await bot.tg.next_reply(bot.admin, timeout=600)
     assert "is live" in verdict.text, verdict.text
     # The data report was shown before training, and stays above the progress line.
     assert status.text.startswith("data: ") and status.text.endswith("Training finished.")
-    edits = [c.params["text"] for c in bot.tg.calls if c.method == "editMessageText"]
+    calls = bot.tg.calls[retrain_calls:]
+    edits = [c.params["text"] for c in calls if c.method == "editMessageText"]
     assert edits[0].startswith("data: ") and edits[0].endswith("Training…"), edits
 
     asked_in_group = [w for w in OPENING_HOURS if match_key(w) in group.wordings]
