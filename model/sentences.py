@@ -14,8 +14,10 @@ model asks it only about the questions its other members are unsure of.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,15 @@ def sentence_vectors(texts: Sequence[str]) -> np.ndarray:
 
 # Rows of a model's language centers (language_centers).
 OTHER_LANGUAGES, CHINESE = 0, 1
+# The language centers of the bundled out-of-scope questions (model/negatives.py): everyday
+# questions in both languages, whatever the FAQ. Computed once, shipped (reading them is free,
+# encoding the questions takes a training 1.6 s): `python -m model.sentences` writes them again
+# after those questions or the encoder change (tests/model/test_sentences.py checks them).
+BUNDLED_CENTERS = Path(__file__).resolve().parent / "data" / "language_centers.npy"
+
+
+def bundled_language_centers() -> np.ndarray:
+    return np.load(BUNDLED_CENTERS)
 
 
 def language_centers(vectors: np.ndarray, texts: Sequence[str]) -> np.ndarray:
@@ -92,12 +103,12 @@ def language_centered(
 
 class VectorCache:
     """Sentence vectors of the texts of one training, each encoded once: the cross-validation
-    folds and the final fit share most of their questions. centers: the language centers the
-    training's sentence models use (language_centers of some neutral texts)."""
+    folds and the final fit share most of their questions. centers: the language centers its
+    sentence models use."""
 
-    def __init__(self, neutral_texts: Sequence[str] = ()) -> None:
+    def __init__(self, centers: np.ndarray | None = None) -> None:
         self._vectors: dict[str, np.ndarray] = {}
-        self.centers = language_centers(self(neutral_texts), neutral_texts)
+        self.centers = centers
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
@@ -109,3 +120,17 @@ class VectorCache:
 
     def centered(self, texts: Sequence[str]) -> np.ndarray:
         return language_centered(self(texts), texts, self.centers)
+
+
+def main() -> int:
+    """Write BUNDLED_CENTERS from the bundled out-of-scope questions."""
+    from model.negatives import bundled_negatives
+
+    texts = [pair.question for pair in bundled_negatives()]
+    np.save(BUNDLED_CENTERS, language_centers(sentence_vectors(texts), texts))
+    print(f"wrote the language centers of {len(texts)} questions to {BUNDLED_CENTERS.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

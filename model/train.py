@@ -68,7 +68,7 @@ from model.predictor import (
     without_oos,
 )
 from model.registry import ModelRegistry
-from model.sentences import VectorCache
+from model.sentences import VectorCache, bundled_language_centers
 from model.suggestions import (
     SuggestionRule,
     choose_suggestion_rule,
@@ -214,9 +214,7 @@ def train(
     held_pairs: list[list[QAPair]] = []  # the questions of each held_out
     vectors = None
     if config.sentence_shares:
-        # The bundled out-of-scope questions: everyday questions in both languages, whatever
-        # the FAQ; their centers are the languages' (model/sentences.py).
-        vectors = VectorCache([p.question for p in bundled_negatives()])
+        vectors = VectorCache(bundled_language_centers())
     # On a large set the sentence model takes the linear model's place: they answer about as
     # well as either with the network (decision 0013), and the linear model costs a fifth of
     # the training there.

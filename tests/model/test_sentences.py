@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from model.datasets import QAPair
+from model.negatives import bundled_negatives
 from model.predictor import (
     META_FILE,
     WEIGHTS_FILE,
@@ -22,6 +23,7 @@ from model.sentences import (
     OTHER_LANGUAGES,
     VECTOR_SIZE,
     VectorCache,
+    bundled_language_centers,
     language_centered,
     language_centers,
     sentence_vectors,
@@ -138,3 +140,10 @@ def test_each_language_is_centered_on_its_own_mean() -> None:
     np.testing.assert_allclose(centered[2], -centered[3], atol=1e-5)
     assert not language_centers(vectors[:2], texts[:2])[CHINESE].any()  # no Chinese: no center
     np.testing.assert_array_equal(language_centered(vectors, texts, None), vectors)
+
+
+def test_the_shipped_language_centers_are_those_of_the_bundled_questions() -> None:
+    texts = [pair.question for pair in bundled_negatives()]
+    fresh = language_centers(sentence_vectors(texts), texts)
+    # If this fails, the bundled questions or the encoder changed: `python -m model.sentences`.
+    np.testing.assert_allclose(bundled_language_centers(), fresh, atol=1e-4)
