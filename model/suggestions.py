@@ -21,7 +21,9 @@ MAX_SUGGESTIONS = 3
 MIN_SUGGESTION_PROBABILITY = 0.02
 # What choose_suggestion_rule aims at: the right answer given or among the buttons for this
 # share of the in-scope validation questions, with buttons on at most MAX_SUGGESTED_RATE of them.
-TARGET_ANSWERED_OR_SUGGESTED = 0.97
+# Half a point above the 97 % wanted of new questions, which the rule has not seen (on CLINC150
+# it costs buttons on 7.5 % of the questions rather than 4.4 %: decision 0013).
+TARGET_ANSWERED_OR_SUGGESTED = 0.975
 MAX_SUGGESTED_RATE = 0.10
 _BELOW_GRID = np.round(np.arange(0.05, 1.0001, 0.05), 2)
 _MASS_GRID = np.round(np.arange(0.05, 1.0001, 0.05), 2)
