@@ -4,7 +4,8 @@ process at a time (replicas may start together on a fresh database)."""
 import asyncio
 import contextlib
 import fcntl
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
 
 from alembic import context
@@ -73,8 +74,23 @@ def sqlite_file_lock(url: str) -> Iterator[None]:
         yield
 
 
+def run_until_drivers_stop(migrating: Coroutine[None, None, None]) -> None:
+    """asyncio.run, but the loop closes only once the SQLite driver's threads have ended: when
+    a database cannot be opened, aiosqlite stops its thread with a call back into the loop that
+    it does not wait for, and a closed loop makes that call print a traceback."""
+    before = set(threading.enumerate())
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(migrating)
+    finally:
+        for thread in set(threading.enumerate()) - before:
+            if "_connection_worker_thread" in thread.name:  # aiosqlite's
+                thread.join(timeout=10)
+        loop.close()
+
+
 if context.is_offline_mode():
     run_migrations_offline()
 else:
     with sqlite_file_lock(database_url()):
-        asyncio.run(run_migrations_online())
+        run_until_drivers_stop(run_migrations_online())
