@@ -215,9 +215,9 @@ def train(
     vectors = None
     if config.sentence_shares:
         vectors = VectorCache(bundled_language_centers())
-    # On a large set the sentence model takes the linear model's place: they answer about as
-    # well as either with the network (decision 0013), and the linear model costs a fifth of
-    # the training there.
+    # On a large set the sentence model takes the linear model's place: the network with the
+    # sentence model answers as well as with both (decision 0013), and the linear model costs a
+    # fifth of the training there.
     with_linear = config.linear_share > 0.0 and (
         vectors is None or len(pairs) < MIN_PAIRS_FOR_PRUNING
     )
@@ -275,7 +275,7 @@ def train(
         "margin": rule.margin,
         "temperature": round(temperatures.network, 4),
         "gate_temperature": round(temperatures.gate, 4),
-        "linear_temperature": (round(temperatures.linear, 4) if final.linear is not None else None),
+        "linear_temperature": round(temperatures.linear, 4) if final.linear is not None else None,
         "sentence_temperature": (
             round(temperatures.sentence, 4) if final.sentence is not None else None
         ),
@@ -734,7 +734,10 @@ def _choose_fallback(
         shares = list(itertools.product(config.sentence_shares, config.sentence_gate_shares))
     rule, mixture, figures = max(
         (at_shares(*pair) for pair in shares),
-        key=lambda chosen: (_nan_low(chosen[2]["in_scope_accuracy"]), chosen[2]["oos_recall"]),
+        key=lambda chosen: (
+            _nan_low(chosen[2]["in_scope_accuracy"]),
+            _nan_low(chosen[2]["oos_recall"]),
+        ),
     )
     gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
     suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
