@@ -83,13 +83,7 @@ def held_out_record(
     oos_class = classes.index(None) if None in classes else None
     answers: dict[tuple[str, str], str] = {}
     for held, pairs in zip(held_out, held_pairs, strict=True):
-        sentence = held.sentence_scores
-        gate, probs = mixture.probabilities(
-            held.logits,
-            held.linear_scores,
-            None if sentence is None else sentence.__getitem__,
-            oos_class,
-        )
+        gate, probs = held.probabilities(mixture, oos_class)
         decision = decide(probs, oos_class, rule.threshold, rule.margin, gate)
         judged = (held.labels >= 0) | (held.labels == OUT_OF_SCOPE)
         for row in np.flatnonzero(judged).tolist():

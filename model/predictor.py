@@ -7,6 +7,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -416,8 +417,9 @@ class AnswerModel:
     def sentence(self) -> SentenceModel | None:
         return self.weights().sentence
 
-    @property
+    @cached_property
     def mixture(self) -> Mixture:
+        """How the members make the probabilities (read from the meta once, with the weights)."""
         meta = self.meta
         with_sentences = self.sentence is not None
         return Mixture(

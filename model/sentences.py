@@ -111,11 +111,11 @@ class VectorCache:
         self.centers = centers
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return sentence_vectors(texts)
         missing = list(dict.fromkeys(t for t in texts if t not in self._vectors))
         if missing:
             self._vectors.update(zip(missing, sentence_vectors(missing), strict=True))
-        if not texts:
-            return np.zeros((0, VECTOR_SIZE), dtype=np.float32)
         return np.stack([self._vectors[t] for t in texts])
 
     def centered(self, texts: Sequence[str]) -> np.ndarray:

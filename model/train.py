@@ -685,6 +685,34 @@ class HeldOut:
     labels: np.ndarray
     sentence_scores: np.ndarray | None = None
 
+    @classmethod
+    def joined(cls, held_out: Sequence[HeldOut]) -> HeldOut:
+        """The folds' held-out questions as one set (a member's scores where every fold has
+        them)."""
+
+        def scores_of(parts: list[np.ndarray | None]) -> np.ndarray | None:
+            present = [part for part in parts if part is not None]
+            return np.concatenate(present) if len(present) == len(parts) else None
+
+        return cls(
+            np.concatenate([h.logits for h in held_out]),
+            scores_of([h.linear_scores for h in held_out]),
+            np.concatenate([h.labels for h in held_out]),
+            scores_of([h.sentence_scores for h in held_out]),
+        )
+
+    def probabilities(
+        self, mixture: Mixture, oos_class: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(gate, answer probabilities) of these questions under mixture."""
+        sentence = self.sentence_scores
+        return mixture.probabilities(
+            self.logits,
+            self.linear_scores,
+            None if sentence is None else sentence.__getitem__,
+            oos_class,
+        )
+
 
 def _held_out(fitted: Fitted, held: LabelledSet, vectors: VectorCache | None) -> HeldOut:
     features = fitted.featurizer.transform(held.questions)
@@ -700,37 +728,34 @@ def _choose_fallback(
 ) -> tuple[FallbackRule, Mixture, dict, SuggestionRule]:
     """(rule, mixture, figures at the rule, "did you mean" rule) on the held-out questions of
     every fold together."""
-    labels = np.concatenate([h.labels for h in held_out])
+    held = HeldOut.joined(held_out)
+    logits, labels = held.logits, held.labels
     targets = _targets(labels, oos_class)
-    logits = np.concatenate([h.logits for h in held_out])
     temperature = fit_temperature(logits, targets)
-    linear_scores, linear_temperature, linear_share = None, 1.0, 0.0
-    if all(h.linear_scores is not None for h in held_out):
-        linear_scores = np.concatenate([h.linear_scores for h in held_out])
-        linear_temperature = fit_temperature(linear_scores, targets)
+    linear_temperature, linear_share = 1.0, 0.0
+    if held.linear_scores is not None:
+        linear_temperature = fit_temperature(held.linear_scores, targets)
         linear_share = config.linear_share
-    sentence_scores, sentence_temperature = None, 1.0
-    if all(h.sentence_scores is not None for h in held_out):
-        sentence_scores = np.concatenate([h.sentence_scores for h in held_out])
-        sentence_temperature = fit_temperature(sentence_scores, targets)
+    sentence_temperature = 1.0
+    if held.sentence_scores is not None:
+        sentence_temperature = fit_temperature(held.sentence_scores, targets)
     temperatures = Temperatures(temperature, temperature, linear_temperature, sentence_temperature)
-    rows_of = None if sentence_scores is None else sentence_scores.__getitem__
 
     def at_shares(sentence_share: float, gate_share: float) -> tuple[FallbackRule, Mixture, dict]:
         mixture = Mixture(
             temperatures, linear_share, sentence_share, gate_share, config.sentence_below
         )
-        _, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
+        _, probs = held.probabilities(mixture, oos_class)
         gate_temperature = choose_gate_temperature(
             logits, probs, labels, oos_class, config.target_oos_recall, temperature
         )
         mixture = replace(mixture, temperatures=replace(temperatures, gate=gate_temperature))
-        gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
+        gate, probs = held.probabilities(mixture, oos_class)
         rule = choose_rule(probs, labels, oos_class, config.target_oos_recall, gate)
         return rule, mixture, scores(probs, labels, oos_class, rule, gate)
 
     shares = [(0.0, 0.0)]
-    if sentence_scores is not None:
+    if held.sentence_scores is not None:
         shares = list(itertools.product(config.sentence_shares, config.sentence_gate_shares))
     rule, mixture, figures = max(
         (at_shares(*pair) for pair in shares),
@@ -739,7 +764,7 @@ def _choose_fallback(
             _nan_low(chosen[2]["oos_recall"]),
         ),
     )
-    gate, probs = mixture.probabilities(logits, linear_scores, rows_of, oos_class)
+    gate, probs = held.probabilities(mixture, oos_class)
     suggestion_rule, suggested = _suggestions(probs, gate, labels, oos_class, rule)
     return rule, mixture, {**figures, **suggested}, suggestion_rule
 
